@@ -1,0 +1,85 @@
+"""Measures used by tests, benchmarks and the app: seam visibility, map consistency, distribution distances."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .material import MAP_NAMES, Material, normal_from_height
+
+
+def _as_hwc(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x[..., None] if x.ndim == 2 else x
+
+
+def seam_score(image: np.ndarray, axis: int) -> float:
+    """How visible the wrap-around seam of one map is along `axis` (0: top/bottom edge, 1: left/right edge).
+
+    The mean absolute difference across the wrapped edge divided by the *largest* mean absolute difference
+    between adjacent interior rows (columns). Comparing with the largest interior edge, not the average one,
+    keeps structure aligned with the border from counting as a seam: a periodic brick grid whose mortar line
+    sits on row 0 scores 1.0, a seamless sinusoid 1.0, smooth non-periodic noise about 3.5, a ramp its height.
+    About 1 or below: the seam is no more visible than the texture's own strongest edge.
+    """
+    x = _as_hwc(image)
+    if axis not in (0, 1):
+        raise ValueError(f"axis must be 0 or 1, got {axis!r}")
+    if x.shape[axis] < 3:
+        raise ValueError(f"map is too small along axis {axis}: {x.shape[:2]}")
+    x = np.moveaxis(x, axis, 0)  # (N, M, C): rows along the chosen axis
+    interior = np.abs(np.diff(x, axis=0)).mean(axis=(1, 2))  # (N-1,)
+    wrap = float(np.abs(x[0] - x[-1]).mean())
+    largest = float(interior.max())
+    if largest < 1e-12:
+        return 0.0 if wrap < 1e-12 else float("inf")
+    return wrap / largest
+
+
+def seam_scores(material: Material) -> dict[str, tuple[float, float]]:
+    """Seam score of every map: {map name: (vertical seam, horizontal seam)}."""
+    return {name: (seam_score(arr, 0), seam_score(arr, 1)) for name, arr in material.maps().items()}
+
+
+def max_seam_score(material: Material) -> float:
+    """The worst seam over all maps and both axes."""
+    return max(max(pair) for pair in seam_scores(material).values())
+
+
+def normal_height_agreement(material: Material, strength: float | None = None) -> float:
+    """Cosine similarity between the normal map and the normal derived from the height map, averaged.
+
+    With `strength=None` the height scale that fits best (among a coarse sweep) is used, since materials
+    differ in how deep their relief is. 1.0 means the two agree everywhere.
+    """
+    height = torch.from_numpy(material.height)[None, None]
+    normal = torch.from_numpy(material.normal).permute(2, 0, 1)[None]
+    strengths = [strength] if strength is not None else [0.25, 0.5, 1, 2, 4, 8, 16, 32]
+    best = -1.0
+    for s in strengths:
+        derived = normal_from_height(height, s)
+        best = max(best, float((derived * normal).sum(dim=1).mean()))
+    return best
+
+
+def wasserstein_1d(a: np.ndarray, b: np.ndarray, n_quantiles: int = 256) -> float:
+    """Earth mover's distance between two 1-D value distributions, via their quantile functions."""
+    q = np.linspace(0.0, 1.0, n_quantiles)
+    return float(np.abs(np.quantile(np.ravel(a), q) - np.quantile(np.ravel(b), q)).mean())
+
+
+def map_distribution_distance(generated: list[Material], reference: list[Material]) -> dict[str, float]:
+    """Per-map distance between two sets of materials: 1-D Wasserstein distance of pixel values, per channel.
+
+    Basecolor is compared per RGB channel, the normal by its X and Y components, the others directly; each map's
+    number is the mean over its channels. Used by the semi-supervised and student benchmarks.
+    """
+    if not generated or not reference:
+        raise ValueError("both material lists must be non-empty")
+    out: dict[str, float] = {}
+    for name in MAP_NAMES:
+        gen = np.concatenate([_as_hwc(getattr(m, name)).reshape(-1, 3 if name in ("basecolor", "normal") else 1) for m in generated])
+        ref = np.concatenate([_as_hwc(getattr(m, name)).reshape(-1, gen.shape[-1]) for m in reference])
+        channels = range(2) if name == "normal" else range(gen.shape[-1])
+        out[name] = float(np.mean([wasserstein_1d(gen[..., c], ref[..., c]) for c in channels]))
+    return out

@@ -1,0 +1,516 @@
+"""`StableMaterialsPipeline`: text or image prompt -> tileable PBR `Material`s with latent diffusion."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Union
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, DiffusionPipeline, LCMScheduler, UNet2DConditionModel
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+
+from .conditioning import ImageLike, encode_images, encode_text, is_image_prompt, load_image_prompt
+from .material import Material, unpack_model_channels
+from .tiling import TilingState, enable_feature_rolling, tiling
+
+logger = logging.getLogger(__name__)
+
+PromptInput = Union[str, ImageLike, list]
+OUTPUT_TYPES = ("material", "pil", "np", "pt", "latent")
+STUDENT_SUBFOLDER = "unet_lcm"
+
+
+def guidance_scale_embedding(w: torch.Tensor, embedding_dim: int) -> torch.Tensor:
+    """Sinusoidal embedding of the guidance weight (LCM, Luo et al. 2023, arXiv 2310.04378): (B,) -> (B, D)."""
+    w = w.float() * 1000.0
+    half = embedding_dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=w.device) / (half - 1))
+    args = w[:, None] * freqs[None, :]  # (B, half)
+    emb = torch.cat([torch.sin(args), torch.cos(args)], dim=1)
+    if embedding_dim % 2 == 1:
+        emb = torch.nn.functional.pad(emb, (0, 1))
+    return emb
+
+
+@dataclass
+class StableMaterialsPipelineOutput(BaseOutput):
+    """`images`: a list of `Material` (output_type "material"), of dicts of PIL images ("pil"), a (B, H, W, 9)
+    array ("np"), a (B, 9, H, W) tensor ("pt") with maps in [0, 1] (normal encoded 0.5 n + 0.5), or latents."""
+
+    images: Any
+
+
+class StableMaterialsPipeline(DiffusionPipeline):
+    """Latent diffusion for PBR materials (StableMaterials, Vecchio 2024, arXiv 2406.09293).
+
+    Components: `vae` (AutoencoderKL, 9 channels in and out), `unet` (UNet2DConditionModel conditioned on a single
+    embedding token), `scheduler`, `text_encoder` + `tokenizer`, and optionally `vision_encoder` (CLIP vision
+    with projection) + `processor` for image prompts. A UNet with `time_cond_proj_dim` is a latent-consistency
+    student: the guidance scale is embedded and classifier-free guidance is off.
+    """
+
+    model_cpu_offload_seq = "text_encoder->vision_encoder->unet->vae"
+    _optional_components = ["vision_encoder", "processor"]
+
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        unet: UNet2DConditionModel,
+        scheduler,
+        text_encoder: torch.nn.Module,
+        tokenizer,
+        vision_encoder: torch.nn.Module | None = None,
+        processor=None,
+    ) -> None:
+        super().__init__()
+        self.register_modules(
+            vae=vae,
+            unet=unet,
+            scheduler=scheduler,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
+            vision_encoder=vision_encoder,
+            processor=processor,
+        )
+        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        enable_feature_rolling(self.unet)
+        enable_feature_rolling(self.vae)
+
+    # ------------------------------------------------------------------------------------------
+    # Loading
+    # ------------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *,
+        student: bool = False,
+        torch_dtype: torch.dtype | None = None,
+        allow_pickle: bool = False,
+        local_files_only: bool | None = None,
+        **components: Any,
+    ) -> "StableMaterialsPipeline":
+        """Load a pipeline folder: the published StableMaterials layout as it is, or one saved by `save_pretrained`.
+
+        Each component is built from its own folder with the class `model_index.json` names; no code from the
+        folder is run (a `pipeline.py` beside the weights is ignored). `student=True` takes the UNet from the
+        `unet_lcm` folder and uses `LCMScheduler`. Weights load from safetensors only unless `allow_pickle=True`.
+        A path that is not a local folder is a hub id and is downloaded (unless `local_files_only`).
+        Keyword arguments named like components replace them (`unet=my_unet`).
+        """
+        folder = Path(pretrained_model_name_or_path)
+        if not folder.is_dir():
+            if local_files_only or os.environ.get("HF_HUB_OFFLINE") == "1" or "/" not in str(pretrained_model_name_or_path):
+                raise ValueError(f"model {str(pretrained_model_name_or_path)!r} is not a folder (and hub access is off)")
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(str(pretrained_model_name_or_path)))
+        index_path = folder / "model_index.json"
+        if not index_path.is_file():
+            raise ValueError(f"{folder} is not a pipeline folder: it has no model_index.json")
+        try:
+            index = json.loads(index_path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{index_path} is not valid JSON: {e}") from e
+
+        unknown = set(components) - set(inspect.signature(cls.__init__).parameters)
+        if unknown:
+            raise TypeError(f"unexpected keyword arguments for from_pretrained: {sorted(unknown)}")
+        loaded: dict[str, Any] = {}
+        for name in inspect.signature(cls.__init__).parameters:
+            if name == "self":
+                continue
+            if name in components:
+                loaded[name] = components[name]
+                continue
+            subfolder = STUDENT_SUBFOLDER if (name == "unet" and student) else name
+            entry = index.get(name)
+            if name == "unet" and student:
+                entry = entry or ["diffusers", "UNet2DConditionModel"]
+            if not entry or entry[0] is None or entry[1] is None:
+                loaded[name] = None
+                continue
+            loaded[name] = _load_component(entry[0], entry[1], folder / subfolder, torch_dtype, allow_pickle)
+        if student:
+            loaded["scheduler"] = LCMScheduler.from_config(loaded["scheduler"].config)
+        missing = [n for n in ("vae", "unet", "scheduler", "text_encoder", "tokenizer") if loaded.get(n) is None]
+        if missing:
+            raise ValueError(f"{folder} lacks required components: {', '.join(missing)}")
+        pipe = cls(**loaded)
+        pipe.register_to_config(_name_or_path=str(pretrained_model_name_or_path))
+        return pipe
+
+    # ------------------------------------------------------------------------------------------
+    # Properties
+    # ------------------------------------------------------------------------------------------
+    @property
+    def is_student(self) -> bool:
+        """True when the UNet embeds the guidance scale (a latent-consistency student)."""
+        return getattr(self.unet.config, "time_cond_proj_dim", None) is not None
+
+    @property
+    def default_num_inference_steps(self) -> int:
+        return 4 if self.is_student else 50
+
+    # ------------------------------------------------------------------------------------------
+    # Steps of __call__
+    # ------------------------------------------------------------------------------------------
+    def check_inputs(
+        self,
+        prompt: PromptInput | None,
+        image: ImageLike | list | None,
+        height: int,
+        width: int,
+        num_inference_steps: int,
+        guidance_scale: float,
+        num_images_per_prompt: int,
+        output_type: str,
+        tileable_start: float,
+        prompt_embeds: torch.Tensor | None,
+        negative_prompt_embeds: torch.Tensor | None,
+    ) -> None:
+        if prompt is None and image is None and prompt_embeds is None:
+            raise ValueError("give a prompt, an image or prompt_embeds")
+        if prompt is not None and image is not None:
+            raise ValueError("give either prompt or image, not both (a list passed as prompt may mix text and images)")
+        if prompt_embeds is not None and (prompt is not None or image is not None):
+            raise ValueError("give either prompt_embeds or a prompt/image, not both")
+        if prompt_embeds is not None and (prompt_embeds.ndim != 3 or prompt_embeds.shape[1] != 1):
+            raise ValueError(f"prompt_embeds must have shape (B, 1, D), got {tuple(prompt_embeds.shape)}")
+        if negative_prompt_embeds is not None and prompt_embeds is not None:
+            if negative_prompt_embeds.shape != prompt_embeds.shape:
+                raise ValueError(
+                    f"negative_prompt_embeds has shape {tuple(negative_prompt_embeds.shape)}, "
+                    f"prompt_embeds {tuple(prompt_embeds.shape)}"
+                )
+        for item in prompt if isinstance(prompt, list) else [prompt]:
+            if item is None and prompt is not None:
+                raise ValueError("prompt list contains None")
+            if isinstance(item, str) and not item.strip():
+                raise ValueError("prompt is empty; give some text or an image")
+        if isinstance(prompt, list) and not prompt:
+            raise ValueError("prompt is an empty list")
+        f = self.vae_scale_factor
+        for label, value in (("height", height), ("width", width)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0 or value % 8 or value % f:
+                raise ValueError(f"{label} must be a positive multiple of {max(8, f)}, got {value!r}")
+        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}")
+        if not isinstance(guidance_scale, (int, float)) or not math.isfinite(guidance_scale) or guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be a finite number >= 0, got {guidance_scale!r}")
+        if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
+            raise ValueError(f"num_images_per_prompt must be a positive integer, got {num_images_per_prompt!r}")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}")
+        if not 0.0 <= tileable_start <= 1.0:
+            raise ValueError(f"tileable_start must be in [0, 1], got {tileable_start!r}")
+
+    def _prompt_list(self, prompt: PromptInput | None, image: ImageLike | list | None) -> list:
+        """Normalise prompt/image arguments to one list whose items are str (text) or PIL images."""
+        items = prompt if prompt is not None else image
+        items = list(items) if isinstance(items, (list, tuple)) else [items]
+        out = []
+        for item in items:
+            if isinstance(item, str) and prompt is not None:
+                out.append(item)
+            elif isinstance(item, str) or is_image_prompt(item):
+                out.append(load_image_prompt(item))
+            else:
+                raise TypeError(f"a prompt must be text or an image, got {type(item).__name__}")
+        return out
+
+    def _encode_items(self, items: list, device: torch.device) -> torch.Tensor:
+        """Mixed list of str / PIL -> (B, D), keeping order; texts and images are each encoded in one batch."""
+        texts = [(i, x) for i, x in enumerate(items) if isinstance(x, str)]
+        images = [(i, x) for i, x in enumerate(items) if not isinstance(x, str)]
+        parts: dict[int, torch.Tensor] = {}
+        if texts:
+            emb = encode_text(self.text_encoder, self.tokenizer, [t for _, t in texts], device)
+            parts.update({i: e for (i, _), e in zip(texts, emb)})
+        if images:
+            if self.vision_encoder is None or self.processor is None:
+                raise ValueError("this model has no vision encoder, so it takes text prompts only")
+            emb = encode_images(self.vision_encoder, self.processor, [im for _, im in images], device)
+            parts.update({i: e for (i, _), e in zip(images, emb)})
+        return torch.stack([parts[i] for i in range(len(items))])
+
+    @torch.no_grad()
+    def encode_prompt(
+        self,
+        items: list,
+        device: torch.device,
+        num_images_per_prompt: int,
+        do_classifier_free_guidance: bool,
+        negative_prompt: PromptInput | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Prompts -> (B * n, 1, D) embeddings, and the negative ones when guidance is on.
+
+        The default negative is the embedding of a black image when a vision encoder exists (the published model
+        was trained with it as its unconditional input), otherwise of the empty text.
+        """
+        embeds = self._encode_items(items, device)  # (B, D)
+        negative = None
+        if do_classifier_free_guidance:
+            if negative_prompt is None:
+                if self.vision_encoder is not None and self.processor is not None:
+                    neg_items = [load_image_prompt(np.zeros((224, 224, 3), np.uint8))]
+                else:
+                    neg_items = [""]
+            else:
+                neg_items = self._prompt_list(negative_prompt, None)
+            neg = self._encode_items(neg_items, device) if neg_items != [""] else self._encode_empty(device)
+            if neg.shape[0] == 1:
+                neg = neg.expand(len(items), -1)
+            elif neg.shape[0] != len(items):
+                raise ValueError(f"negative_prompt has {neg.shape[0]} items but prompt has {len(items)}")
+            negative = neg.repeat_interleave(num_images_per_prompt, dim=0).unsqueeze(1)
+        embeds = embeds.repeat_interleave(num_images_per_prompt, dim=0).unsqueeze(1)
+        return embeds, negative
+
+    def _encode_empty(self, device: torch.device) -> torch.Tensor:
+        return encode_text(self.text_encoder, self.tokenizer, [""], device)
+
+    def prepare_latents(
+        self,
+        batch_size: int,
+        height: int,
+        width: int,
+        dtype: torch.dtype,
+        device: torch.device,
+        generator: torch.Generator | list[torch.Generator] | None,
+        latents: torch.Tensor | None,
+        init_noise_sigma: float,
+    ) -> torch.Tensor:
+        shape = (batch_size, self.unet.config.in_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
+        if isinstance(generator, list) and len(generator) != batch_size:
+            raise ValueError(f"got {len(generator)} generators for a batch of {batch_size}")
+        if latents is None:
+            latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        elif tuple(latents.shape) != shape:
+            raise ValueError(f"latents have shape {tuple(latents.shape)}, expected {shape}")
+        else:
+            latents = latents.to(device=device, dtype=dtype)
+        return latents * init_noise_sigma
+
+    def decode_latents(self, latents: torch.Tensor, tileable: bool, window: int | None, roll_generator) -> torch.Tensor:
+        """Latents -> (B, 9, H, W) in model space; circular padding makes a tileable latent decode seamlessly."""
+        scaling = self.vae.config.scaling_factor
+        shift = getattr(self.vae.config, "shift_factor", None) or 0.0
+        z = latents.to(self.vae.dtype) / scaling + shift
+        state = TilingState(circular=tileable, window=window, latent_hw=tuple(z.shape[-2:]), generator=roll_generator)
+        with tiling(state):
+            return self.vae.decode(z).sample
+
+    def _make_output(self, decoded: torch.Tensor, output_type: str, metadata: list[dict]):
+        maps = unpack_model_channels(decoded)  # [0, 1], normal in [-1, 1]
+        if output_type in ("np", "pt"):
+            stack = torch.cat([maps["basecolor"], maps["normal"] * 0.5 + 0.5, maps["height"], maps["roughness"], maps["metallic"]], dim=1)
+            return stack.cpu() if output_type == "pt" else stack.permute(0, 2, 3, 1).cpu().numpy()
+        materials = [
+            Material.from_tensors({k: v[i] for k, v in maps.items()}, metadata[i]) for i in range(decoded.shape[0])
+        ]
+        return materials if output_type == "material" else [m.to_pil() for m in materials]
+
+    # ------------------------------------------------------------------------------------------
+    # Generation
+    # ------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: PromptInput | None = None,
+        image: ImageLike | list | None = None,
+        negative_prompt: PromptInput | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float = 7.5,
+        num_images_per_prompt: int = 1,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        tileable: bool = False,
+        tileable_start: float = 0.25,
+        patched: bool = False,
+        output_type: str = "material",
+        return_dict: bool = True,
+        callback_on_step_end: Callable[["StableMaterialsPipeline", int, Any, dict], dict | None] | None = None,
+    ) -> StableMaterialsPipelineOutput | tuple:
+        """Generate materials.
+
+        Args:
+            prompt: text, an image (PIL / array / tensor; a PIL image here works as in the published pipeline), or
+                a list mixing both.
+            image: image prompt(s) (PIL, array, tensor or file path); use instead of `prompt`.
+            negative_prompt: what to steer away from (text or image); default: black image / empty text.
+            height, width: output size in pixels, multiples of 8 (default: the model's training size).
+            num_inference_steps: default 50, or 4 for a latent-consistency student.
+            guidance_scale: classifier-free guidance weight (embedded as w - 1 for a student).
+            tileable: seamless output ("features rolling": circular convolutions from `tileable_start` of the
+                schedule on, and a wrapped decode).
+            patched: self-attention in rolled windows of the training size, for sizes above it: memory grows with
+                the pixel count, not its square.
+            output_type: "material" (list of `Material`), "pil" (dicts of PIL images), "np", "pt", "latent".
+            callback_on_step_end: called as f(pipe, step, timestep, {"latents": ...}); may return new latents.
+        """
+        # 0. Defaults
+        sample = self.unet.config.sample_size
+        sample = sample[0] if isinstance(sample, (list, tuple)) else sample
+        height = height if height is not None else sample * self.vae_scale_factor
+        width = width if width is not None else sample * self.vae_scale_factor
+        if num_inference_steps is None:
+            num_inference_steps = self.default_num_inference_steps
+
+        # 1. Check inputs
+        self.check_inputs(
+            prompt, image, height, width, num_inference_steps, guidance_scale, num_images_per_prompt,
+            output_type, tileable_start, prompt_embeds, negative_prompt_embeds,
+        )  # fmt: skip
+        device = self._execution_device
+        student = self.is_student
+        do_cfg = (not student) and guidance_scale > 1.0
+
+        # 2. Encode the prompts
+        if prompt_embeds is None:
+            items = self._prompt_list(prompt, image)
+            prompt_embeds, negative_embeds = self.encode_prompt(
+                items, device, num_images_per_prompt, do_cfg, negative_prompt
+            )
+            labels = [x if isinstance(x, str) else "<image>" for x in items]
+        else:
+            items = None
+            prompt_embeds = prompt_embeds.to(device).repeat_interleave(num_images_per_prompt, dim=0)
+            negative_embeds = negative_prompt_embeds
+            if do_cfg and negative_embeds is None:
+                negative_embeds = self._encode_empty(device).unsqueeze(1).expand_as(prompt_embeds)
+            elif negative_embeds is not None:
+                negative_embeds = negative_embeds.to(device).repeat_interleave(num_images_per_prompt, dim=0)
+            labels = ["<embedding>"] * (prompt_embeds.shape[0] // num_images_per_prompt)
+        batch_size = prompt_embeds.shape[0]
+        dtype = self.unet.dtype
+        prompt_embeds = prompt_embeds.to(dtype)
+        if do_cfg:
+            unet_embeds = torch.cat([negative_embeds.to(dtype), prompt_embeds])
+        else:
+            unet_embeds = prompt_embeds
+
+        # 3. Timesteps: a private scheduler instance per call, so concurrent calls never share its state.
+        scheduler_cls = LCMScheduler if (student and not isinstance(self.scheduler, LCMScheduler)) else type(self.scheduler)
+        scheduler = scheduler_cls.from_config(self.scheduler.config)
+        scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = scheduler.timesteps
+
+        # 4. Latents
+        latents = self.prepare_latents(
+            batch_size, height, width, dtype, device, generator, latents, scheduler.init_noise_sigma
+        )
+        gen0 = generator[0] if isinstance(generator, list) else generator
+        roll_generator = torch.Generator().manual_seed((gen0.initial_seed() if gen0 is not None else torch.seed()) ^ 0x5EED)
+        window = sample if patched else None
+        latent_hw = tuple(latents.shape[-2:])
+        if tileable and any(s % 2 ** (len(self.unet.config.block_out_channels) - 1) for s in latent_hw):
+            logger.warning(
+                "tileable output at %dx%d: the latent size %s is not divisible by the UNet's downsampling, so the "
+                "deepest features cannot wrap exactly", width, height, latent_hw,
+            )  # fmt: skip
+
+        # 5. Guidance embedding for a student (LCM): w - 1, as the published unet_lcm was trained.
+        timestep_cond = None
+        if student:
+            w = torch.full((batch_size,), guidance_scale - 1.0, device=device)
+            timestep_cond = guidance_scale_embedding(w, self.unet.config.time_cond_proj_dim).to(device, dtype)
+
+        # 6. Denoising loop
+        tile_from = int(round(tileable_start * len(timesteps)))
+        with self.progress_bar(total=len(timesteps)) as progress:
+            for i, t in enumerate(timesteps):
+                state = TilingState(
+                    circular=tileable and i >= tile_from, window=window, latent_hw=latent_hw, generator=roll_generator
+                )
+                latent_in = torch.cat([latents] * 2) if do_cfg else latents
+                latent_in = scheduler.scale_model_input(latent_in, t)
+                with tiling(state):
+                    noise_pred = self.unet(
+                        latent_in, t, encoder_hidden_states=unet_embeds, timestep_cond=timestep_cond
+                    ).sample
+                if do_cfg:
+                    uncond, cond = noise_pred.chunk(2)
+                    noise_pred = uncond + guidance_scale * (cond - uncond)
+                latents = scheduler.step(noise_pred, t, latents, generator=generator).prev_sample
+                if callback_on_step_end is not None:
+                    update = callback_on_step_end(self, i, t, {"latents": latents})
+                    if update and "latents" in update:
+                        latents = update["latents"]
+                progress.update()
+
+        # 7. Decode and package
+        if output_type == "latent":
+            images: Any = latents
+        else:
+            decoded = self.decode_latents(latents, tileable, window, roll_generator)
+            meta_common = {
+                "negative_prompt": negative_prompt if isinstance(negative_prompt, str) else None,
+                "num_inference_steps": num_inference_steps,
+                "guidance_scale": guidance_scale,
+                "scheduler": type(scheduler).__name__,
+                "tileable": tileable,
+                "patched": patched,
+                "height": height,
+                "width": width,
+                "model": self.config.get("_name_or_path") if hasattr(self, "config") else None,
+                "student": student,
+                "package_version": _package_version(),
+            }
+            gens = generator if isinstance(generator, list) else [generator] * batch_size
+            metadata = []
+            for b in range(batch_size):
+                g = gens[b]
+                item = {"prompt": labels[b // num_images_per_prompt], "seed": g.initial_seed() if g is not None else None}
+                if not isinstance(generator, list) and batch_size > 1:
+                    item["batch_index"] = b  # one generator for the batch: the seed alone does not reproduce it
+                metadata.append(meta_common | item)
+            images = self._make_output(decoded.float(), output_type, metadata)
+
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (images,)
+        return StableMaterialsPipelineOutput(images=images)
+
+
+def _package_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _load_component(library: str, class_name: str, path: Path, torch_dtype, allow_pickle: bool):
+    """Build one component from its folder with the named class, safetensors only unless pickle is allowed."""
+    if not path.is_dir():
+        raise ValueError(f"component folder {path} is missing")
+    try:
+        cls = getattr(importlib.import_module(library), class_name)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"model_index.json names {library}.{class_name}, which cannot be imported: {e}") from e
+    has_weights_cls = hasattr(cls, "from_pretrained") and issubclass(cls, torch.nn.Module)
+    if not has_weights_cls:
+        return cls.from_pretrained(path)
+    pickles = [p.name for p in path.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt")]
+    safes = [p.name for p in path.iterdir() if p.suffix == ".safetensors"]
+    if not safes and pickles and not allow_pickle:
+        raise ValueError(
+            f"{path} holds only pickle weights ({', '.join(pickles)}); pickle can run code when loaded. "
+            "Convert them to safetensors or pass allow_pickle=True if you trust the file."
+        )
+    kwargs: dict[str, Any] = {"use_safetensors": not allow_pickle or bool(safes)}
+    if torch_dtype is not None:
+        kwargs["torch_dtype"] = torch_dtype
+    return cls.from_pretrained(path, **kwargs)
