@@ -1,0 +1,1 @@
+"""Subcommands of the `stablematerials` CLI, one module each (see `stablematerials.cli`)."""
