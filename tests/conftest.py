@@ -1,0 +1,62 @@
+"""Shared fixtures: offline environment, small seeded materials and tiny pipelines built in code."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from stablematerials.material import Material, normal_from_height  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+PUBLISHED_LAYOUT = REPO.parent / "shared" / "reference" / "stablematerials-published-layout"
+
+
+def make_material(size: int = 32, seed: int = 0, metal_fraction: float = 0.5) -> Material:
+    """A small seeded tileable material: periodic bumps, a colour gradient that wraps, half metal."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    phase = rng.uniform(0, 2 * np.pi, 3)
+    height = 0.5 + 0.25 * np.sin(2 * np.pi * 2 * x + phase[0]) * np.cos(2 * np.pi * 3 * y + phase[1])
+    base = np.stack([0.5 + 0.4 * np.sin(2 * np.pi * x + phase[2]), 0.3 + 0.2 * np.cos(2 * np.pi * y), 0.4 + 0 * x], -1)
+    rough = 0.3 + 0.5 * height
+    metal = (x < metal_fraction).astype(np.float32)
+    normal = normal_from_height(torch.from_numpy(height.astype(np.float32))[None, None], 2.0)[0].permute(1, 2, 0).numpy()
+    return Material(base, normal, height, rough, metal, {"prompt": "test bumps", "seed": seed})
+
+
+@pytest.fixture
+def material() -> Material:
+    return make_material()
+
+
+@pytest.fixture(scope="session")
+def tiny_pipe():
+    from stablematerials.tiny import tiny_pipeline
+
+    pipe = tiny_pipeline(seed=0)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="session")
+def tiny_student():
+    from stablematerials.tiny import tiny_pipeline
+
+    pipe = tiny_pipeline(seed=0, student=True)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_pipe) -> Path:
+    """The tiny pipeline saved with save_pretrained (safetensors)."""
+    path = tmp_path_factory.mktemp("tiny-model")
+    tiny_pipe.save_pretrained(path)
+    return path
