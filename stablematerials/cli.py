@@ -36,12 +36,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_libraries() -> None:
+    """Keep stderr for our own messages: no weight-loading progress bars or load reports from the libraries."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        import diffusers.utils.logging as dlog
+        import transformers.utils.logging as tlog
+    except ImportError:  # pragma: no cover
+        return
+    tlog.set_verbosity_error()
+    tlog.disable_progress_bar()
+    dlog.set_verbosity_error()
+    dlog.disable_progress_bar()
+
+
 def main(argv: list[str] | None = None) -> int:
     # Local folders and the embedded model never need the hub; a hub id given by the user still works
     # when the user has set HF_HUB_OFFLINE=0 explicitly.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        _quiet_libraries()
     try:
         return int(args._run(args) or 0)
     except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:

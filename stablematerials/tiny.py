@@ -71,7 +71,7 @@ def tiny_text_encoder(seed: int = 0, hidden_size: int = 32):
         intermediate_size=2 * hidden_size,
         max_position_embeddings=128,
     )
-    return BertModel(config, add_pooling_layer=False).eval(), tokenizer
+    return BertModel(config).eval(), tokenizer
 
 
 def tiny_vision_encoder(seed: int = 0, projection_dim: int = 32):
