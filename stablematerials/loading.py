@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from pathlib import Path
@@ -60,5 +61,8 @@ def load_pipeline(
     pipe = StableMaterialsPipeline.from_pretrained(where, student=use_student, torch_dtype=torch_dtype)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    pipe = pipe.to(device)
+    if str(device).startswith("cuda") and importlib.util.find_spec("xformers") is not None:
+        pipe.enable_xformers_memory_efficient_attention()  # optional extra `cuda`: used when present
     logger.info("loaded %s (student=%s) on %s", where, use_student, device)
-    return pipe.to(device)
+    return pipe

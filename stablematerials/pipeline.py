@@ -149,6 +149,12 @@ class StableMaterialsPipeline(DiffusionPipeline):
         pipe.register_to_config(_name_or_path=str(pretrained_model_name_or_path))
         return pipe
 
+    def enable_xformers_memory_efficient_attention(self, attention_op: Callable | None = None) -> None:
+        """Use xformers attention (CUDA only; `pip install stablematerials[cuda]`), keeping features rolling."""
+        super().enable_xformers_memory_efficient_attention(attention_op)
+        enable_feature_rolling(self.unet)
+        enable_feature_rolling(self.vae)
+
     # ------------------------------------------------------------------------------------------
     # Properties
     # ------------------------------------------------------------------------------------------
