@@ -1,0 +1,468 @@
+"""Typed run configs: a YAML / JSON / TOML file plus command-line overrides, checked against dataclasses.
+
+Each training script declares one dataclass whose fields are either values or nested dataclass sections.
+`parse_config(MyConfig, argv)` reads `--config FILE` (optional), then applies overrides given as
+`--key=value`, `--key value`, `--section.key=value` or `--section.key value`. Unknown keys, in the file or on the
+command line, are a ValueError naming the key; values are converted to the field's type (bool accepts
+true/false/1/0/yes/no, lists accept `a,b,c` or a JSON list, optional fields accept `none`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from stablematerials.io import atomic_write_text
+
+C = TypeVar("C")
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def _is_section(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Convert `value` (a CLI string or a value read from a file) to the annotated type `tp`."""
+    origin, args = get_origin(tp), get_args(tp)
+    if origin in (Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+            raise ValueError(f"config key {key!r} may not be None")
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, key)
+            except ValueError as e:
+                errors.append(str(e))
+        raise ValueError(errors[0] if errors else f"config key {key!r}: cannot convert {value!r}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ValueError(f"config key {key!r} must be one of {', '.join(map(repr, args))}, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"config key {key!r}: {value!r} is not a JSON list ({e})") from e
+            else:
+                value = [v.strip() for v in text.split(",") if v.strip()] if text else []
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"config key {key!r} expects a list, got {value!r}")
+        item_tp = args[0] if args else str
+        items = [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ValueError(f"config key {key!r} expects true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(f"config key {key!r} expects an integer, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"config key {key!r} expects an integer, got {value!r}") from None
+    if tp is float:
+        if isinstance(value, bool):
+            raise ValueError(f"config key {key!r} expects a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"config key {key!r} expects a number, got {value!r}") from None
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ValueError(f"config key {key!r} expects a string, got {value!r}")
+        return str(value)
+    raise ValueError(f"config key {key!r} has an unsupported type {tp!r}")
+
+
+def _fields(cls: type) -> dict[str, Any]:
+    hints = get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def set_key(cfg: Any, dotted: str, value: Any) -> None:
+    """Set `section.key` (or `key`) on a config instance, converting the value; unknown keys raise ValueError."""
+    parts = dotted.split(".")
+    target, prefix = cfg, []
+    for part in parts[:-1]:
+        fields = _fields(type(target))
+        if part not in fields or not _is_section(fields[part]):
+            known = ", ".join(k for k, t in fields.items() if _is_section(t))
+            raise ValueError(f"unknown config section {'.'.join(prefix + [part])!r} (sections: {known or 'none'})")
+        target, prefix = getattr(target, part), prefix + [part]
+    fields = _fields(type(target))
+    name = parts[-1]
+    if name not in fields:
+        where = f" in section {'.'.join(prefix)!r}" if prefix else ""
+        raise ValueError(f"unknown config key {dotted!r}{where} (known: {', '.join(fields)})")
+    if _is_section(fields[name]):
+        if not isinstance(value, dict):
+            raise ValueError(f"config key {dotted!r} is a section; give its keys ({dotted}.KEY=...)")
+        for k, v in value.items():
+            set_key(cfg, f"{dotted}.{k}", v)
+        return
+    setattr(target, name, _coerce(value, fields[name], dotted))
+
+
+def read_config_file(path: str | Path) -> dict:
+    """A config file as a dict: .yaml/.yml, .json or .toml."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {str(path)!r} does not exist")
+    text = path.read_text()
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        elif suffix == ".json":
+            data = json.loads(text)
+        elif suffix == ".toml":
+            data = tomllib.loads(text)
+        else:
+            raise ValueError(f"config file {str(path)!r}: use .yaml, .yml, .json or .toml")
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ValueError(f"config file {str(path)!r} is not valid: {e}") from e
+    except Exception as e:  # yaml.YAMLError without importing yaml at module level
+        if type(e).__module__.startswith("yaml"):
+            raise ValueError(f"config file {str(path)!r} is not valid YAML: {e}") from e
+        raise
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {str(path)!r} must hold a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def _split_argv(argv: list[str]) -> list[tuple[str, str]]:
+    """`--a=1 --b 2 --c.d=x` -> [(a, 1), (b, 2), (c.d, x)]."""
+    pairs, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--") or len(arg) == 2:
+            raise ValueError(f"unexpected argument {arg!r}; give options as --key=value or --section.key value")
+        body = arg[2:]
+        if "=" in body:
+            key, value = body.split("=", 1)
+            i += 1
+        else:
+            if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+                raise ValueError(f"option {arg!r} has no value (write {arg}=VALUE)")
+            key, value = body, argv[i + 1]
+            i += 2
+        pairs.append((key.replace("-", "_"), value))
+    return pairs
+
+
+def parse_config(cls: type[C], argv: list[str]) -> C:
+    """Build a config: defaults, then `--config FILE`, then the other command-line overrides in order."""
+    pairs = _split_argv(list(argv))
+    cfg = cls()
+    for key, value in pairs:
+        if key == "config":
+            for k, v in read_config_file(value).items():
+                set_key(cfg, k, v)
+    for key, value in pairs:
+        if key != "config":
+            set_key(cfg, key, value)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Any, prefix: str = "") -> None:
+    """Run every section's own `check()` (if it has one) so bad values fail before training starts."""
+    for name, tp in _fields(type(cfg)).items():
+        if _is_section(tp):
+            validate(getattr(cfg, name), f"{prefix}{name}.")
+    check = getattr(cfg, "check", None)
+    if callable(check):
+        check()
+
+
+def config_to_dict(cfg: Any) -> dict:
+    """The config as plain data (tuples become lists), ready for JSON."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    """Write the resolved config as JSON (loadable again with --config)."""
+    atomic_write_text(path, json.dumps(config_to_dict(cfg), indent=2) + "\n")
+
+
+def require_positive(section: str, **values: float) -> None:
+    """Raise a ValueError naming the first value that is not > 0."""
+    for name, value in values.items():
+        if value <= 0:
+            raise ValueError(f"{section}.{name} must be > 0, got {value!r}")
+
+
+# ==============================================================================================
+# The sections and the three scripts' configs. Every default says why it is what it is.
+# ==============================================================================================
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Annotated materials."""
+
+    root: str = "data/procedural"  # where `stablematerials dataset` writes by default
+    split: str = "train"  # ROOT/<split>/ in the procedural layout; ignored for a plain folder of materials
+    families: list[str] = dataclasses.field(default_factory=list)  # empty: all families (the benchmark picks some)
+    exclude_families: list[str] = dataclasses.field(default_factory=list)  # held-out families for the benchmark
+    resolution: int = 128  # materials are resized once to this on load: cheap crops on a CPU, and a fixed texel scale
+    crop_size: int = 64  # training crop; the models are convolutional and run at any size later
+    wrap: bool = True  # crops wrap around the edges: every material is tileable, so wrapped crops are real samples
+    flips: bool = True  # mirrors (normals turned accordingly): 2x more looks for free
+    rotations: bool = True  # quarter turns (normals turned accordingly): 4x more looks for free
+    cache: bool = True  # keep decoded materials in RAM (float16): PNG decoding would dominate a CPU step
+    num_workers: int = 0  # 0 decodes in the training process: with 2 cores a worker only steals compute
+
+    def check(self) -> None:
+        require_positive("data", crop_size=self.crop_size)
+        if self.resolution and self.resolution < self.crop_size:
+            raise ValueError(f"data.resolution ({self.resolution}) must be 0 or >= data.crop_size ({self.crop_size})")
+        if self.num_workers < 0:
+            raise ValueError(f"data.num_workers must be >= 0, got {self.num_workers}")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """The loop: steps, optimiser, precision, checkpoints and logging."""
+
+    max_steps: int = 2000  # optimiser steps; small enough for a CPU trial run
+    batch_size: int = 8  # per process and micro-batch
+    gradient_accumulation_steps: int = 1  # raise to emulate a bigger batch at the same memory
+    lr: float = 1e-4  # AdamW, the usual rate for diffusers models at this batch size
+    weight_decay: float = 1e-2  # AdamW default in diffusers' example scripts
+    adam_beta1: float = 0.9  # AdamW default
+    adam_beta2: float = 0.999  # AdamW default
+    lr_schedule: Literal["constant", "constant_with_warmup", "cosine", "linear"] = "constant_with_warmup"  # simple, robust
+    warmup_steps: int = 100  # a short warm-up keeps the first Adam steps from blowing up the fresh model
+    max_grad_norm: float = 1.0  # clip: the usual guard against rare large gradients
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"  # fp32 on CPU (bf16 autocast is slower there); bf16 on GPUs
+    cpu: bool = False  # force the CPU even where a GPU exists (accelerate launch --cpu does the same)
+    checkpoint_every: int = 500  # steps between checkpoints: about 5-10 minutes of CPU work at small scale
+    keep_checkpoints: int = 2  # the last K complete checkpoints stay; older ones are deleted
+    log_every: int = 10  # steps between progress lines
+    tensorboard: bool = False  # write TensorBoard logs to OUTPUT/logs
+    sample_every: int = 0  # steps between sample materials; 0: only at the end (sampling is slow on a CPU)
+    debug_log_samples: bool = False  # each process appends the names it trains on to OUTPUT/debug/rank<r>.txt
+    stop_at: int = 0  # end after this step as if interrupted (no final model): split a run into sessions; 0: off
+
+    def check(self) -> None:
+        require_positive(
+            "train", max_steps=self.max_steps, batch_size=self.batch_size, lr=self.lr,
+            gradient_accumulation_steps=self.gradient_accumulation_steps, checkpoint_every=self.checkpoint_every,
+            keep_checkpoints=self.keep_checkpoints, log_every=self.log_every,
+        )  # fmt: skip
+        if self.sample_every < 0 or self.warmup_steps < 0:
+            raise ValueError("train.sample_every and train.warmup_steps must be >= 0")
+
+
+@dataclasses.dataclass
+class VAEModelConfig:
+    """The material autoencoder (diffusers AutoencoderKL, 9 channels in and out)."""
+
+    block_out_channels: list[int] = dataclasses.field(default_factory=lambda: [32, 64, 64])  # 3 levels: factor 4
+    layers_per_block: int = 1  # one ResNet per level: a CPU-sized VAE (the published one is far larger)
+    latent_channels: int = 12  # compact latents (the published VAE has 18): fewer would blur the normal detail
+    norm_num_groups: int = 16  # divides every width above
+
+    def check(self) -> None:
+        for c in self.block_out_channels:
+            if c % self.norm_num_groups:
+                raise ValueError(f"model.block_out_channels {c} is not divisible by norm_num_groups {self.norm_num_groups}")
+        require_positive("model", latent_channels=self.latent_channels, layers_per_block=self.layers_per_block)
+
+
+@dataclasses.dataclass
+class VAELossConfig:
+    """Reconstruction per map, KL, rendering and (optional) adversarial terms."""
+
+    basecolor: float = 1.0  # L1 weights per map: all maps matter equally by default
+    normal: float = 1.0
+    height: float = 1.0
+    roughness: float = 1.0
+    metallic: float = 1.0
+    kl: float = 1e-5  # per latent element: about 1e-4 of the reconstruction term, a near-deterministic latent of bounded scale
+    render: float = 0.5  # L1 between renders under random lights: ties the maps together as a renderer sees them
+    render_lights: int = 2  # random point lights per sample for the rendering loss
+    disc: float = 0.0  # patch-discriminator weight; 0 (off) for short CPU runs, 0.1 once reconstructions are good
+    disc_start: int = 1000  # steps of plain reconstruction before the discriminator joins in
+    disc_lr: float = 1e-4  # the discriminator's AdamW rate
+
+    def check(self) -> None:
+        if min(self.basecolor, self.normal, self.height, self.roughness, self.metallic, self.kl, self.render, self.disc) < 0:
+            raise ValueError("loss weights must be >= 0")
+        require_positive("loss", render_lights=self.render_lights)
+
+
+@dataclasses.dataclass
+class VAESampleConfig:
+    """Reconstructions written at the end (and every train.sample_every steps)."""
+
+    count: int = 4  # materials of the validation split (first in name order), reconstructed at full resolution
+    split: str = "val"  # falls back to the training split when absent
+
+
+@dataclasses.dataclass
+class VAEConfig:
+    """`python -m training.train_vae`."""
+
+    output_dir: str = "runs/vae"  # checkpoints, logs, samples, the resolved config and the final `vae/` folder
+    seed: int = 0  # model init, data order, noise: one seed reproduces a run
+    resume: str | None = None  # "latest" or a checkpoint folder
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: VAEModelConfig = dataclasses.field(default_factory=VAEModelConfig)
+    loss: VAELossConfig = dataclasses.field(default_factory=VAELossConfig)
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(lr=2e-4))  # AE at small batch
+    sample: VAESampleConfig = dataclasses.field(default_factory=VAESampleConfig)
+
+
+@dataclasses.dataclass
+class UNetModelConfig:
+    """The latent denoiser (diffusers UNet2DConditionModel, one cross-attention token)."""
+
+    block_out_channels: list[int] = dataclasses.field(default_factory=lambda: [96, 192, 288])  # ~14M params
+    layers_per_block: int = 1  # depth costs CPU time linearly; width is better spent at this size
+    attention_levels: list[bool] = dataclasses.field(default_factory=lambda: [False, True, True])  # no attention at full res: it costs the most and does the least for local texture
+    attention_head_dim: int = 32  # heads of 32 channels, as in common small UNets
+    norm_num_groups: int = 32  # GroupNorm default; divides every width above
+
+    def check(self) -> None:
+        if len(self.attention_levels) != len(self.block_out_channels):
+            raise ValueError(
+                f"model.attention_levels has {len(self.attention_levels)} entries, block_out_channels "
+                f"{len(self.block_out_channels)}"
+            )
+        for c in self.block_out_channels:
+            if c % self.norm_num_groups or c % self.attention_head_dim:
+                raise ValueError(
+                    f"model.block_out_channels {c} must be divisible by norm_num_groups ({self.norm_num_groups}) and "
+                    f"attention_head_dim ({self.attention_head_dim})"
+                )
+
+
+@dataclasses.dataclass
+class DiffusionConfig:
+    """Noise schedule, objective, guidance dropout and EMA."""
+
+    num_train_timesteps: int = 1000  # the standard DDPM discretisation (the inference schedulers assume it)
+    beta_schedule: str = "scaled_linear"  # Stable Diffusion's schedule, as the published StableMaterials
+    beta_start: float = 0.00085  # Stable Diffusion's values
+    beta_end: float = 0.012
+    prediction_type: Literal["epsilon", "v_prediction", "sample"] = "epsilon"  # compact latents make epsilon fine (field notes)
+    snr_gamma: float = 5.0  # Min-SNR loss weighting (Hang et al. 2023, arXiv 2303.09556); 0 turns it off
+    cond_dropout: float = 0.1  # share of empty prompts, for classifier-free guidance (Ho & Salimans 2022)
+    ema_decay: float = 0.999  # EMA of the weights, saved as the final UNet; ~1000-step horizon suits short runs
+    ema_warmup: bool = True  # ramp the EMA decay up so the first steps' weights fade quickly
+
+    def check(self) -> None:
+        if not 0.0 <= self.cond_dropout < 1.0:
+            raise ValueError(f"diffusion.cond_dropout must be in [0, 1), got {self.cond_dropout}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"diffusion.ema_decay must be in [0, 1), got {self.ema_decay}")
+
+
+@dataclasses.dataclass
+class SemiConfig:
+    """Semi-supervised stream: captioned RGB images without maps, and an adversarial loss (see train_ldm)."""
+
+    images: str | None = None  # image folder / parquet / tar shards; None turns the stream off
+    image_column: str = "image"  # parquet column with the image bytes
+    caption_column: str = "caption"  # parquet column with the caption
+    resolution: int = 0  # images are resized so the shorter side is this before cropping; 0: data.resolution (same texel scale as the materials)
+    batch_size: int = 4  # images per step and process: the adversarial term needs fewer samples than the denoiser
+    weight: float = 0.05  # adversarial weight against the denoising loss (about 0.1 of its size at the start)
+    start_step: int = 200  # the denoiser learns plain materials first; the adversarial pull starts after this
+    t_min: float = 0.5  # image latents are noised at t in [t_min, 1) * T (see train_ldm for why)
+    disc_lr: float = 2e-4  # discriminator AdamW rate (TTUR: faster than the generator, Heusel et al. 2017)
+    disc_channels: int = 32  # width of the discriminator's first layer
+    render_size: int = 32  # the discriminator sees renders at this size: colour, shading, pattern scale, at low cost
+    light: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.0, 2.0])  # fixed point light above the centre
+
+    def check(self) -> None:
+        if not 0.0 <= self.t_min < 1.0:
+            raise ValueError(f"semi.t_min must be in [0, 1), got {self.t_min}")
+        if len(self.light) != 3:
+            raise ValueError(f"semi.light must have 3 numbers (x, y, z), got {self.light}")
+        require_positive("semi", batch_size=self.batch_size, render_size=self.render_size, disc_channels=self.disc_channels)
+
+
+@dataclasses.dataclass
+class SampleConfig:
+    """Sample materials generated at fixed seeds at the end (and every train.sample_every steps)."""
+
+    prompts: list[str] = dataclasses.field(default_factory=list)  # empty: the first captions of the validation split
+    count: int = 4  # how many prompts when taken from the data
+    seed: int = 1234  # fixed, so samples from different steps are comparable
+    steps: int = 25  # DDIM steps for teacher samples (students use 4)
+    guidance_scale: float = 5.0  # moderate guidance for a small model
+    size: int = 0  # pixels; 0: the training crop size
+    tileable: bool = True  # seamless samples (features rolling), as the materials are meant to be used
+
+
+@dataclasses.dataclass
+class LDMConfig:
+    """`python -m training.train_ldm`."""
+
+    output_dir: str = "runs/ldm"  # checkpoints, logs, samples, the resolved config and the final `model/` pipeline
+    seed: int = 0
+    resume: str | None = None  # "latest" or a checkpoint folder
+    vae: str = "runs/vae/vae"  # a trained VAE folder (train_vae's OUTPUT/vae) or a pipeline folder with vae/
+    text_encoder: str = "minilm"  # "minilm" (the offline MiniLM-L6 package, 384-d) or a transformers model folder
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: UNetModelConfig = dataclasses.field(default_factory=UNetModelConfig)
+    diffusion: DiffusionConfig = dataclasses.field(default_factory=DiffusionConfig)
+    semi: SemiConfig = dataclasses.field(default_factory=SemiConfig)
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(batch_size=16, lr=2e-4))  # small UNet, small batch
+    sample: SampleConfig = dataclasses.field(default_factory=SampleConfig)
+
+
+@dataclasses.dataclass
+class LCMSettings:
+    """Latent consistency distillation (Luo et al. 2023, arXiv 2310.04378)."""
+
+    num_ddim_timesteps: int = 50  # the teacher's solver grid (skip of T/50 steps), as in the LCM paper
+    w_min: float = 2.0  # guidance weights w (scale w + 1) drawn in [w_min, w_max] and embedded in the student
+    w_max: float = 8.0  # covers the guidance scales people use with the teacher (3 to 9)
+    time_cond_proj_dim: int = 256  # guidance-embedding size, as the published unet_lcm
+    loss_type: Literal["l2", "huber"] = "huber"  # pseudo-Huber, the LCM default: robust to the teacher's outliers
+    huber_c: float = 0.001  # LCM's value
+    ema_decay: float = 0.95  # the target network's EMA, LCM's value
+    timestep_scaling: float = 10.0  # boundary-condition scaling of the consistency parametrisation (LCM)
+
+    def check(self) -> None:
+        if not 0 <= self.w_min <= self.w_max:
+            raise ValueError(f"lcm.w_min ({self.w_min}) must be in [0, lcm.w_max ({self.w_max})]")
+        require_positive("lcm", num_ddim_timesteps=self.num_ddim_timesteps, time_cond_proj_dim=self.time_cond_proj_dim)
+
+
+@dataclasses.dataclass
+class LCMConfig:
+    """`python -m training.distill_lcm`."""
+
+    output_dir: str = "runs/lcm"  # checkpoints, logs, samples, config and the final pipeline with unet_lcm/
+    seed: int = 0
+    resume: str | None = None
+    teacher: str = "runs/ldm/model"  # a pipeline folder (train_ldm's OUTPUT/model)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    lcm: LCMSettings = dataclasses.field(default_factory=LCMSettings)
+    train: TrainConfig = dataclasses.field(
+        default_factory=lambda: TrainConfig(max_steps=1000, batch_size=16, lr=1e-4, warmup_steps=50)
+    )  # distillation converges in far fewer steps than training
+    sample: SampleConfig = dataclasses.field(default_factory=lambda: SampleConfig(steps=4))

@@ -1,0 +1,191 @@
+"""Distil a trained pipeline's UNet into a latent-consistency student that samples in 2 to 8 steps.
+
+    python -m training.distill_lcm --config training/configs/lcm_small.yaml --teacher runs/ldm/model
+
+Latent consistency distillation (Luo et al. 2023, arXiv 2310.04378, Alg. 1): from a noisy latent at t_{n+k}, the
+frozen teacher takes one guided DDIM step to t_n (guidance weight w drawn per sample); the student's consistency
+function at t_{n+k} must match that of an EMA copy of itself ("target") at t_n. The student embeds w
+(`time_cond_proj_dim`, as the published `unet_lcm`): the pipeline passes guidance_scale - 1 = w, and the teacher's
+guided prediction is x_cond + w (x_cond - x_uncond). The new embedding projection starts at zero, so the student
+starts as the teacher. Output: OUTPUT/model/ = the teacher pipeline plus `unet_lcm/` (the EMA target, the LCM
+default), loadable with StableMaterialsPipeline.from_pretrained(path, student=True).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import sys
+
+import numpy as np
+import torch
+from diffusers import DDPMScheduler, LCMScheduler
+
+from stablematerials.io import AtomicFolder
+from stablematerials.pipeline import StableMaterialsPipeline, guidance_scale_embedding
+
+from .checkpoint import load_checkpoint, resolve_resume, save_checkpoint
+from .config import LCMConfig, parse_config
+from .data import MaterialDataset, ShardedBatchSampler, batch_stream, discover_materials, material_root, preview_records
+from .losses import consistency_loss, consistency_scalings, predicted_noise, predicted_x0
+from .models import build_student, frozen_copy, vae_scale_factor
+from .runtime import (
+    JsonlLog, Progress, embed_captions, generate_materials, log_sample_names, lookup, make_accelerator,
+    make_lr_scheduler, make_optimizer, reseed_per_process, save_samples, start_run,
+)  # fmt: skip
+
+logger = logging.getLogger("training.distill_lcm")
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_config(LCMConfig, sys.argv[1:] if argv is None else argv)
+    accelerator = make_accelerator(cfg.train, cfg.output_dir, cfg.seed)
+    out = start_run(accelerator, cfg, cfg.output_dir, "distill_lcm")
+    device = accelerator.device
+
+    # 1. The teacher pipeline: frozen VAE, UNet and text encoder.
+    teacher_pipe = StableMaterialsPipeline.from_pretrained(cfg.teacher)
+    if teacher_pipe.is_student:
+        raise ValueError(f"{cfg.teacher} already holds a student UNet; give the teacher pipeline")
+    vae = teacher_pipe.vae.to(device).eval().requires_grad_(False)
+    teacher = frozen_copy(teacher_pipe.unet).to(device)
+    scaling = vae.config.scaling_factor
+    factor = vae_scale_factor(vae)
+    if cfg.data.crop_size % factor:
+        raise ValueError(f"data.crop_size {cfg.data.crop_size} is not a multiple of the VAE's factor {factor}")
+    noise_scheduler = DDPMScheduler.from_config(teacher_pipe.scheduler.config)
+    ptype = noise_scheduler.config.prediction_type
+    num_t = noise_scheduler.config.num_train_timesteps
+    step_ratio = num_t // cfg.lcm.num_ddim_timesteps
+    solver_timesteps = torch.from_numpy(np.arange(1, cfg.lcm.num_ddim_timesteps + 1) * step_ratio - 1).to(device)
+
+    # 2. Data and caption embeddings (computed once).
+    records = discover_materials(cfg.data.root, cfg.data.split, cfg.data.families, cfg.data.exclude_families)
+    dataset = MaterialDataset(
+        records, cfg.data.crop_size, cfg.data.resolution, cfg.data.wrap, cfg.data.flips, cfg.data.rotations, cfg.data.cache
+    )
+    prompts = cfg.sample.prompts or [
+        r.caption for r in preview_records(cfg.data.root, "val", cfg.data.split, cfg.sample.count, cfg.data.families or None)
+    ]
+    embeds = embed_captions(teacher_pipe.text_encoder, teacher_pipe.tokenizer, [r.caption for r in records] + list(prompts), device)
+    logger.info("%d materials from %s, %d processes", len(dataset), material_root(cfg.data.root, cfg.data.split), accelerator.num_processes)
+
+    # 3. Student (teacher + zero guidance projection) and its EMA target.
+    student = build_student(teacher, cfg.lcm.time_cond_proj_dim).train().requires_grad_(True)
+    target = frozen_copy(student).to(device)
+    optimizer = make_optimizer(student.parameters(), cfg.train)
+    lr_scheduler = make_lr_scheduler(optimizer, cfg.train, accelerator.num_processes)
+    student, optimizer, lr_scheduler = accelerator.prepare(student, optimizer, lr_scheduler)
+    accelerator.register_for_checkpointing(target)
+
+    # 4. Resume.
+    step = 0
+    checkpoint = resolve_resume(out / "checkpoints", cfg.resume)
+    if checkpoint is not None:
+        step = load_checkpoint(accelerator, checkpoint)["step"]
+        target.to(device)
+        logger.info("resumed from %s at step %d", checkpoint, step)
+    else:
+        reseed_per_process(accelerator, cfg.seed)
+    accum = cfg.train.gradient_accumulation_steps
+    sampler = ShardedBatchSampler(
+        len(dataset), cfg.train.batch_size, cfg.seed, accelerator.process_index, accelerator.num_processes, step * accum
+    )
+    batches = batch_stream(dataset, sampler, cfg.data.num_workers)
+    progress = Progress(accelerator, cfg.train.max_steps, step)
+    loss_log = JsonlLog(accelerator, out / "losses.jsonl", step)
+    empty = embeds[""].to(device)
+    w_dim = cfg.lcm.time_cond_proj_dim
+
+    def student_pipeline() -> StableMaterialsPipeline:
+        """A sampling pipeline around a copy of the target (EMA) student."""
+        return StableMaterialsPipeline(
+            vae=copy.deepcopy(vae), unet=copy.deepcopy(target).eval(),
+            scheduler=LCMScheduler.from_config(teacher_pipe.scheduler.config),
+            text_encoder=teacher_pipe.text_encoder, tokenizer=teacher_pipe.tokenizer,
+        )  # fmt: skip
+
+    def write_samples(pipe: StableMaterialsPipeline, at_step: int) -> None:
+        s = cfg.sample
+        materials = generate_materials(pipe, prompts, s.seed, s.steps, s.guidance_scale, s.size or cfg.data.crop_size, s.tileable)
+        save_samples(materials, out / "samples" / f"step_{at_step:08d}", prompts)
+
+    # 5. Distil.
+    while step < cfg.train.max_steps and not (cfg.train.stop_at and step >= cfg.train.stop_at):
+        totals: dict[str, float] = {}
+        for _ in range(accum):
+            batch = next(batches)
+            if cfg.train.debug_log_samples:
+                log_sample_names(accelerator, out, step + 1, batch["name"])
+            with torch.no_grad():
+                latents = vae.encode(batch["x"].to(device)).latent_dist.sample() * scaling
+            b = latents.shape[0]
+            noise = torch.randn_like(latents)
+            index = torch.randint(0, cfg.lcm.num_ddim_timesteps, (b,), device=device)
+            t_start = solver_timesteps[index]  # t_{n+k}
+            t_end = (t_start - step_ratio).clamp(min=0)  # t_n
+            noisy = noise_scheduler.add_noise(latents, noise, t_start)
+            w = cfg.lcm.w_min + (cfg.lcm.w_max - cfg.lcm.w_min) * torch.rand(b, device=device)
+            w_emb = guidance_scale_embedding(w, w_dim).to(latents.dtype)
+            cond = lookup(embeds, batch["caption"]).to(device)
+            skip_start, out_start = (s.view(-1, 1, 1, 1) for s in consistency_scalings(t_start, cfg.lcm.timestep_scaling))
+            skip_end, out_end = (s.view(-1, 1, 1, 1) for s in consistency_scalings(t_end, cfg.lcm.timestep_scaling))
+
+            with torch.no_grad():
+                # One guided DDIM step of the teacher from t_{n+k} to t_n.
+                both = teacher(
+                    torch.cat([noisy, noisy]), torch.cat([t_start, t_start]),
+                    encoder_hidden_states=torch.cat([cond, empty.view(1, 1, -1).expand_as(cond)]),
+                ).sample.float()  # fmt: skip
+                x0_c, x0_u = predicted_x0(noise_scheduler, both, torch.cat([noisy, noisy]), torch.cat([t_start, t_start]), ptype).chunk(2)
+                eps_c, eps_u = predicted_noise(noise_scheduler, both, torch.cat([noisy, noisy]), torch.cat([t_start, t_start]), ptype).chunk(2)
+                wv = w.view(-1, 1, 1, 1)
+                x0_guided, eps_guided = x0_c + wv * (x0_c - x0_u), eps_c + wv * (eps_c - eps_u)
+                ab_end = noise_scheduler.alphas_cumprod.to(device)[t_end].view(-1, 1, 1, 1)
+                x_prev = ab_end.sqrt() * x0_guided + (1 - ab_end).sqrt() * eps_guided
+                # The target network's consistency function at t_n.
+                tgt = target(x_prev, t_end, timestep_cond=w_emb, encoder_hidden_states=cond).sample.float()
+                target_value = skip_end * x_prev + out_end * predicted_x0(noise_scheduler, tgt, x_prev, t_end, ptype)
+
+            with accelerator.accumulate(student):
+                pred = student(noisy, t_start, timestep_cond=w_emb, encoder_hidden_states=cond).sample.float()
+                model_value = skip_start * noisy + out_start * predicted_x0(noise_scheduler, pred, noisy, t_start, ptype)
+                loss = consistency_loss(model_value, target_value, cfg.lcm.loss_type, cfg.lcm.huber_c)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(student.parameters(), cfg.train.max_grad_norm)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            totals["loss"] = totals.get("loss", 0.0) + float(accelerator.reduce(loss.detach(), "mean")) / accum
+        with torch.no_grad():  # the target follows the student slowly (EMA), LCM's "target network"
+            for p_t, p_s in zip(target.parameters(), accelerator.unwrap_model(student).parameters()):
+                p_t.mul_(cfg.lcm.ema_decay).add_(p_s.detach(), alpha=1 - cfg.lcm.ema_decay)
+        step += 1
+        loss_log.write(step, totals)
+        if step % cfg.train.log_every == 0 or step == 1:
+            progress.log(step, totals)
+        if step % cfg.train.checkpoint_every == 0:
+            save_checkpoint(accelerator, out / "checkpoints", step, {"script": "distill_lcm"}, cfg.train.keep_checkpoints)
+        if cfg.train.sample_every and step % cfg.train.sample_every == 0 and accelerator.is_main_process:
+            write_samples(student_pipeline(), step)
+    if step < cfg.train.max_steps:
+        logger.info("stopped at step %d (train.stop_at); resume with --resume latest", step)
+        accelerator.end_training()
+        return 0
+
+    # 6. Final: the teacher pipeline with the student beside it, and student samples at fixed seeds.
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        with AtomicFolder(out / "model", overwrite=True) as tmp:
+            teacher_pipe.save_pretrained(tmp)
+            target.save_pretrained(tmp / "unet_lcm")
+        logger.info("saved %s (student in unet_lcm/)", out / "model")
+        write_samples(student_pipeline(), step)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

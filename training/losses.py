@@ -1,0 +1,126 @@
+"""Loss terms: per-map reconstruction, KL, rendering, adversarial (hinge), diffusion targets and LCM consistency."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from stablematerials.material import unpack_model_channels
+from stablematerials.render import render_plane
+
+# Model-space channel groups (stablematerials.material): 8 is unused and kept at 0.
+MAP_CHANNELS: dict[str, slice] = {
+    "basecolor": slice(0, 3),
+    "normal": slice(3, 5),
+    "height": slice(5, 6),
+    "roughness": slice(6, 7),
+    "metallic": slice(7, 8),
+    "unused": slice(8, 9),
+}
+
+
+def map_l1(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Mean absolute error of each map group in model space: {map name: scalar}."""
+    return {name: (pred[:, s] - target[:, s]).abs().mean() for name, s in MAP_CHANNELS.items()}
+
+
+def kl_per_element(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(logvar)) || N(0, 1)) averaged over latent elements (Kingma & Welling 2014)."""
+    return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean()
+
+
+def render_l1(pred: torch.Tensor, target: torch.Tensor, lights: torch.Tensor) -> torch.Tensor:
+    """L1 between renders of two model-space materials (B, 9, H, W) under the same lights (B, L, 3)."""
+    return (render_plane(unpack_model_channels(pred), lights) - render_plane(unpack_model_channels(target), lights)).abs().mean()
+
+
+def hinge_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Discriminator hinge loss (Lim & Ye 2017; used by SAGAN and the LDM autoencoders)."""
+    return 0.5 * (F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean())
+
+
+def hinge_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Generator side of the hinge loss: raise the discriminator's score of the fakes."""
+    return -fake_logits.mean()
+
+
+# ----------------------------------------------------------------------------------------------
+# Diffusion
+# ----------------------------------------------------------------------------------------------
+
+
+def _alphas(scheduler, timesteps: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """sqrt(alpha_bar_t) and sqrt(1 - alpha_bar_t), shaped to broadcast against `like`."""
+    ab = scheduler.alphas_cumprod.to(device=like.device, dtype=torch.float32)[timesteps.long()]
+    shape = (-1,) + (1,) * (like.ndim - 1)
+    return ab.sqrt().view(shape).to(like.dtype), (1.0 - ab).sqrt().view(shape).to(like.dtype)
+
+
+def diffusion_target(scheduler, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor, prediction_type: str) -> torch.Tensor:
+    """What the UNet should output: the noise, the clean sample, or v = a * noise - s * x0 (Salimans & Ho 2022)."""
+    if prediction_type == "epsilon":
+        return noise
+    if prediction_type == "sample":
+        return latents
+    if prediction_type == "v_prediction":
+        a, s = _alphas(scheduler, timesteps, latents)
+        return a * noise - s * latents
+    raise ValueError(f"unknown prediction_type {prediction_type!r}")
+
+
+def predicted_x0(scheduler, model_output: torch.Tensor, noisy: torch.Tensor, timesteps: torch.Tensor, prediction_type: str) -> torch.Tensor:
+    """The clean sample implied by the UNet's output at x_t (DDPM, Ho et al. 2020, eq. 15; v: Salimans & Ho 2022)."""
+    a, s = _alphas(scheduler, timesteps, noisy)
+    if prediction_type == "epsilon":
+        return (noisy - s * model_output) / a
+    if prediction_type == "sample":
+        return model_output
+    if prediction_type == "v_prediction":
+        return a * noisy - s * model_output
+    raise ValueError(f"unknown prediction_type {prediction_type!r}")
+
+
+def predicted_noise(scheduler, model_output: torch.Tensor, noisy: torch.Tensor, timesteps: torch.Tensor, prediction_type: str) -> torch.Tensor:
+    """The noise implied by the UNet's output at x_t."""
+    a, s = _alphas(scheduler, timesteps, noisy)
+    if prediction_type == "epsilon":
+        return model_output
+    if prediction_type == "sample":
+        return (noisy - a * model_output) / s
+    if prediction_type == "v_prediction":
+        return a * model_output + s * noisy
+    raise ValueError(f"unknown prediction_type {prediction_type!r}")
+
+
+def min_snr_weights(scheduler, timesteps: torch.Tensor, gamma: float, prediction_type: str) -> torch.Tensor:
+    """Per-sample loss weights of Min-SNR-gamma (Hang et al. 2023, arXiv 2303.09556) for the given objective."""
+    ab = scheduler.alphas_cumprod.to(timesteps.device, torch.float32)[timesteps.long()]
+    snr = ab / (1.0 - ab)
+    clipped = snr.clamp(max=gamma)
+    if prediction_type == "epsilon":
+        return clipped / snr
+    if prediction_type == "v_prediction":
+        return clipped / (snr + 1.0)
+    return clipped  # sample (x0) prediction
+
+
+# ----------------------------------------------------------------------------------------------
+# Latent consistency distillation (Luo et al. 2023, arXiv 2310.04378)
+# ----------------------------------------------------------------------------------------------
+
+
+def consistency_scalings(timesteps: torch.Tensor, timestep_scaling: float = 10.0, sigma_data: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """c_skip, c_out of the consistency parametrisation f(x, t) = c_skip x + c_out x0 (Song et al. 2023, LCM)."""
+    t = timesteps.float() * timestep_scaling
+    c_skip = sigma_data**2 / (t**2 + sigma_data**2)
+    c_out = t / (t**2 + sigma_data**2).sqrt()
+    return c_skip, c_out
+
+
+def consistency_loss(pred: torch.Tensor, target: torch.Tensor, loss_type: str, huber_c: float) -> torch.Tensor:
+    """L2, or the pseudo-Huber loss sqrt(d^2 + c^2) - c (Song & Dhariwal 2023) used by LCM."""
+    if loss_type == "l2":
+        return F.mse_loss(pred.float(), target.float())
+    if loss_type == "huber":
+        return (((pred.float() - target.float()) ** 2 + huber_c**2).sqrt() - huber_c).mean()
+    raise ValueError(f"unknown loss_type {loss_type!r}")

@@ -1,0 +1,188 @@
+"""Model builders for training: the material VAE, the denoising UNet, the LCM student, discriminators, encoders."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
+
+from stablematerials.material import MODEL_CHANNELS
+
+from .config import DiffusionConfig, UNetModelConfig, VAEModelConfig
+
+logger = logging.getLogger(__name__)
+
+spectral_norm = nn.utils.parametrizations.spectral_norm
+
+
+def build_vae(cfg: VAEModelConfig, sample_size: int) -> AutoencoderKL:
+    """A fresh AutoencoderKL with 9 material channels in and out."""
+    levels = len(cfg.block_out_channels)
+    return AutoencoderKL(
+        in_channels=MODEL_CHANNELS,
+        out_channels=MODEL_CHANNELS,
+        down_block_types=("DownEncoderBlock2D",) * levels,
+        up_block_types=("UpDecoderBlock2D",) * levels,
+        block_out_channels=tuple(cfg.block_out_channels),
+        layers_per_block=cfg.layers_per_block,
+        latent_channels=cfg.latent_channels,
+        norm_num_groups=cfg.norm_num_groups,
+        sample_size=sample_size,
+    )
+
+
+def load_vae(path: str | Path) -> AutoencoderKL:
+    """A trained VAE from its folder, or from the `vae/` subfolder of a pipeline folder."""
+    path = Path(path)
+    if (path / "vae" / "config.json").is_file():
+        path = path / "vae"
+    if not (path / "config.json").is_file():
+        raise ValueError(f"{str(path)!r} is not a VAE folder (no config.json); train one with training.train_vae")
+    return AutoencoderKL.from_pretrained(path)
+
+
+def vae_scale_factor(vae: AutoencoderKL) -> int:
+    """Pixels per latent pixel."""
+    return 2 ** (len(vae.config.block_out_channels) - 1)
+
+
+def build_unet(cfg: UNetModelConfig, latent_channels: int, cross_attention_dim: int, sample_size: int) -> UNet2DConditionModel:
+    """A fresh UNet2DConditionModel conditioned on one cross-attention token."""
+    down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in cfg.attention_levels)
+    up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(cfg.attention_levels))
+    return UNet2DConditionModel(
+        sample_size=sample_size,
+        in_channels=latent_channels,
+        out_channels=latent_channels,
+        block_out_channels=tuple(cfg.block_out_channels),
+        down_block_types=down,
+        up_block_types=up,
+        mid_block_type="UNetMidBlock2DCrossAttn",
+        layers_per_block=cfg.layers_per_block,
+        attention_head_dim=cfg.attention_head_dim,
+        norm_num_groups=cfg.norm_num_groups,
+        cross_attention_dim=cross_attention_dim,
+    )
+
+
+def build_student(teacher: UNet2DConditionModel, time_cond_proj_dim: int) -> UNet2DConditionModel:
+    """The LCM student: the teacher's weights plus a guidance-embedding projection initialised to zero.
+
+    With the new projection at zero the student starts as exactly the teacher (its output ignores w).
+    """
+    config = dict(teacher.config)
+    config["time_cond_proj_dim"] = time_cond_proj_dim
+    student = UNet2DConditionModel.from_config(config)
+    missing, unexpected = student.load_state_dict(teacher.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("time_embedding.cond_proj") for k in missing):
+        raise ValueError(f"teacher and student UNets differ: missing {missing}, unexpected {unexpected}")
+    nn.init.zeros_(student.time_embedding.cond_proj.weight)
+    if student.time_embedding.cond_proj.bias is not None:
+        nn.init.zeros_(student.time_embedding.cond_proj.bias)
+    return student
+
+
+def build_train_scheduler(cfg: DiffusionConfig) -> DDPMScheduler:
+    """The forward-process schedule used for training."""
+    return DDPMScheduler(
+        num_train_timesteps=cfg.num_train_timesteps,
+        beta_schedule=cfg.beta_schedule,
+        beta_start=cfg.beta_start,
+        beta_end=cfg.beta_end,
+        prediction_type=cfg.prediction_type,
+        clip_sample=False,
+    )
+
+
+def inference_scheduler(train_scheduler: DDPMScheduler) -> DDIMScheduler:
+    """The scheduler saved with the pipeline: DDIM over the same schedule (the pipeline's default sampler)."""
+    return DDIMScheduler.from_config(train_scheduler.config, clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+
+
+def load_text_encoder(path: str) -> tuple[nn.Module, object]:
+    """The text encoder and tokenizer: "minilm" (the offline MiniLM-L6 package) or a transformers model folder."""
+    from transformers import AutoModel, AutoTokenizer
+
+    if path == "minilm":
+        from stablematerials.tiny import minilm_dir
+
+        folder = minilm_dir()
+    else:
+        folder = Path(path)
+        if not folder.is_dir():
+            raise ValueError(f"text encoder folder {path!r} does not exist (use 'minilm' or a transformers folder)")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    encoder = AutoModel.from_pretrained(folder).eval()
+    return encoder, tokenizer
+
+
+def frozen_copy(module: nn.Module) -> nn.Module:
+    """A detached copy in eval mode with gradients off (teachers, EMA targets)."""
+    out = copy.deepcopy(module).eval()
+    out.requires_grad_(False)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Discriminators
+# ----------------------------------------------------------------------------------------------
+
+
+class PatchDiscriminator(nn.Module):
+    """A PatchGAN (Isola et al. 2017) with spectral normalisation: (B, C, H, W) -> (B, 1, H', W') logits."""
+
+    def __init__(self, in_channels: int, channels: int = 32, n_layers: int = 3) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [spectral_norm(nn.Conv2d(in_channels, channels, 4, 2, 1)), nn.LeakyReLU(0.2)]
+        c = channels
+        for i in range(1, n_layers):
+            c_next = min(channels * 2**i, channels * 8)
+            layers += [spectral_norm(nn.Conv2d(c, c_next, 4, 2, 1)), nn.LeakyReLU(0.2)]
+            c = c_next
+        layers.append(spectral_norm(nn.Conv2d(c, 1, 3, 1, 1)))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ProjectionDiscriminator(nn.Module):
+    """A patch discriminator conditioned on a caption embedding by projection (Miyato & Koyama 2018).
+
+    logits(x, c) = w . phi(x) + <P c, phi(x)> per patch: the inner product asks "does this patch fit this caption",
+    so fakes are judged against images of their own caption, not against the whole image set.
+    """
+
+    def __init__(self, in_channels: int, embed_dim: int, channels: int = 32, n_layers: int = 3) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [spectral_norm(nn.Conv2d(in_channels, channels, 3, 1, 1)), nn.LeakyReLU(0.2)]
+        c = channels
+        for i in range(1, n_layers):
+            c_next = min(channels * 2**i, channels * 8)
+            layers += [spectral_norm(nn.Conv2d(c, c_next, 4, 2, 1)), nn.LeakyReLU(0.2)]
+            c = c_next
+        self.features = nn.Sequential(*layers)
+        self.head = spectral_norm(nn.Conv2d(c, 1, 1))
+        self.embed = spectral_norm(nn.Linear(embed_dim, c, bias=False))
+
+    def forward(self, x: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+        h = self.features(x)  # (B, C, H', W')
+        proj = self.embed(embedding.reshape(embedding.shape[0], -1).to(h.dtype))  # (B, C)
+        return self.head(h) + (h * proj[:, :, None, None]).sum(dim=1, keepdim=True)
+
+
+class AutoencoderStep(nn.Module):
+    """The VAE's training forward pass as one module call (so DDP sees it): x -> (reconstruction, mean, logvar)."""
+
+    def __init__(self, vae: AutoencoderKL) -> None:
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        posterior = self.vae.encode(x).latent_dist
+        recon = self.vae.decode(posterior.sample()).sample
+        return recon, posterior.mean, posterior.logvar

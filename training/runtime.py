@@ -1,0 +1,196 @@
+"""What every training script shares: the Accelerator, optimiser and LR schedule, progress lines, loss and debug
+logs, the caption-embedding cache, and writing sample materials."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import time
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration, set_seed
+
+from stablematerials.io import AtomicFolder, save_material
+from stablematerials.material import Material
+
+from .config import TrainConfig, save_config
+
+logger = logging.getLogger(__name__)
+
+
+def _cpu_only_group() -> bool:
+    """Several processes (torchrun / `accelerate launch --multi_gpu`) on a machine without an accelerator.
+
+    Accelerate's own `--cpu` launcher starts one process unless MPI is set up; under torchrun without a GPU it would
+    otherwise run every process as a separate single-process job. Forcing the CPU here makes it a gloo group.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    probe = getattr(torch, "accelerator", None)
+    has_device = probe.is_available() if probe is not None else torch.cuda.is_available()
+    return not has_device
+
+
+def make_accelerator(train: TrainConfig, output_dir: str | Path, seed: int) -> Accelerator:
+    """The Accelerator for this run (mixed precision, accumulation, TensorBoard), with every process seeded.
+
+    The model initialisation uses `seed` on every process (identical weights); afterwards each process reseeds
+    with seed + rank (`reseed_per_process`) so their noise differs.
+    """
+    accelerator = Accelerator(
+        mixed_precision=train.mixed_precision,
+        gradient_accumulation_steps=train.gradient_accumulation_steps,
+        cpu=train.cpu or _cpu_only_group(),
+        log_with="tensorboard" if train.tensorboard else None,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(Path(output_dir) / "logs")),
+    )
+    if not logging.getLogger().handlers:  # a script run; leave a host's (e.g. pytest's) logging alone
+        logging.basicConfig(
+            level=logging.INFO if accelerator.is_main_process else logging.WARNING,
+            format=f"%(asctime)s [rank {accelerator.process_index}] %(levelname)s %(name)s: %(message)s",
+        )
+    set_seed(seed)
+    return accelerator
+
+
+def reseed_per_process(accelerator: Accelerator, seed: int) -> None:
+    """Different random streams per process (noise, timesteps, dropout), reproducible from the seed."""
+    set_seed(seed + 1_000_003 * (accelerator.process_index + 1))
+
+
+def start_run(accelerator: Accelerator, cfg, output_dir: str | Path, project: str) -> Path:
+    """Create the output folder, save the resolved config, start TensorBoard when asked."""
+    out = Path(output_dir)
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.json")
+    accelerator.wait_for_everyone()
+    if cfg.train.tensorboard:
+        accelerator.init_trackers(project)
+    return out
+
+
+def make_optimizer(params: Iterable[torch.nn.Parameter], train: TrainConfig, lr: float | None = None) -> torch.optim.Optimizer:
+    """AdamW with the run's rates."""
+    return torch.optim.AdamW(
+        params, lr=lr or train.lr, betas=(train.adam_beta1, train.adam_beta2), weight_decay=train.weight_decay
+    )
+
+
+def make_lr_scheduler(optimizer: torch.optim.Optimizer, train: TrainConfig, num_processes: int):
+    """The LR schedule. Accelerate steps a prepared scheduler once per process per step, hence the scaling."""
+    from diffusers.optimization import get_scheduler
+
+    return get_scheduler(
+        train.lr_schedule,
+        optimizer=optimizer,
+        num_warmup_steps=train.warmup_steps * num_processes,
+        num_training_steps=train.max_steps * num_processes,
+    )
+
+
+def _format_duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+class Progress:
+    """Progress lines on the main process: step, losses, steps/s and ETA."""
+
+    def __init__(self, accelerator: Accelerator, total: int, start: int) -> None:
+        self.accelerator, self.total, self.start = accelerator, total, start
+        self.t0 = time.perf_counter()
+
+    def line(self, step: int, values: dict[str, float]) -> str:
+        elapsed = time.perf_counter() - self.t0
+        rate = (step - self.start) / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - step) / rate if rate > 0 else float("nan")
+        parts = " | ".join(f"{k} {v:.4f}" for k, v in values.items())
+        eta_text = _format_duration(eta) if math.isfinite(eta) else "?"
+        return f"step {step}/{self.total} | {parts} | {rate:.2f} step/s | ETA {eta_text}"
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        if self.accelerator.is_main_process:
+            print(self.line(step, values), flush=True)
+
+
+class JsonlLog:
+    """Per-step records appended to OUTPUT/losses.jsonl by the main process; a resumed run first drops the
+    records after its checkpoint, so the file always shows one trajectory."""
+
+    def __init__(self, accelerator: Accelerator, path: Path, resume_step: int) -> None:
+        self.accelerator, self.path = accelerator, path
+        if accelerator.is_main_process and path.exists():
+            keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= resume_step]
+            path.write_text("".join(line + "\n" for line in keep))
+
+    def write(self, step: int, values: dict[str, float]) -> None:
+        if self.accelerator.is_main_process:
+            with self.path.open("a") as f:
+                f.write(json.dumps({"step": step, **values}) + "\n")
+        if self.accelerator.trackers:
+            self.accelerator.log(values, step=step)
+
+
+def log_sample_names(accelerator: Accelerator, output_dir: Path, step: int, names: list[str]) -> None:
+    """Debug: each process appends the sample names it trained on (to check that processes see different data)."""
+    folder = output_dir / "debug"
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / f"rank{accelerator.process_index}.txt").open("a") as f:
+        f.write(f"{step}\t" + "\t".join(names) + "\n")
+
+
+@torch.no_grad()
+def embed_captions(text_encoder, tokenizer, captions: Iterable[str], device: torch.device, batch: int = 64) -> dict[str, torch.Tensor]:
+    """Each distinct caption (and "") -> its (D,) embedding. Captions are fixed, so they are encoded once, not per step."""
+    from stablematerials.conditioning import encode_text
+
+    unique = sorted(set(captions) | {""})
+    out: dict[str, torch.Tensor] = {}
+    text_encoder.to(device)
+    for i in range(0, len(unique), batch):
+        chunk = unique[i : i + batch]
+        for text, emb in zip(chunk, encode_text(text_encoder, tokenizer, chunk, device)):
+            out[text] = emb.float()
+    return out
+
+
+def lookup(embeddings: dict[str, torch.Tensor], captions: list[str]) -> torch.Tensor:
+    """Cached caption embeddings as a (B, 1, D) cross-attention batch."""
+    return torch.stack([embeddings[c] for c in captions]).unsqueeze(1)
+
+
+def _slug(text: str, limit: int = 40) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")[:limit] or "sample"
+
+
+def save_samples(materials: list[Material], folder: Path, labels: list[str]) -> Path:
+    """Write sample materials as plain material folders `NN_label` inside `folder` (replaced atomically)."""
+    with AtomicFolder(folder, overwrite=True) as tmp:
+        for i, (material, label) in enumerate(zip(materials, labels)):
+            save_material(material, tmp / f"{i:02d}_{_slug(label)}", naming="plain")
+    return folder
+
+
+def world_info() -> str:
+    """A one-line description of the process group (for the start-up log)."""
+    return f"world size {os.environ.get('WORLD_SIZE', '1')}, rank {os.environ.get('RANK', '0')}"
+
+
+@torch.no_grad()
+def generate_materials(pipe, prompts: list[str], seed: int, steps: int, guidance_scale: float, size: int, tileable: bool) -> list[Material]:
+    """One material per prompt, prompt i with seed + i (so every run and step draws the same noise)."""
+    generators = [torch.Generator().manual_seed(seed + i) for i in range(len(prompts))]
+    pipe.set_progress_bar_config(disable=True)
+    return pipe(
+        prompt=list(prompts), num_inference_steps=steps, guidance_scale=guidance_scale, generator=generators,
+        height=size, width=size, tileable=tileable, output_type="material",
+    ).images  # fmt: skip

@@ -1,0 +1,51 @@
+"""Semi-supervised adversarial training with unannotated images (StableMaterials, arXiv 2406.09293, Sec. 3.2).
+
+Unannotated texture images come with a caption and no maps, so they cannot enter the denoising loss. Instead the
+denoiser is asked, for their captions, to predict materials that *render* like them, judged by a discriminator:
+
+1. What is noised. The image becomes a pseudo-material (basecolor = the image, flat normal, mid height and
+   roughness, no metal), is encoded by the frozen VAE and noised at a high timestep t in [t_min, 1) * T. At such t
+   only the coarse layout and colours survive; everything else (relief, gloss, fine pattern) must come from the
+   UNet. Starting from pure noise instead would ask the one-step prediction at t = T to be sharp, which fights the
+   denoising loss (its optimum there is a blurry mean); starting at a low t would let the UNet copy the pseudo-
+   material's wrong flat maps. The pseudo-latents never enter the denoising loss.
+2. What is judged. The UNet's predicted clean latent x0 is decoded by the frozen VAE, rendered with the library's
+   differentiable GGX renderer under one fixed light, and downsampled to `render_size` (32 px by default). The real
+   image is downsampled the same way. Rendering is what makes maps comparable with an RGB photo: basecolor alone
+   would ignore relief and gloss, and comparing latents would need images and materials to share a latent space,
+   which they do not (the VAE encodes maps). A low resolution keeps the decode-render-discriminate path cheap on a
+   CPU (most of the cost is the VAE decoder's backward pass) while still carrying colour, shading and pattern scale.
+3. The discriminator is conditioned on the caption embedding by projection, so a generated material is compared
+   with images of its own caption rather than with the image set as a whole. Hinge losses, spectral norm.
+4. Cost control: the image batch joins the material batch in the UNet's single forward pass (one DDP call), and
+   the adversarial term starts after `semi.start_step` steps, once the denoiser produces materials at all.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from stablematerials.material import unpack_model_channels
+from stablematerials.render import render_plane
+
+
+def pseudo_material(images: torch.Tensor) -> torch.Tensor:
+    """RGB images (B, 3, H, W) in [0, 1] -> model-space materials (B, 9, H, W): the image as basecolor, flat normal,
+    height and roughness 0.5, metallic 0."""
+    b, _, h, w = images.shape
+    rest = images.new_tensor([0.0, 0.0, 0.0, 0.0, -1.0, 0.0]).view(1, 6, 1, 1).expand(b, 6, h, w)
+    return torch.cat([images * 2 - 1, rest], dim=1)
+
+
+def downsample(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Antialiased resize of (B, 3, H, W) images to size x size."""
+    if images.shape[-2:] == (size, size):
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
+def render_for_discriminator(decoded: torch.Tensor, light: torch.Tensor, size: int) -> torch.Tensor:
+    """Model-space materials (B, 9, H, W) -> their renders under one fixed point light at size x size, sRGB [0, 1]."""
+    lights = light.to(decoded.device, decoded.dtype).view(1, 1, 3).expand(decoded.shape[0], 1, 3)
+    return downsample(render_plane(unpack_model_channels(decoded), lights), size)

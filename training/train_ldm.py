@@ -1,0 +1,236 @@
+"""Train the latent diffusion UNet on material latents, optionally with unannotated images (semi-supervised).
+
+    python -m training.train_ldm --config training/configs/ldm_small.yaml --vae runs/vae/vae
+    accelerate launch --num_processes 2 --cpu -m training.train_ldm --config ...
+
+The UNet (diffusers UNet2DConditionModel) is conditioned on one caption embedding as a single cross-attention token
+(StableMaterials, arXiv 2406.09293). Caption embeddings are fixed, so they are computed once at start-up. A share
+`diffusion.cond_dropout` of the prompts is replaced by the empty caption for classifier-free guidance; an EMA of
+the weights is kept and saved as the final UNet. With `--semi.images PATH`, a second stream of captioned RGB images
+adds an adversarial loss (see training/semi.py for the design and why). Outputs in OUTPUT/: `model/` (a pipeline
+folder for StableMaterialsPipeline.from_pretrained), `samples/`, `checkpoints/`, `losses.jsonl`, `config.json`.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import sys
+
+import torch
+from diffusers import UNet2DConditionModel
+from diffusers.training_utils import EMAModel
+
+from stablematerials.io import AtomicFolder
+from stablematerials.pipeline import StableMaterialsPipeline
+
+from .checkpoint import load_checkpoint, resolve_resume, save_checkpoint
+from .config import LDMConfig, parse_config
+from .data import (
+    ImageDataset, MaterialDataset, ShardedBatchSampler, batch_stream, discover_materials, material_root,
+    open_image_source, preview_records,
+)  # fmt: skip
+from .losses import diffusion_target, hinge_d_loss, hinge_g_loss, min_snr_weights, predicted_x0
+from .models import (
+    ProjectionDiscriminator, build_train_scheduler, build_unet, inference_scheduler, load_text_encoder, load_vae,
+    vae_scale_factor,
+)  # fmt: skip
+from .runtime import (
+    JsonlLog, Progress, embed_captions, generate_materials, log_sample_names, lookup, make_accelerator,
+    make_lr_scheduler, make_optimizer, reseed_per_process, save_samples, start_run,
+)  # fmt: skip
+from .semi import downsample, pseudo_material, render_for_discriminator
+
+logger = logging.getLogger("training.train_ldm")
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_config(LDMConfig, sys.argv[1:] if argv is None else argv)
+    accelerator = make_accelerator(cfg.train, cfg.output_dir, cfg.seed)
+    out = start_run(accelerator, cfg, cfg.output_dir, "train_ldm")
+    device = accelerator.device
+
+    # 1. Frozen parts: the VAE and the text encoder.
+    vae = load_vae(cfg.vae).to(device).eval()
+    vae.requires_grad_(False)
+    factor = vae_scale_factor(vae)
+    scaling = vae.config.scaling_factor
+    if cfg.data.crop_size % factor:
+        raise ValueError(f"data.crop_size {cfg.data.crop_size} is not a multiple of the VAE's factor {factor}")
+    text_encoder, tokenizer = load_text_encoder(cfg.text_encoder)
+
+    # 2. Data: materials, optional unannotated images, and every caption's embedding computed once.
+    records = discover_materials(cfg.data.root, cfg.data.split, cfg.data.families, cfg.data.exclude_families)
+    dataset = MaterialDataset(
+        records, cfg.data.crop_size, cfg.data.resolution, cfg.data.wrap, cfg.data.flips, cfg.data.rotations, cfg.data.cache
+    )
+    images = None
+    if cfg.semi.images:
+        source = open_image_source(cfg.semi.images, cfg.semi.image_column, cfg.semi.caption_column)
+        images = ImageDataset(source, cfg.data.crop_size, cfg.semi.resolution or cfg.data.resolution, cfg.data.flips, cfg.data.rotations)
+    prompts = cfg.sample.prompts or [
+        r.caption for r in preview_records(cfg.data.root, "val", cfg.data.split, cfg.sample.count, cfg.data.families or None)
+    ]
+    captions = [r.caption for r in records] + list(prompts)
+    if images is not None:
+        captions += [images.source.caption(i) for i in range(len(images))]
+    embeds = embed_captions(text_encoder, tokenizer, captions, device)
+    embed_dim = embeds[""].shape[-1]
+    logger.info(
+        "%d materials from %s, %s images, %d captions (%d-d), %d processes", len(dataset),
+        material_root(cfg.data.root, cfg.data.split), len(images) if images else "no", len(embeds), embed_dim,
+        accelerator.num_processes,
+    )  # fmt: skip
+
+    # 3. Models: UNet (+ EMA), discriminator for the semi-supervised stream; the same initial weights everywhere.
+    latent_size = cfg.data.crop_size // factor
+    unet = build_unet(cfg.model, vae.config.latent_channels, embed_dim, latent_size)
+    logger.info("UNet: %.2fM parameters, latents %dx%dx%d", sum(p.numel() for p in unet.parameters()) / 1e6,
+                vae.config.latent_channels, latent_size, latent_size)  # fmt: skip
+    ema = EMAModel(
+        unet.parameters(), decay=cfg.diffusion.ema_decay, use_ema_warmup=cfg.diffusion.ema_warmup,
+        model_cls=UNet2DConditionModel, model_config=unet.config,
+    )  # fmt: skip
+    noise_scheduler = build_train_scheduler(cfg.diffusion)
+    optimizer = make_optimizer(unet.parameters(), cfg.train)
+    lr_scheduler = make_lr_scheduler(optimizer, cfg.train, accelerator.num_processes)
+    if images is not None:
+        disc = ProjectionDiscriminator(3, embed_dim, cfg.semi.disc_channels)
+        disc_optimizer = make_optimizer(disc.parameters(), cfg.train, lr=cfg.semi.disc_lr)
+        unet, disc, optimizer, disc_optimizer, lr_scheduler = accelerator.prepare(unet, disc, optimizer, disc_optimizer, lr_scheduler)
+    else:
+        unet, optimizer, lr_scheduler = accelerator.prepare(unet, optimizer, lr_scheduler)
+    ema.to(device)
+    accelerator.register_for_checkpointing(ema)
+
+    # 4. Resume: weights, optimisers, schedule, EMA, RNG of every process; the data order follows from the step.
+    step = 0
+    checkpoint = resolve_resume(out / "checkpoints", cfg.resume)
+    if checkpoint is not None:
+        step = load_checkpoint(accelerator, checkpoint)["step"]
+        ema.to(device)
+        logger.info("resumed from %s at step %d", checkpoint, step)
+    else:
+        reseed_per_process(accelerator, cfg.seed)
+    accum = cfg.train.gradient_accumulation_steps
+    rank, world = accelerator.process_index, accelerator.num_processes
+    batches = batch_stream(
+        dataset, ShardedBatchSampler(len(dataset), cfg.train.batch_size, cfg.seed, rank, world, step * accum), cfg.data.num_workers
+    )
+    if images is not None:
+        image_start = max(0, step - cfg.semi.start_step) * accum  # image batches are drawn from semi.start_step on
+        image_batches = batch_stream(
+            images, ShardedBatchSampler(len(images), cfg.semi.batch_size, cfg.seed + 1, rank, world, image_start), cfg.data.num_workers
+        )
+        light = torch.tensor(cfg.semi.light, device=device)
+    progress = Progress(accelerator, cfg.train.max_steps, step)
+    loss_log = JsonlLog(accelerator, out / "losses.jsonl", step)
+    num_t = noise_scheduler.config.num_train_timesteps
+    ptype = cfg.diffusion.prediction_type
+    empty = embeds[""].to(device)
+
+    def ema_pipeline() -> StableMaterialsPipeline:
+        """A pipeline with a copy of the EMA weights (the training modules stay untouched)."""
+        unet_copy = copy.deepcopy(accelerator.unwrap_model(unet)).eval()
+        ema.copy_to(unet_copy.parameters())
+        return StableMaterialsPipeline(
+            vae=copy.deepcopy(vae), unet=unet_copy, scheduler=inference_scheduler(noise_scheduler),
+            text_encoder=text_encoder, tokenizer=tokenizer,
+        )  # fmt: skip
+
+    def write_samples(pipe: StableMaterialsPipeline, at_step: int) -> None:
+        s = cfg.sample
+        materials = generate_materials(pipe, prompts, s.seed, s.steps, s.guidance_scale, s.size or cfg.data.crop_size, s.tileable)
+        save_samples(materials, out / "samples" / f"step_{at_step:08d}", prompts)
+
+    # 5. Train.
+    unet.train()
+    while step < cfg.train.max_steps and not (cfg.train.stop_at and step >= cfg.train.stop_at):
+        totals: dict[str, float] = {}
+        semi_active = images is not None and step >= cfg.semi.start_step
+        for _ in range(accum):
+            batch = next(batches)
+            if cfg.train.debug_log_samples:
+                log_sample_names(accelerator, out, step + 1, batch["name"])
+            with torch.no_grad():
+                latents = vae.encode(batch["x"].to(device)).latent_dist.sample() * scaling
+            b = latents.shape[0]
+            noise = torch.randn_like(latents)
+            t = torch.randint(0, num_t, (b,), device=device)
+            noisy = noise_scheduler.add_noise(latents, noise, t)
+            cond = lookup(embeds, batch["caption"]).to(device)
+            drop = torch.rand(b, device=device) < cfg.diffusion.cond_dropout
+            cond = torch.where(drop[:, None, None], empty.view(1, 1, -1), cond)
+            target = diffusion_target(noise_scheduler, latents, noise, t, ptype)
+            model_in, t_in, cond_in = noisy, t, cond
+            if semi_active:  # the image batch rides along in the same UNet call (one DDP forward)
+                ib = next(image_batches)
+                real = ib["image"].to(device)
+                with torch.no_grad():
+                    z_img = vae.encode(pseudo_material(real)).latent_dist.mean * scaling
+                t_img = torch.randint(int(cfg.semi.t_min * num_t), num_t, (real.shape[0],), device=device)
+                noisy_img = noise_scheduler.add_noise(z_img, torch.randn_like(z_img), t_img)
+                cond_img = lookup(embeds, ib["caption"]).to(device)
+                model_in, t_in, cond_in = torch.cat([noisy, noisy_img]), torch.cat([t, t_img]), torch.cat([cond, cond_img])
+            with accelerator.accumulate(*([unet, disc] if images is not None else [unet])):
+                pred = unet(model_in, t_in, encoder_hidden_states=cond_in).sample.float()
+                per_sample = ((pred[:b] - target.float()) ** 2).mean(dim=(1, 2, 3))
+                if cfg.diffusion.snr_gamma > 0:
+                    per_sample = per_sample * min_snr_weights(noise_scheduler, t, cfg.diffusion.snr_gamma, ptype)
+                loss = per_sample.mean()
+                parts = {"diffusion": loss}
+                if semi_active:
+                    x0 = predicted_x0(noise_scheduler, pred[b:], noisy_img.float(), t_img, ptype)
+                    fake = render_for_discriminator(vae.decode(x0 / scaling).sample.float(), light, cfg.semi.render_size)
+                    d_inner = accelerator.unwrap_model(disc)
+                    d_inner.requires_grad_(False)  # the generator's loss must not train the discriminator
+                    g_adv = hinge_g_loss(d_inner(fake, cond_img))
+                    d_inner.requires_grad_(True)
+                    loss = loss + cfg.semi.weight * g_adv
+                    parts["g_adv"] = g_adv
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(unet.parameters(), cfg.train.max_grad_norm)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                if semi_active:
+                    real_small = downsample(real, cfg.semi.render_size)
+                    logits = disc(torch.cat([real_small, fake.detach()]), torch.cat([cond_img, cond_img]))
+                    d_loss = hinge_d_loss(*logits.chunk(2))
+                    accelerator.backward(d_loss)
+                    disc_optimizer.step()
+                    disc_optimizer.zero_grad(set_to_none=True)
+                    parts["disc"] = d_loss
+            parts["loss"] = loss
+            for k, v in parts.items():
+                totals[k] = totals.get(k, 0.0) + float(accelerator.reduce(v.detach().float(), "mean")) / accum
+        ema.step(accelerator.unwrap_model(unet).parameters())
+        step += 1
+        loss_log.write(step, totals)
+        if step % cfg.train.log_every == 0 or step == 1:
+            progress.log(step, totals)
+        if step % cfg.train.checkpoint_every == 0:
+            save_checkpoint(accelerator, out / "checkpoints", step, {"script": "train_ldm"}, cfg.train.keep_checkpoints)
+        if cfg.train.sample_every and step % cfg.train.sample_every == 0 and accelerator.is_main_process:
+            write_samples(ema_pipeline(), step)
+    if step < cfg.train.max_steps:
+        logger.info("stopped at step %d (train.stop_at); resume with --resume latest", step)
+        accelerator.end_training()
+        return 0
+
+    # 6. Final: the pipeline folder with the EMA UNet, and samples at fixed seeds.
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        pipe = ema_pipeline()
+        with AtomicFolder(out / "model", overwrite=True) as tmp:
+            pipe.save_pretrained(tmp)
+        logger.info("saved %s", out / "model")
+        write_samples(pipe, step)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
