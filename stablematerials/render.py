@@ -108,8 +108,14 @@ def _env_brdf(f0: torch.Tensor, roughness: torch.Tensor, n_dot_v: torch.Tensor) 
 # ----------------------------------------------------------------------------------------------
 
 
-def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a * b).sum(dim=2, keepdim=True)
+def _dot(a: torch.Tensor, b: torch.Tensor, dim: int = 2) -> torch.Tensor:
+    """Dot product over the channel dimension (kept)."""
+    return (a * b).sum(dim=dim, keepdim=True)
+
+
+def _normalize(v: torch.Tensor, dim: int = 2) -> torch.Tensor:
+    """Unit vectors along `dim`; zero vectors stay zero (a multiply-add form: much faster than F.normalize here)."""
+    return v * torch.rsqrt(_dot(v, v, dim).clamp_min(1e-12))
 
 
 def _surface(maps: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -122,7 +128,7 @@ def _surface(maps: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         "f0": 0.04 * (1.0 - metallic) + base * metallic,
         "roughness": roughness,
         "alpha": (roughness * roughness).clamp_min(_MIN_ALPHA),
-        "normal": F.normalize(maps["normal"], dim=1, eps=1e-6),
+        "normal": _normalize(maps["normal"], dim=1),
     }
     return {k: v.unsqueeze(1) for k, v in surface.items()}
 
@@ -130,7 +136,7 @@ def _surface(maps: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def _direct(surface: dict[str, torch.Tensor], view: torch.Tensor, light: torch.Tensor) -> torch.Tensor:
     """Outgoing radiance per unit irradiance at normal incidence: (diffuse + specular BRDF) * max(n.l, 0)."""
     n = surface["normal"]
-    half = F.normalize(light + view, dim=2, eps=1e-6)
+    half = _normalize(light + view)
     n_dot_l = _dot(n, light)
     n_dot_v = _dot(n, view).clamp_min(_EPS)
     n_dot_h = _dot(n, half).clamp(0.0, 1.0)
@@ -247,7 +253,7 @@ def render_plane(
     intensity = _light_intensity(light_intensity, batch, n_lights, ref)
 
     points = _plane_points(h, w, ref.device, ref.dtype)  # (1, 1, 3, H, W)
-    view = F.normalize(camera[None, None, :, None, None] - points, dim=2)
+    view = _normalize(camera[None, None, :, None, None] - points)
     to_light = light_positions[..., None, None] - points  # (B, L, 3, H, W)
     dist_sq = _dot(to_light, to_light).clamp_min(1e-8)
     light = to_light * dist_sq.rsqrt()

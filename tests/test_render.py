@@ -281,6 +281,14 @@ def test_gradients_reach_every_shaded_map():
     assert maps["height"].grad is None  # height is not shaded (documented)
 
 
+@pytest.mark.parametrize("texture_size", [64, 45])  # box-filter mip steps; wrapped antialiased resampling
+def test_sphere_prefilter_keeps_gradients(texture_size):
+    maps = {k: v.clone().requires_grad_(True) for k, v in make_material(texture_size, seed=1).to_tensors().items()}
+    render_sphere(maps, size=16).mean().backward()
+    for name in ("basecolor", "normal", "roughness", "metallic"):
+        assert torch.isfinite(maps[name].grad).all() and maps[name].grad.abs().sum() > 0, name
+
+
 def test_rendering_loss_can_recover_roughness():
     # A small optimisation through the renderer moves a wrong roughness towards the target.
     target_maps = uniform_maps(size=17, basecolor=(0.6, 0.5, 0.4), roughness=0.3, metallic=1.0)
@@ -323,6 +331,8 @@ def test_render_preview_image():
     assert isinstance(image, Image.Image) and image.size == (80, 40) and image.mode == "RGB"
     pixels = np.asarray(image).astype(float)
     assert pixels[:, 40:].std() > 2  # the plane shows the material, not a flat colour
+    wide = render_preview(material.crop(0, 0, 24, 48), size=40)  # non-square materials are stretched on the plane
+    assert wide.size == (80, 40)
     with pytest.raises(ValueError, match="above the plane"):
         render_preview(material, size=40, light_direction=(0, 1, -1))
 
