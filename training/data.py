@@ -178,8 +178,9 @@ class MaterialDataset(Dataset):
             raise MaterialFolderError(
                 f"{self.records[index].folder} is {x.shape[-1]}x{x.shape[-2]}, smaller than crop_size {self.crop_size}"
             )
-        if self.cache:
+        if self.cache:  # the first read returns the cached precision too, so a resumed run sees the same values
             self._cache[index] = x.half()
+            return self._cache[index].float()
         return x
 
     def __getitem__(self, key: tuple[int, int]) -> dict:
@@ -429,8 +430,11 @@ def collate(items: list[dict]) -> dict:
 
 def batch_stream(dataset: Dataset, sampler: ShardedBatchSampler, num_workers: int = 0) -> Iterator[dict]:
     """Endless collated batches in the sampler's order (optionally decoded by worker processes)."""
+    # A private generator: the loader draws a base seed when iterated, which must not consume the global RNG
+    # stream (a resumed run creates its loader after restoring that stream). Augmentation has its own seeds.
     loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers, persistent_workers=num_workers > 0
-    )
+        dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers, persistent_workers=num_workers > 0,
+        generator=torch.Generator().manual_seed(sampler.seed),
+    )  # fmt: skip
     return iter(loader)
 

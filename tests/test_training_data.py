@@ -1,0 +1,220 @@
+"""Training data and config: map-aware augmentation, datasets, sample order, config parsing, checkpoint discovery."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stablematerials.material import normal_from_height, pack_model_channels
+from training.augment import dihedral, random_crop, wrapped_crop
+from training.checkpoint import STATE_FILE, latest_checkpoint, resolve_resume
+from training.config import LDMConfig, VAEConfig, parse_config
+from training.data import (
+    ImageDataset, MaterialDataset, ShardedBatchSampler, caption_from_name, discover_materials, open_image_source,
+)  # fmt: skip
+from training_helpers import make_dataset, make_image_folder
+
+# ----------------------------------------------------------------------------------------------
+# Augmentation: normals must follow the surface
+# ----------------------------------------------------------------------------------------------
+
+
+def _material_from_height(h: torch.Tensor) -> torch.Tensor:
+    """Model-space material (1, 9, N, N) whose normal map is derived from the height field h (1, 1, N, N)."""
+    n = normal_from_height(h, 4.0)
+    maps = {"basecolor": h.expand(1, 3, -1, -1), "normal": n, "height": h, "roughness": h, "metallic": h}
+    return pack_model_channels(maps)
+
+
+def _asymmetric_height(size: int = 32) -> torch.Tensor:
+    y, x = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    h = 0.5 + 0.2 * torch.sin(2 * torch.pi * x / size) + 0.15 * torch.cos(2 * torch.pi * 2 * y / size + 0.7)
+    h = h + 0.1 * torch.sin(2 * torch.pi * (x + 3 * y) / size)
+    return h.float()[None, None]
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_dihedral_normals_match_height_of_transformed_material(k: int, mirror: bool) -> None:
+    h = _asymmetric_height()
+    x = _material_from_height(h)
+    out = dihedral(x, k, mirror)
+    expected = normal_from_height(out[:, 5:6] * 0.5 + 0.5, 4.0)[:, :2]
+    assert torch.allclose(out[:, 3:5], expected, atol=1e-5)
+    # a naive transform that moves pixels but keeps the normal's X/Y would be wrong (except the identity)
+    naive = dihedral(x, k, mirror, normals=False)
+    if k or mirror:
+        assert not torch.allclose(naive[:, 3:5], expected, atol=1e-3)
+
+
+def test_wrapped_crop_is_roll_then_crop() -> None:
+    x = torch.arange(2 * 8 * 8, dtype=torch.float32).view(2, 8, 8)
+    crop = wrapped_crop(x, 6, 5, 4)
+    rolled = torch.roll(x, shifts=(-6, -5), dims=(-2, -1))[:, :4, :4]
+    assert torch.equal(crop, rolled)
+
+
+def test_random_crop_keeps_normals_consistent_and_is_seeded() -> None:
+    x = _material_from_height(_asymmetric_height(32))[0]
+    a = random_crop(x, 32, np.random.default_rng(5), wrap=True, flips=True, rotations=True)
+    b = random_crop(x, 32, np.random.default_rng(5), wrap=True, flips=True, rotations=True)
+    assert torch.equal(a, b)
+    expected = normal_from_height(a[None, 5:6] * 0.5 + 0.5, 4.0)[0, :2]
+    assert torch.allclose(a[3:5], expected, atol=1e-5)
+    with pytest.raises(ValueError, match="crop size 64"):
+        random_crop(x, 64, np.random.default_rng(0), wrap=True, flips=False, rotations=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# Datasets
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("data") / "procedural", per_family=2, size=32)
+
+
+def test_discover_materials_reads_captions_and_filters_families(data_root: Path) -> None:
+    records = discover_materials(data_root, "train")
+    assert len(records) == 6 and {r.family for r in records} == {"sine", "checker", "solid"}
+    assert all(r.caption == f"a {r.family} material" for r in records)
+    held_in = discover_materials(data_root, "train", exclude_families=["solid"])
+    assert {r.family for r in held_in} == {"sine", "checker"}
+    with pytest.raises(ValueError, match="no material folders"):
+        discover_materials(data_root, "train", families=["nonexistent"])
+    with pytest.raises(ValueError, match="does not exist"):
+        discover_materials(data_root / "missing", "train")
+
+
+def test_plain_folder_of_materials_gets_captions_from_names(data_root: Path, tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(data_root / "train" / "sine_train_000", tmp_path / "Bricks_Red-01_2K")
+    records = discover_materials(tmp_path, "train")
+    assert [r.caption for r in records] == ["Bricks Red 01"]
+    assert caption_from_name("rusty_metal_plate") == "rusty metal plate"
+
+
+def test_material_dataset_crops(data_root: Path) -> None:
+    ds = MaterialDataset(discover_materials(data_root, "train"), crop_size=16, resolution=32)
+    item = ds[(0, 123)]
+    assert item["x"].shape == (9, 16, 16) and item["caption"] and item["name"]
+    assert torch.equal(item["x"], ds[(0, 123)]["x"])
+    assert any(not torch.equal(item["x"], ds[(0, seed)]["x"]) for seed in range(5))  # other seeds, other crops
+    assert -1.0 <= float(item["x"].min()) and float(item["x"].max()) <= 1.0
+
+
+def test_image_folder_skips_corrupt_file_with_warning(tmp_path: Path, caplog) -> None:
+    folder = make_image_folder(tmp_path / "imgs", n=2, size=32, corrupt=1)
+    ds = ImageDataset(open_image_source(folder), crop_size=16, resolution=32)
+    assert len(ds) == 3
+    with caplog.at_level(logging.WARNING, logger="training.data"):
+        item = ds[(2, 0)]  # the corrupt one: skipped, the next readable image is returned
+    assert item["image"].shape == (3, 16, 16) and item["name"] == "img_000.png"
+    assert any("bad_0.png" in r.getMessage() for r in caplog.records)
+
+
+def test_parquet_and_tar_shards(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = make_image_folder(tmp_path / "imgs", n=2, size=32)
+    pngs = [(folder / f"img_{i:03d}.png").read_bytes() for i in range(2)]
+    pq.write_table(pa.table({"jpg": [pngs[0], b"garbage", pngs[1]], "TEXT": ["one", "two", "three"]}), tmp_path / "s.parquet")
+    ds = ImageDataset(open_image_source(tmp_path / "s.parquet", "jpg", "TEXT"), crop_size=16)
+    assert len(ds) == 3 and ds[(0, 0)]["caption"] == "one" and ds[(1, 0)]["caption"] == "three"
+    with pytest.raises(ValueError, match="no column 'image'"):
+        open_image_source(tmp_path / "s.parquet")
+    with tarfile.open(tmp_path / "shard.tar", "w") as tar:
+        for key, data in (("a.png", pngs[0]), ("a.txt", b"red bricks")):
+            info = tarfile.TarInfo(key)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    ds = ImageDataset(open_image_source(tmp_path / "shard.tar"), crop_size=16)
+    assert len(ds) == 1 and ds[(0, 0)]["caption"] == "red bricks"
+
+
+def test_sampler_is_disjoint_across_ranks_and_resumable() -> None:
+    a = ShardedBatchSampler(10, 2, seed=3, rank=0, world=2)
+    b = ShardedBatchSampler(10, 2, seed=3, rank=1, world=2)
+    seen_a = {i for k in range(2) for i, _ in a.batch(k)}
+    seen_b = {i for k in range(2) for i, _ in b.batch(k)}
+    assert len(seen_a) == 4 and len(seen_b) == 4 and not seen_a & seen_b
+    resumed = ShardedBatchSampler(10, 2, seed=3, rank=0, world=2, start_batch=3)
+    it, fresh = iter(resumed), iter(ShardedBatchSampler(10, 2, seed=3, rank=0, world=2))
+    for _ in range(3):
+        next(fresh)
+    assert [next(it) for _ in range(4)] == [next(fresh) for _ in range(4)]
+    whole_epoch = [i for k in range(5) for i, _ in ShardedBatchSampler(10, 2, seed=3).batch(k)]
+    assert sorted(whole_epoch) == list(range(10))
+
+
+# ----------------------------------------------------------------------------------------------
+# Config
+# ----------------------------------------------------------------------------------------------
+
+
+def test_config_file_and_overrides(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("train:\n  lr: 0.001\n  max_steps: 7\ndata:\n  families: [a, b]\n")
+    (tmp_path / "c.toml").write_text("seed = 4\n[train]\nbatch_size = 3\n")
+    cfg = parse_config(LDMConfig, ["--config", str(tmp_path / "c.yaml"), "--train.max_steps=9", "--semi.images", "x"])
+    assert cfg.train.lr == 0.001 and cfg.train.max_steps == 9 and cfg.data.families == ["a", "b"] and cfg.semi.images == "x"
+    cfg = parse_config(VAEConfig, [f"--config={tmp_path / 'c.toml'}", "--train.tensorboard", "true"])
+    assert cfg.seed == 4 and cfg.train.batch_size == 3 and cfg.train.tensorboard is True
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--train.lrr=1"], "unknown config key 'train.lrr'"),
+        (["--nope", "1"], "unknown config key 'nope'"),
+        (["--optim.lr=1"], "unknown config section 'optim'"),
+        (["--train.max_steps=abc"], "expects an integer"),
+        (["--train.max_steps=0"], "train.max_steps must be > 0"),
+        (["--train.mixed_precision=fp64"], "must be one of"),
+        (["--train.lr"], "has no value"),
+        (["positional"], "unexpected argument"),
+        (["--data.crop_size=256"], "data.resolution"),
+    ],
+)
+def test_bad_configs_name_the_problem(argv: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_config(VAEConfig, argv)
+
+
+def test_unknown_key_in_file(tmp_path: Path) -> None:
+    (tmp_path / "c.json").write_text(json.dumps({"train": {"learning_rate": 1}}))
+    with pytest.raises(ValueError, match="unknown config key 'train.learning_rate'"):
+        parse_config(VAEConfig, ["--config", str(tmp_path / "c.json")])
+    with pytest.raises(ValueError, match="does not exist"):
+        parse_config(VAEConfig, ["--config", str(tmp_path / "missing.yaml")])
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoint discovery
+# ----------------------------------------------------------------------------------------------
+
+
+def test_latest_skips_partial_and_incomplete(tmp_path: Path) -> None:
+    for step in (2, 4):
+        (tmp_path / f"checkpoint-{step:08d}").mkdir()
+        (tmp_path / f"checkpoint-{step:08d}" / STATE_FILE).write_text(json.dumps({"step": step}))
+    (tmp_path / ".checkpoint-00000006.partial").mkdir()  # killed while writing
+    (tmp_path / "checkpoint-00000008").mkdir()
+    (tmp_path / "checkpoint-00000008" / STATE_FILE).write_text('{"step": 8')  # truncated
+    assert latest_checkpoint(tmp_path).name == "checkpoint-00000004"
+    assert resolve_resume(tmp_path, "latest").name == "checkpoint-00000004"
+    assert resolve_resume(tmp_path, None) is None
+    with pytest.raises(ValueError, match="incomplete"):
+        resolve_resume(tmp_path, str(tmp_path / "checkpoint-00000008"))
+    with pytest.raises(ValueError, match="no such checkpoint"):
+        resolve_resume(tmp_path, str(tmp_path / "nowhere"))
