@@ -1,6 +1,6 @@
 """Print timings of the preview renderer: render_preview (interactive use) and render_plane (training loss).
 
-Run: python benchmarks/render_speed.py [--repeats 5]
+Run: python benchmarks/render_speed.py [--repeats 5] [--threads N]
 """
 
 from __future__ import annotations
@@ -40,16 +40,21 @@ def best_of(fn: Callable[[], object], repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
+    for texture_size in (512, 2048):
+        big = bumpy_material(texture_size)
+        t = best_of(lambda: render_preview(big, 256), args.repeats)
+        print(f"render_preview {texture_size:4d} px material, size 256 (512x256 image): {t * 1000:7.1f} ms")
     material = bumpy_material(512)
-    t = best_of(lambda: render_preview(material, 256), args.repeats)
-    print(f"render_preview 512 px material, size 256 (512x256 image): {t * 1000:7.1f} ms")
     maps = material.to_tensors()
     with torch.inference_mode():
         t = best_of(lambda: render_sphere(maps, 256), args.repeats)
-    print(f"render_sphere  512 px material, size 256:                  {t * 1000:7.1f} ms")
+    print(f"render_sphere   512 px material, size 256:                   {t * 1000:7.1f} ms")
 
     batch = {k: v.expand(8, -1, -1, -1).contiguous() for k, v in bumpy_material(256).to_tensors().items()}
     for n_lights in (1, 3):

@@ -424,11 +424,32 @@ def render_preview(
         raise ValueError(f"size must be an integer between 8 and 8192, got {size!r}")
     plane_light = _light_positions_from_direction(light_direction, batch=1)
     with torch.inference_mode():
-        maps = material.to_tensors()
+        maps = _box_filtered_maps(material, size)
         sphere = render_sphere(maps, size, light_direction)
         plane = render_plane(_resized_maps(maps, size), plane_light)
     pixels = torch.cat([sphere, plane], dim=-1)[0].permute(1, 2, 0).numpy()
     return Image.fromarray(np.round(pixels * 255).astype(np.uint8))
+
+
+def _box_filtered_maps(material: Material, width: int) -> dict[str, torch.Tensor]:
+    """The material's maps as (1, C, h, w) tensors, box-filtered by the largest power of two that keeps w >= width.
+
+    Works on the channels-last arrays directly (summing whole rows), which is far cheaper than pooling the permuted
+    channels-first views of a large material.
+    """
+    h, w = material.size
+    k = 1
+    while w // (2 * k) >= width and h % (2 * k) == 0 and w % (2 * k) == 0:
+        k *= 2
+    out = {}
+    for name, arr in material.maps().items():
+        x = torch.from_numpy(arr)
+        x = x.unsqueeze(-1) if x.ndim == 2 else x
+        if k > 1:
+            c = x.shape[-1]
+            x = x.reshape(h // k, k, w // k, k * c).mean(dim=1).reshape(h // k, w // k, k, c).mean(dim=2)
+        out[name] = x.permute(2, 0, 1).unsqueeze(0).contiguous()
+    return out
 
 
 def _resized_maps(maps: dict[str, torch.Tensor], size: int) -> dict[str, torch.Tensor]:
