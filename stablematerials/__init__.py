@@ -18,14 +18,16 @@ __all__ = [
     "StableMaterialsPipeline",
     "StableMaterialsPipelineOutput",
     "load_material",
+    "render_preview",
     "save_material",
     "__version__",
 ]
 
 if TYPE_CHECKING:
     from .pipeline import StableMaterialsPipeline, StableMaterialsPipelineOutput
+    from .render import render_preview
 
-_LAZY = {"StableMaterialsPipeline": "pipeline", "StableMaterialsPipelineOutput": "pipeline"}
+_LAZY = {"StableMaterialsPipeline": "pipeline", "StableMaterialsPipelineOutput": "pipeline", "render_preview": "render"}
 
 
 def __getattr__(name: str) -> Any:
