@@ -1,0 +1,197 @@
+"""Does the unannotated-image stream help on families the model has no maps of? (StableMaterials' semi-supervised claim)
+
+    python benchmarks/semi_supervised.py --work runs/bench_semi --data data/procedural \
+        --families bricks,wood_planks,marble,rusty_metal --held-out marble,rusty_metal \
+        --vae-steps 1500 --ldm-steps 3000
+
+Protocol (same seed and budget for both runs):
+1. A procedural dataset (built under WORK/data with `--n` materials when `--data` does not exist).
+2. The VAE is trained on the annotated families only (or `--vae` reuses one): it never sees held-out maps.
+3. Run A trains the LDM on annotated families only. Run B trains the same LDM with the same steps and seed, plus an
+   image stream: renders (RGB under the fixed light of training/semi.py, no maps) of the held-out families' training
+   materials, with their captions.
+4. For the held-out families' test-split captions, both models generate materials at fixed seeds; each set is
+   compared with the ground-truth test materials of that family by `map_distribution_distance` (per-map 1-D
+   Wasserstein distance of pixel values; lower is closer). Annotated families are reported too, as a control.
+
+Prints a table and writes WORK/results.json and WORK/semi_supervised.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stablematerials.io import load_material  # noqa: E402
+from stablematerials.material import MAP_NAMES, Material  # noqa: E402
+from stablematerials.metrics import map_distribution_distance  # noqa: E402
+from stablematerials.pipeline import StableMaterialsPipeline  # noqa: E402
+from stablematerials.render import render_plane  # noqa: E402
+from training.config import SemiConfig  # noqa: E402
+from training.data import discover_materials  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--work", type=Path, required=True, help="folder for the dataset, runs and results")
+    p.add_argument("--data", type=Path, default=None, help="procedural dataset root (default WORK/data, built if missing)")
+    p.add_argument("--n", type=int, default=400, help="materials to generate when building the dataset")
+    p.add_argument("--size", type=int, default=128, help="material size when building the dataset")
+    p.add_argument("--families", default="bricks,wood_planks,marble,rusty_metal", help="families used (comma-separated)")
+    p.add_argument("--held-out", default="marble,rusty_metal", help="families with images only (comma-separated)")
+    p.add_argument("--vae", type=Path, default=None, help="reuse this trained VAE instead of training one")
+    p.add_argument("--vae-steps", type=int, default=1500)
+    p.add_argument("--ldm-steps", type=int, default=3000)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--resolution", type=int, default=128, help="materials are resized to this for training")
+    p.add_argument("--crop", type=int, default=64, help="training crop")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-per-family", type=int, default=8, help="generated materials per family")
+    p.add_argument("--eval-steps", type=int, default=25, help="DDIM steps when generating")
+    p.add_argument("--guidance", type=float, default=5.0)
+    p.add_argument("--semi-weight", type=float, default=SemiConfig.weight)
+    p.add_argument("--semi-start", type=int, default=None, help="step the adversarial stream starts (default: ldm-steps / 10)")
+    p.add_argument("--small", action="store_true", help="tiny models (for checking the script end to end)")
+    p.add_argument("--text-encoder", default="minilm")
+    return p.parse_args(argv)
+
+
+def ensure_dataset(args: argparse.Namespace, families: list[str]) -> Path:
+    """The dataset root: `--data` if it exists, else built under WORK/data (20% test so every family has some)."""
+    root = args.data or args.work / "data"
+    if (root / "dataset.json").is_file():
+        return root
+    from stablematerials.procedural.dataset import write_dataset
+
+    print(f"building {args.n} procedural materials of {families} under {root}", flush=True)
+    write_dataset(root, args.n, size=args.size, families=families, val_fraction=0.05, test_fraction=0.2, workers=1)
+    return root
+
+
+def write_renders(data: Path, held_out: list[str], folder: Path, resolution: int) -> int:
+    """Renders (no maps) of the held-out families' training materials, with captions: the unannotated stream."""
+    from PIL import Image
+
+    if (folder / "captions.jsonl").is_file():
+        return len((folder / "captions.jsonl").read_text().splitlines())
+    folder.mkdir(parents=True, exist_ok=True)
+    light = torch.tensor(SemiConfig().light).view(1, 1, 3)
+    lines = []
+    for rec in discover_materials(data, "train", families=held_out):
+        m = load_material(rec.folder).resize(resolution)
+        with torch.no_grad():
+            img = render_plane(m.to_tensors(), light)[0].permute(1, 2, 0).numpy()
+        Image.fromarray(np.round(img * 255).astype(np.uint8)).save(folder / f"{rec.name}.png")
+        lines.append(json.dumps({"file": f"{rec.name}.png", "caption": rec.caption}))
+    (folder / "captions.jsonl").write_text("\n".join(lines) + "\n")
+    return len(lines)
+
+
+def model_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """Model-size overrides: the defaults (recommended small config) or tiny ones for a smoke run."""
+    if not args.small:
+        return [], []
+    vae = ["--model.block_out_channels=16,32,32", "--model.norm_num_groups=8", "--model.latent_channels=8"]
+    unet = ["--model.block_out_channels=32,64", "--model.attention_levels=false,true", "--model.attention_head_dim=16"]
+    return vae, unet
+
+
+def train(args: argparse.Namespace, data: Path, families: list[str], held_out: list[str], images: Path) -> dict[str, Path]:
+    from training import train_ldm, train_vae
+
+    annotated = [f for f in families if f not in held_out]
+    vae_model, unet_model = model_args(args)
+    common = [f"--data.root={data}", f"--data.resolution={args.resolution}", f"--data.crop_size={args.crop}",
+              f"--data.families={','.join(annotated)}", f"--seed={args.seed}", f"--train.batch_size={args.batch_size}",
+              "--train.log_every=50", "--sample.count=2"]  # fmt: skip
+    vae = args.vae
+    if vae is None:
+        vae_out = args.work / "vae"
+        if not (vae_out / "vae" / "config.json").is_file():
+            train_vae.main([f"--output_dir={vae_out}", *common, *vae_model, f"--train.max_steps={args.vae_steps}",
+                            f"--train.checkpoint_every={max(args.vae_steps, 1)}", "--resume=latest"])  # fmt: skip
+        vae = vae_out / "vae"
+    start = args.semi_start if args.semi_start is not None else args.ldm_steps // 10
+    ldm = [*common, *unet_model, f"--vae={vae}", f"--text_encoder={args.text_encoder}", f"--train.max_steps={args.ldm_steps}",
+           f"--train.checkpoint_every={max(args.ldm_steps // 4, 1)}", "--resume=latest", "--sample.steps=10"]  # fmt: skip
+    runs = {"annotated only": args.work / "ldm_annotated", "+ unannotated images": args.work / "ldm_semi"}
+    extra = {
+        "annotated only": [],
+        "+ unannotated images": [f"--semi.images={images}", f"--semi.start_step={start}", f"--semi.weight={args.semi_weight}"],
+    }
+    for label, out in runs.items():
+        if not (out / "model" / "model_index.json").is_file():
+            t0 = time.perf_counter()
+            train_ldm.main([f"--output_dir={out}", *ldm, *extra[label]])
+            print(f"{label}: trained in {time.perf_counter() - t0:.0f} s", flush=True)
+    return runs
+
+
+def evaluate(args: argparse.Namespace, data: Path, runs: dict[str, Path], families: list[str]) -> dict:
+    """Per family and map: distance of generated materials to the family's test-split materials, for each run."""
+    split = "test" if (data / "test").is_dir() else "val"
+    results: dict = {}
+    for label, out in runs.items():
+        pipe = StableMaterialsPipeline.from_pretrained(out / "model")
+        pipe.set_progress_bar_config(disable=True)
+        for family in families:
+            refs = discover_materials(data, split, families=[family])
+            reference = [load_material(r.folder).resize(args.resolution) for r in refs]
+            prompts = [refs[i % len(refs)].caption for i in range(args.eval_per_family)]
+            generated: list[Material] = []
+            for i, prompt in enumerate(prompts):
+                g = torch.Generator().manual_seed(10_000 + i)
+                generated += pipe(prompt, num_inference_steps=args.eval_steps, guidance_scale=args.guidance, generator=g,
+                                  height=args.crop, width=args.crop, tileable=True).images  # fmt: skip
+            results.setdefault(family, {})[label] = map_distribution_distance(generated, reference)
+    return results
+
+
+def table(results: dict, held_out: list[str], labels: list[str]) -> str:
+    """A markdown table: family, map, the two runs' distances and the change."""
+    a, b = labels
+    rows = [f"| family | map | {a} | {b} | change |", "|---|---|---|---|---|"]
+    for group, fams in (("held out", [f for f in results if f in held_out]), ("annotated", [f for f in results if f not in held_out])):
+        for family in fams:
+            for name in (*MAP_NAMES, "mean"):
+                va = results[family][a].get(name, float(np.mean(list(results[family][a].values()))))
+                vb = results[family][b].get(name, float(np.mean(list(results[family][b].values()))))
+                rows.append(f"| {family} ({group}) | {name} | {va:.4f} | {vb:.4f} | {100 * (vb - va) / max(va, 1e-9):+.1f}% |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args = parse_args(argv)
+    families = [f for f in args.families.split(",") if f]
+    held_out = [f for f in args.held_out.split(",") if f]
+    if not held_out or not set(held_out) < set(families):
+        raise SystemExit(f"--held-out ({held_out}) must be a non-empty proper subset of --families ({families})")
+    args.work.mkdir(parents=True, exist_ok=True)
+    data = ensure_dataset(args, families)
+    n_images = write_renders(data, held_out, args.work / "images", args.resolution)
+    print(f"{n_images} unannotated renders of {held_out}", flush=True)
+    runs = train(args, data, families, held_out, args.work / "images")
+    results = evaluate(args, data, runs, families)
+    text = table(results, held_out, list(runs))
+    budget = (f"VAE {args.vae_steps if args.vae is None else 'reused'} steps, LDM {args.ldm_steps} steps, batch "
+              f"{args.batch_size}, crop {args.crop}, seed {args.seed}, {args.eval_per_family} samples per family, "
+              f"{'tiny models' if args.small else 'default models'}")  # fmt: skip
+    report = f"# Semi-supervised benchmark\n\n{budget}\n\nMap distribution distance to ground truth (lower is better)\n\n{text}\n"
+    (args.work / "results.json").write_text(json.dumps({"budget": budget, "results": results}, indent=2))
+    (args.work / "semi_supervised.md").write_text(report)
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
