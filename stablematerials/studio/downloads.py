@@ -1,0 +1,84 @@
+"""Files a front end offers for download: a zip of the material folder in a chosen naming, and a `.glb`.
+
+Each file is written atomically into its own fresh sub-folder of `out_dir` (so two requests never collide and the
+download keeps the material's name); `prune_outputs` removes sub-folders older than a given age.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import shutil
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+from ..io import atomic_write_bytes, save_material
+from ..material import Material
+from .engine import material_name
+
+logger = logging.getLogger(__name__)
+
+GLB_SHAPES = ("plane", "sphere")
+
+
+def _name_of(material: Material) -> str:
+    name = material.metadata.get("name")
+    return str(name) if name else material_name(str(material.metadata.get("prompt") or ""), material.metadata.get("seed"))
+
+
+def _fresh_folder(out_dir: str | os.PathLike | None) -> Path:
+    """A new empty folder inside `out_dir` (or the system temp folder)."""
+    parent = Path(out_dir) if out_dir is not None else Path(tempfile.gettempdir())
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="material-", dir=parent))
+
+
+def zip_material(
+    material: Material,
+    naming: str = "plain",
+    normal_convention: str = "opengl",
+    bit_depth: int = 16,
+    out_dir: str | os.PathLike | None = None,
+) -> Path:
+    """The material folder as `save_material` writes it (naming preset, normal convention, height/normal bit depth),
+    zipped under one top folder named after the material; returns the zip's path."""
+    name = _name_of(material)
+    target = _fresh_folder(out_dir) / f"{name}.zip"
+    with tempfile.TemporaryDirectory(prefix="zip-material-") as tmp:
+        folder = save_material(
+            material, Path(tmp) / name, naming=naming, normal_convention=normal_convention, bit_depth=bit_depth
+        )
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+            for path in sorted(folder.iterdir()):
+                archive.write(path, f"{name}/{path.name}")
+    atomic_write_bytes(target, buffer.getvalue())
+    logger.info("wrote %s", target)
+    return target
+
+
+def glb_for(material: Material, shape: str = "plane", out_dir: str | os.PathLike | None = None) -> Path:
+    """The material on a plane or a sphere as a glTF binary (`stablematerials.export.export_glb`); returns its path."""
+    from ..export import export_glb
+
+    if shape not in GLB_SHAPES:
+        raise ValueError(f"shape must be one of {', '.join(GLB_SHAPES)}, got {shape!r}")
+    target = _fresh_folder(out_dir) / f"{_name_of(material)}_{shape}.glb"
+    return export_glb(material, target, shape=shape)
+
+
+def prune_outputs(out_dir: str | os.PathLike, max_age_seconds: float) -> int:
+    """Delete the download sub-folders of `out_dir` older than `max_age_seconds`; return how many were removed."""
+    folder = Path(out_dir)
+    if not folder.is_dir():
+        return 0
+    cutoff = time.time() - max_age_seconds
+    removed = 0
+    for child in folder.iterdir():
+        if child.is_dir() and child.name.startswith("material-") and child.stat().st_mtime < cutoff:
+            shutil.rmtree(child, ignore_errors=True)
+            removed += 1
+    return removed
