@@ -86,7 +86,9 @@ def test_pack_orm_channels_and_ao():
 
 def test_texture_set_presets_orm_and_directx(tmp_path):
     m = make_material()
-    out = export_texture_set(m, tmp_path / "Bricks", naming="polyhaven", normal_convention="directx", bit_depth=8, orm=True)
+    out = export_texture_set(
+        m, tmp_path / "Bricks", naming="polyhaven", normal_convention="directx", bit_depth=8, orm=True
+    )
     names = sorted(p.name for p in out.iterdir())
     assert "Bricks_arm.png" in names and "Bricks_nor_dx.png" in names and "Bricks_diff.png" in names
     arm = decode_png((out / "Bricks_arm.png").read_bytes())
@@ -350,9 +352,32 @@ def test_export_command_converts_a_folder(tmp_path, capsys):
     m = make_material()
     src = save_material(m, tmp_path / "src" / "Tiles")
     out = tmp_path / "ambient" / "Tiles"
-    assert cli_main(["export", str(src), "--to", "ambientcg", "--out", str(out), "--normal", "both", "--bit-depth", "8", "--orm"]) == 0
+    assert (
+        cli_main(
+            [
+                "export",
+                str(src),
+                "--to",
+                "ambientcg",
+                "--out",
+                str(out),
+                "--normal",
+                "both",
+                "--bit-depth",
+                "8",
+                "--orm",
+            ]
+        )
+        == 0
+    )
     names = {p.name for p in out.iterdir()}
-    assert {"Tiles_Color.png", "Tiles_NormalGL.png", "Tiles_NormalDX.png", "Tiles_ORM.png", "Tiles_Displacement.png"} <= names
+    assert {
+        "Tiles_Color.png",
+        "Tiles_NormalGL.png",
+        "Tiles_NormalDX.png",
+        "Tiles_ORM.png",
+        "Tiles_Displacement.png",
+    } <= names
     height = cv2.imread(str(out / "Tiles_Displacement.png"), cv2.IMREAD_UNCHANGED)
     assert height.dtype == np.uint8  # --bit-depth 8
     back = load_material(out)

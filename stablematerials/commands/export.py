@@ -16,9 +16,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", required=True, choices=FORMATS, help="output format")
     parser.add_argument("--out", required=True, type=Path, help="output file (.glb/.mtlx) or folder")
     folder = parser.add_argument_group("texture folders (ambientcg, polyhaven, plain)")
-    folder.add_argument("--normal", choices=("opengl", "directx", "both"), help="normal map convention (default opengl)")
+    folder.add_argument(
+        "--normal", choices=("opengl", "directx", "both"), help="normal map convention (default opengl)"
+    )
     folder.add_argument("--bit-depth", type=int, choices=(8, 16), help="bit depth of normal and height (default 16)")
-    folder.add_argument("--orm", action="store_true", help="also write a packed ORM texture (R AO/white, G rough, B metal)")
+    folder.add_argument(
+        "--orm", action="store_true", help="also write a packed ORM texture (R AO/white, G rough, B metal)"
+    )
     folder.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     glb = parser.add_argument_group("glb")
     glb.add_argument("--shape", choices=("plane", "sphere"), help="geometry wearing the material (default plane)")

@@ -23,10 +23,15 @@ def upstream_chain(socket, depth=0):
         return []
     node = socket.links[0].from_node
     if node.type == "TEX_IMAGE":
-        return [{"type": node.type, "image": node.image.name if node.image else None,
-                 "size": list(node.image.size) if node.image else None,
-                 "colorspace": node.image.colorspace_settings.name if node.image else None,
-                 "from_socket": socket.links[0].from_socket.name}]
+        return [
+            {
+                "type": node.type,
+                "image": node.image.name if node.image else None,
+                "size": list(node.image.size) if node.image else None,
+                "colorspace": node.image.colorspace_settings.name if node.image else None,
+                "from_socket": socket.links[0].from_socket.name,
+            }
+        ]
     link_socket = socket.links[0].from_socket.name
     for inp in node.inputs:
         chain = upstream_chain(inp, depth + 1)
@@ -44,8 +49,13 @@ def main():
         entry = {"name": obj.name, "type": obj.type}
         if obj.type == "MESH":
             mesh = obj.data
-            entry.update({"vertices": len(mesh.vertices), "polygons": len(mesh.polygons),
-                          "uv_layers": [uv.name for uv in mesh.uv_layers]})
+            entry.update(
+                {
+                    "vertices": len(mesh.vertices),
+                    "polygons": len(mesh.polygons),
+                    "uv_layers": [uv.name for uv in mesh.uv_layers],
+                }
+            )
         report["objects"].append(entry)
     for mat in bpy.data.materials:
         if not mat.use_nodes:
