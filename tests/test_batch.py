@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pygltflib
 import pytest
 from PIL import Image
 
@@ -85,7 +86,8 @@ def reference_run(model_dir, tmp_path_factory):
     """One single-process run of the mixed JSONL batch: (inputs, output folder, exit code)."""
     inputs = write_inputs(tmp_path_factory.mktemp("inputs"))
     out = tmp_path_factory.mktemp("ref") / "out"
-    code = cli_main(["batch", str(inputs["jsonl"]), "--out", str(out), "--model", str(model_dir), "--orm", *RUN_ARGS])
+    args = ["batch", str(inputs["jsonl"]), "--out", str(out), "--model", str(model_dir), "--orm", "--glb", *RUN_ARGS]
+    code = cli_main(args)
     return inputs, out, code
 
 
@@ -211,6 +213,8 @@ def test_batch_writes_materials_summary_and_records_failures(reference_run):
         meta = json.loads((folder / "metadata.json").read_text())
         assert meta["batch"]["seed"] == rows[name]["seed"] and meta["seed"] == rows[name]["seed"]
         assert (folder / "orm.png").is_file()
+        glb = pygltflib.GLTF2.load_from_bytes((folder / f"{name}.glb").read_bytes())
+        assert glb.materials[0].name == name and len(glb.images) == 3
         with Image.open(folder / "preview.png") as preview:
             assert preview.size == (64, 32)  # render_preview: sphere and plane side by side
     assert load_material(out / "photo").metadata["tileable"] is False
@@ -254,7 +258,7 @@ def test_resume_after_stop_does_each_material_once(reference_run, model_dir, tmp
 
 def test_resume_after_kill_leaves_nothing_corrupt(model_dir, tmp_path):
     prompts = tmp_path / "prompts.txt"
-    prompts.write_text("\n".join(f"material number {k}" for k in range(6)) + "\n")
+    prompts.write_text("\n".join(f"material number {k}" for k in range(12)) + "\n")
     out = tmp_path / "out"
     cmd = [
         sys.executable,
@@ -275,22 +279,27 @@ def test_resume_after_kill_leaves_nothing_corrupt(model_dir, tmp_path):
             out.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in out.iterdir())
         ):
             time.sleep(0.05)
-        time.sleep(0.3)  # let it get into the middle of the next material
+        time.sleep(0.1)  # let it get into the middle of the next material
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     visible = sorted(p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith("."))
-    assert 1 <= len(visible) < 6, visible
+    assert 1 <= len(visible) < 12, visible
     for name in visible:  # every visible folder is complete
         assert (out / name / "preview.png").is_file() and load_material(out / name).size == (32, 32)
     before = {n: (out / n).stat().st_mtime_ns for n in visible}
+    # What a kill in the middle of writing leaves (if this one did not): a half-written folder and temporaries.
+    (out / ".material_number_11.k3j2.partial").mkdir(exist_ok=True)
+    (out / ".material_number_11.k3j2.partial" / "basecolor.png").write_bytes(b"half")
+    (out / ".summary.json.x1.tmp").write_text("{")
+    (out / ".summary.part-3.json").write_text("[]")
 
     assert cli_main(["batch", str(prompts), "--out", str(out), "--model", str(model_dir), *RUN_ARGS]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["counts"]["skipped"] == len(visible) and summary["counts"]["generated"] == 6 - len(visible)
+    assert summary["counts"]["skipped"] == len(visible) and summary["counts"]["generated"] == 12 - len(visible)
     assert {n: (out / n).stat().st_mtime_ns for n in visible} == before
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f"material_number_{k}" for k in range(6)] + ["summary.json", "summary.csv", "contact_sheet.png"]
+        [f"material_number_{k}" for k in range(12)] + ["summary.json", "summary.csv", "contact_sheet.png"]
     )  # no partial folder or temporary file left
 
 
@@ -325,3 +334,16 @@ def test_two_processes_split_without_overlap_and_match_one_process(reference_run
     for name in GOOD:  # same items and seeds -> the same materials as the single-process JSONL run
         assert maps_close(out / name, ref / name), name
     assert (out / "contact_sheet.png").is_file() and not any(p.name.startswith(".") for p in out.iterdir())
+
+
+def test_missing_model_is_a_clear_error_before_any_work(tmp_path, monkeypatch, capsys):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("stone\n")
+    monkeypatch.setenv("STABLEMATERIALS_MODEL", str(tmp_path / "no-model"))
+    assert cli_main(["batch", str(prompts), "--out", str(tmp_path / "out")]) == 2
+    assert "pass --model PATH" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    assert (
+        cli_main(["batch", str(prompts), "--out", str(tmp_path / "out"), "--model", str(tmp_path), "--size", "30"]) == 2
+    )
+    assert "--size must be a positive multiple of 8" in capsys.readouterr().err

@@ -243,6 +243,10 @@ def run_batch(
     wait = barrier or (lambda: None)
     out_dir = Path(config.out_dir)
     tasks = expand_tasks(read_items(config.prompts, config.defaults), config.defaults.seed)
+    if load_pipe is None:
+        from ..loading import resolve_model
+
+        resolve_model(config.model)  # a missing model is reported before any work, not at the first item
     main = process_index == 0
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)

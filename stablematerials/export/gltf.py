@@ -158,23 +158,22 @@ class _BinaryBuilder:
     """Collects buffer views (4-byte aligned) and accessors for the single GLB binary chunk."""
 
     def __init__(self, gltf) -> None:
+        import pygltflib
+
         self.gltf = gltf
+        self.pg = pygltflib
         self.blob = bytearray()
 
     def view(self, data: bytes, target: int | None = None) -> int:
-        import pygltflib
-
         offset = len(self.blob)
         self.blob += data
         self.blob += b"\x00" * (-len(self.blob) % 4)
         self.gltf.bufferViews.append(
-            pygltflib.BufferView(buffer=0, byteOffset=offset, byteLength=len(data), target=target)
+            self.pg.BufferView(buffer=0, byteOffset=offset, byteLength=len(data), target=target)
         )
         return len(self.gltf.bufferViews) - 1
 
     def accessor(self, array: np.ndarray, accessor_type: str, target: int, with_bounds: bool = False) -> int:
-        import pygltflib
-
         if array.dtype == np.float32:
             component = _FLOAT
         elif array.dtype == np.uint16:
@@ -184,7 +183,7 @@ class _BinaryBuilder:
         view = self.view(np.ascontiguousarray(array).tobytes(), target)
         flat = array.reshape(len(array), -1)
         self.gltf.accessors.append(
-            pygltflib.Accessor(
+            self.pg.Accessor(
                 bufferView=view,
                 componentType=component,
                 count=len(array),
@@ -196,10 +195,8 @@ class _BinaryBuilder:
         return len(self.gltf.accessors) - 1
 
     def image(self, png: bytes, name: str) -> int:
-        import pygltflib
-
-        self.gltf.images.append(pygltflib.Image(bufferView=self.view(png), mimeType="image/png", name=name))
-        self.gltf.textures.append(pygltflib.Texture(sampler=0, source=len(self.gltf.images) - 1, name=name))
+        self.gltf.images.append(self.pg.Image(bufferView=self.view(png), mimeType="image/png", name=name))
+        self.gltf.textures.append(self.pg.Texture(sampler=0, source=len(self.gltf.images) - 1, name=name))
         return len(self.gltf.textures) - 1
 
 
