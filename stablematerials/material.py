@@ -35,7 +35,10 @@ def rebuild_normal(xy: torch.Tensor) -> torch.Tensor:
     outside = sum_sq > 1.0
     scale = torch.where(outside, sum_sq.clamp_min(1e-12).rsqrt(), torch.ones_like(sum_sq))
     xy = xy * scale
-    z = torch.where(outside, torch.zeros_like(sum_sq), (1.0 - sum_sq).clamp_min(0.0).sqrt())
+    z_sq = torch.where(outside, torch.zeros_like(sum_sq), 1.0 - sum_sq).clamp_min(0.0)
+    # sqrt has an infinite slope at 0: taking it only where z_sq > 0 keeps gradients finite (no 0 * inf = NaN
+    # when a training loss renders decoded normals that leave the unit disk).
+    z = torch.where(z_sq > 0, z_sq.clamp_min(torch.finfo(z_sq.dtype).tiny).sqrt(), torch.zeros_like(z_sq))
     return torch.cat([xy, z], dim=1)
 
 

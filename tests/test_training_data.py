@@ -218,3 +218,16 @@ def test_latest_skips_partial_and_incomplete(tmp_path: Path) -> None:
         resolve_resume(tmp_path, str(tmp_path / "checkpoint-00000008"))
     with pytest.raises(ValueError, match="no such checkpoint"):
         resolve_resume(tmp_path, str(tmp_path / "nowhere"))
+
+
+def test_render_loss_gradient_is_finite_where_normals_leave_the_unit_disk() -> None:
+    from stablematerials.render import random_light_positions
+    from training.losses import render_l1
+
+    pred = torch.zeros(1, 9, 4, 4)
+    pred[:, 3], pred[:, 4] = 1.5, 0.0  # clamps to (1, 0): on the unit circle, where sqrt(1 - x^2 - y^2) has no slope
+    pred[:, 3, 0, 0], pred[:, 4, 0, 0] = 0.9, 0.9  # outside the disk
+    pred.requires_grad_(True)
+    loss = render_l1(pred, torch.zeros(1, 9, 4, 4), random_light_positions(1, 2, generator=torch.Generator().manual_seed(0)))
+    loss.backward()
+    assert torch.isfinite(pred.grad).all()
