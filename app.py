@@ -249,8 +249,12 @@ def build_demo(engine: Studio, work_dir: str | os.PathLike | None = None) -> gr.
                         preview = gr.Image(
                             label="Preview: sphere and plane", format="png", interactive=False, elem_id="preview"
                         )
-                        light_azimuth = gr.Slider(0, 360, value=DEFAULT_LIGHT[0], step=5, label="Light direction (°)")
-                        light_elevation = gr.Slider(5, 90, value=DEFAULT_LIGHT[1], step=1, label="Light height (°)")
+                        light_azimuth = gr.Slider(
+                            0, 360, value=DEFAULT_LIGHT[0], step=5, label="Light direction (°)", elem_id="light-azimuth"
+                        )
+                        light_elevation = gr.Slider(
+                            5, 90, value=DEFAULT_LIGHT[1], step=1, label="Light height (°)", elem_id="light-elevation"
+                        )
                 with gr.Row():
                     with gr.Column():
                         model3d = gr.Model3D(
