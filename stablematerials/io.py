@@ -87,12 +87,19 @@ class MaterialFolderError(ValueError):
 # ----------------------------------------------------------------------------------------------
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write a file so that readers see the old content or the new, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -124,6 +131,7 @@ class AtomicFolder:
             raise FileExistsError(f"{self.target} already exists (pass overwrite=True to replace it)")
         self.target.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", suffix=".partial", dir=self.target.parent))
+        os.chmod(self.tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; the final folder gets the usual permissions
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb) -> None:

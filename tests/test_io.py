@@ -159,3 +159,19 @@ def test_bad_options(tmp_path, material):
         save_material(material, tmp_path / "b", bit_depth=12)
     with pytest.raises(ValueError, match="normal_convention"):
         material_files("x", "plain", "vulkan")
+
+
+def test_written_files_get_usual_permissions(tmp_path, material):
+    import os
+    import stat
+
+    from stablematerials.io import atomic_write_text
+
+    mask = os.umask(0o022)
+    try:
+        out = save_material(material, tmp_path / "m")
+        atomic_write_text(tmp_path / "s.json", "{}")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "s.json").stat().st_mode) == 0o644
