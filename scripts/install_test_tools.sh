@@ -11,7 +11,7 @@ command -v blender >/dev/null 2>&1 || need_apt+=(blender python3-numpy)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
   else
     echo "install_test_tools: cannot install ${need_apt[*]} (not root or no apt-get); those tests will skip" >&2
   fi
