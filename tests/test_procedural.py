@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,13 @@ from stablematerials.cli import main
 from stablematerials.io import load_material
 from stablematerials.material import normal_from_height
 from stablematerials.metrics import normal_height_agreement, seam_score
-from stablematerials.procedural import FAMILIES, generate, generate_with, get_family, sample_params
+from stablematerials.procedural import (
+    FAMILIES,
+    generate,
+    generate_with,
+    get_family,
+    sample_params,
+)
 from stablematerials.procedural.dataset import (
     SPLITS,
     dataset_material,
@@ -378,10 +385,8 @@ def test_dataset_command_writes_a_split_captioned_dataset_and_resumes(tmp_path, 
     # Resume: nothing to do; a deleted item and a stale partial folder are repaired, captions rebuilt.
     assert main(args) == 0
     assert "wrote 0 materials (12 already done)" in capsys.readouterr().out
-    victim = sorted(folders["train"])[0]
+    victim = min(folders["train"])
     before = (root / "train" / victim / "height.png").read_bytes()
-    import shutil
-
     shutil.rmtree(root / "train" / victim)
     (root / "train" / f".{victim}.abc.partial").mkdir()
     (root / "train" / "captions.jsonl").write_text("")

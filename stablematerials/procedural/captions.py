@@ -7,7 +7,8 @@ caption) and picks among several sentence shapes; numeric parameters become word
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,18 @@ def tidy(text: str) -> str:
     text = re.sub(r",\s*,", ",", text)
     text = re.sub(r"\b(with|and|in|of),", r"\1", text)
     return text.strip(" ,")
+
+
+def listing(items: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c' from the non-empty items."""
+    items = [i for i in items if i]
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
+
+
+def with_list(items: Sequence[str]) -> str:
+    """'with a, b and c', or '' when there is nothing to list."""
+    text = listing(items)
+    return f"with {text}" if text else ""
 
 
 def _choose(rng: np.random.Generator, templates: Sequence[str], **words: Any) -> str:
@@ -151,23 +164,22 @@ def bark(p: Any, rng: np.random.Generator) -> str:
     """'deeply furrowed brown tree bark with moss' and variants."""
     kind = {"furrowed": "furrowed", "plated": "plated pine-like", "birch": "white birch"}[p.kind]
     color = "" if p.kind == "birch" else p.color
+    if p.kind == "birch":
+        relief = ["dark lenticels", bucket(p.depth, (0.5,), ("", "cracked patches"))]
+    else:
+        relief = [bucket(p.depth, (0.35, 0.7), ("shallow fissures", "fissures", "deep fissures"))]
+    growth = [*relief, bucket(p.moss, (0.3, 0.65), ("", "some moss", "thick moss")), bucket(p.lichen, (0.3,), ("", "lichen"))]
     return _choose(
         rng,
         (
-            "{depth} {kind} {color} tree bark {growth}",
-            "{color} {kind} bark of an old trunk {growth}",
-            "close-up of {kind} {color} bark, {depth} fissures {growth}",
+            "{kind} {color} tree bark {detail}",
+            "{color} {kind} bark of an old trunk, {detail}",
+            "close-up of {kind} {color} bark {detail}",
         ),
-        depth=bucket(p.depth, (0.35, 0.7), ("shallow", "", "deeply")),
         kind=kind,
         color=color,
-        growth=_growth(p.moss, p.lichen),
+        detail=with_list(growth),
     )
-
-
-def _growth(moss: float, lichen: float) -> str:
-    parts = [w for w in (bucket(moss, (0.3, 0.65), ("", "some moss", "thick moss")), bucket(lichen, (0.3,), ("", "lichen"))) if w]
-    return "with " + " and ".join(parts) if parts else ""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -213,32 +225,32 @@ def painted_metal(p: Any, rng: np.random.Generator) -> str:
     return _choose(
         rng,
         (
-            "{worn} {paint} painted metal plates {rust}",
-            "{paint} paint on sheet metal, {worn} {rust} {rivets}",
-            "{gloss} {paint} painted metal panel, {worn} paint {rust} {rivets}",
+            "{worn} {paint} painted metal plates {rust}{rivets}",
+            "{paint} paint on sheet metal, {worn} {rust}{rivets}",
+            "{gloss} {paint} painted metal panel, {worn} paint {rust}{rivets}",
         ),
         worn=bucket(p.wear, (0.3, 0.6), ("lightly chipped", "chipped", "heavily peeling")),
         paint=p.paint_color,
         rust=bucket(p.rust, (0.25, 0.6), ("over bare metal", "with some rust", "with rust showing through")),
-        rivets="with rivets" if p.rivets else "",
+        rivets=", riveted" if p.rivets else "",
         gloss=bucket(p.gloss, (0.35, 0.7), ("matte", "satin", "glossy")),
     )
 
 
 def rusty_metal(p: Any, rng: np.random.Generator) -> str:
     """'heavily rusted metal plate with pitting' and variants."""
-    paint = "" if p.paint_remnants == "none" else f"with flakes of old {p.paint_remnants} paint"
+    paint = "" if p.paint_remnants == "none" else f"flakes of old {p.paint_remnants} paint"
+    pits = bucket(p.pitting, (0.3, 0.65), ("", "some pitting", "deep pitting"))
     return _choose(
         rng,
         (
-            "{level} rusty metal plate {pits} {paint}",
-            "{level} rusted steel sheet metal, {pits} {rivets}",
-            "corroded metal covered in {level} rust {paint}",
+            "{level} rusty metal plate {detail}",
+            "{level} rusted steel sheet metal {detail}",
+            "corroded metal covered in {amount} rust {detail}",
         ),
         level=bucket(p.corrosion, (0.4, 0.75), ("patchy", "", "heavily")),
-        pits=bucket(p.pitting, (0.3, 0.65), ("", "with some pitting", "deeply pitted")),
-        paint=paint,
-        rivets="and rivets" if p.rivets else "",
+        amount=bucket(p.corrosion, (0.4, 0.75), ("patchy", "", "heavy")),
+        detail=with_list([pits, paint, "rivets" if p.rivets else ""]),
     )
 
 
@@ -252,9 +264,9 @@ def cobblestone(p: Any, rng: np.random.Generator) -> str:
     return _choose(
         rng,
         (
-            "{shape} {color} cobblestones with {joint} joints {wet}",
+            "{wet} {shape} {color} cobblestones with {joint} joints",
             "{wet} {color} cobblestone pavement, {shape} stones and {width} {joint} gaps",
-            "old {color} cobblestone street, {layout} {shape} stones {wet}",
+            "{wet} old {color} cobblestone street, {layout} {shape} stones",
         ),
         shape=bucket(p.roundness, (0.35, 0.7), ("flat-topped", "", "rounded")),
         color=p.color,
@@ -289,8 +301,8 @@ def marble(p: Any, rng: np.random.Generator) -> str:
         rng,
         (
             "{polish} {ground} {kind} marble with {density} {veins} veins",
-            "{ground} marble, {kind} style, {turb} {veins} veining, {polish} {slabs}",
-            "{polish} {kind} marble slab, {density} {turb} {veins} veins {slabs}",
+            "{ground} marble, {kind} style, {turb} {veins} veining, {polish}{slabs}",
+            "{polish} {kind} marble slab, {density} {turb} {veins} veins{slabs}",
         ),
         polish=bucket(p.polish, (0.4, 0.75), ("honed", "polished", "highly polished")),
         ground=ground[p.kind],
@@ -298,23 +310,21 @@ def marble(p: Any, rng: np.random.Generator) -> str:
         veins=veins[p.kind],
         density=bucket(p.veins, (0.3, 0.7), ("sparse", "", "dense")),
         turb=bucket(p.turbulence, (0.35, 0.7), ("straight", "flowing", "swirling")),
-        slabs="" if p.slabs == 1 else "in tiles",
+        slabs="" if p.slabs == 1 else ", cut into tiles",
     )
 
 
 def concrete(p: Any, rng: np.random.Generator) -> str:
     """'board-formed grey concrete with air pores' and variants."""
     form = {"none": "", "panels": "panel-formed", "boards": "board-formed"}[p.formwork]
-    extras = [bucket(p.pores, (0.4,), ("", "air pores")), bucket(p.aggregate, (0.4,), ("", "exposed aggregate")),
-              bucket(p.cracks, (0.4,), ("", "cracks")), bucket(p.stains, (0.5,), ("", "water stains"))]
-    extras = [e for e in extras if e]
-    detail = "with " + " and ".join(extras) if extras else ""
+    detail = with_list([bucket(p.pores, (0.4,), ("", "air pores")), bucket(p.aggregate, (0.4,), ("", "exposed aggregate")),
+                        bucket(p.cracks, (0.4,), ("", "cracks")), bucket(p.stains, (0.5,), ("", "water stains"))])
     return _choose(
         rng,
         (
             "{form} {color} concrete {detail}",
             "{color} {form} concrete wall {detail}",
-            "raw {color} concrete surface, {form} {detail}",
+            "raw {form} {color} concrete surface {detail}",
         ),
         form=form,
         color=p.color,
@@ -325,10 +335,8 @@ def concrete(p: Any, rng: np.random.Generator) -> str:
 def plaster(p: Any, rng: np.random.Generator) -> str:
     """'troweled ochre plaster wall with hairline cracks' and variants."""
     finish = {"smooth": "smooth", "troweled": "hand-troweled", "stucco": "knock-down stucco", "sand": "sand-finish"}[p.finish]
-    extras = [bucket(p.cracks, (0.3,), ("", "hairline cracks")), bucket(p.peeling, (0.3,), ("", "peeling paint")),
-              bucket(p.dirt, (0.5,), ("", "dirt streaks"))]
-    extras = [e for e in extras if e]
-    detail = "with " + " and ".join(extras) if extras else ""
+    detail = with_list([bucket(p.cracks, (0.3,), ("", "hairline cracks")), bucket(p.peeling, (0.3,), ("", "peeling paint")),
+                        bucket(p.dirt, (0.5,), ("", "dirt streaks"))])
     return _choose(
         rng,
         (
@@ -349,10 +357,8 @@ def plaster(p: Any, rng: np.random.Generator) -> str:
 
 def soil(p: Any, rng: np.random.Generator) -> str:
     """'damp dark soil with pebbles' and variants."""
-    extras = [bucket(p.pebbles, (0.3,), ("", "pebbles")), bucket(p.litter, (0.3,), ("", "twigs")),
-              bucket(p.cracks, (0.3,), ("", "dry cracks"))]
-    extras = [e for e in extras if e]
-    detail = "with " + " and ".join(extras) if extras else ""
+    detail = with_list([bucket(p.pebbles, (0.3,), ("", "pebbles")), bucket(p.litter, (0.3,), ("", "twigs")),
+                        bucket(p.cracks, (0.3,), ("", "mud cracks"))])
     return _choose(
         rng,
         (
@@ -373,8 +379,8 @@ def gravel(p: Any, rng: np.random.Generator) -> str:
         rng,
         (
             "{wet} {shape} {color} gravel",
-            "{color} gravel path, {shape} stones, {packing}",
-            "loose {color} gravel of {shape} stones {wet}",
+            "{wet} {color} gravel path, {shape} stones, {packing}",
+            "loose {wet} {color} gravel of {shape} stones",
         ),
         wet=bucket(p.wetness, (0.4,), ("", "wet")),
         shape=bucket(p.roundness, (0.4,), ("crushed angular", "rounded")),
@@ -388,8 +394,8 @@ def sand(p: Any, rng: np.random.Generator) -> str:
     return _choose(
         rng,
         (
-            "{ripples} {color} sand {wet}",
-            "{color} sand with {ripples} surface, {grain} grains {debris}",
+            "{wet} {ripples} {color} sand",
+            "{wet} {color} sand with {ripples} surface, {grain} grains {debris}",
             "{wet} {grain} {color} sand, {ripples} {debris}",
         ),
         ripples=bucket(p.ripples, (0.2, 0.6), ("smooth", "gently rippled", "wind-rippled")),
@@ -404,6 +410,7 @@ def fabric(p: Any, rng: np.random.Generator) -> str:
     """'navy twill cotton fabric with white stripes' and variants."""
     pattern = {"solid": "", "stripes": f"with {p.accent_color} stripes", "plaid": f"with a {p.accent_color} plaid"}[p.pattern]
     weave = {"plain": "plain-weave", "twill": "twill", "basket": "basket-weave"}[p.weave]
+    fibre = "denim" if p.fibre == "denim" else p.fibre
     return _choose(
         rng,
         (
@@ -413,7 +420,7 @@ def fabric(p: Any, rng: np.random.Generator) -> str:
         ),
         color=p.color,
         weave=weave,
-        fibre=p.fibre,
+        fibre=fibre,
         pattern=pattern,
         density=bucket(p.threads, (24, 48), ("coarse", "", "fine")),
         fuzzy=bucket(p.fuzz, (0.5,), ("crisp", "fuzzy")),

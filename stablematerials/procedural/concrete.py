@@ -8,7 +8,17 @@ import numpy as np
 
 from . import color as col
 from .family import Surface
-from .noise import JOINT_SHIFT, Streams, domes, fbm, grid, ridged, smoothstep, value_noise, voronoi
+from .noise import (
+    JOINT_SHIFT,
+    Streams,
+    domes,
+    fbm,
+    grid,
+    ridged,
+    smoothstep,
+    value_noise,
+    voronoi,
+)
 from .params import Params, choice, number
 
 CONCRETE_COLORS = {"grey": "#8e8c88", "light": "#b8b5af", "dark": "#5e5c59", "warm": "#a49b8d"}

@@ -19,9 +19,10 @@ import multiprocessing
 import re
 import shutil
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from ..io import METADATA_FILE, atomic_write_text, save_material
 from ..material import Material
@@ -161,11 +162,27 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
+@contextmanager
+def _single_torch_thread() -> Iterator[None]:
+    """Run torch on one thread for the duration (restored after): per-map tensors are small, and on a busy machine
+    torch's thread pool spends more time waiting for cores than it saves (measured: 285 ms vs 1 ms per normal map).
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _run(todo: list[Item], root: Path, size: int, workers: int) -> Iterable[str]:
     """Write the items, in this process (workers == 1) or in a pool of spawned processes."""
     jobs = [(it.family, it.seed, it.split, str(root), size) for it in todo]
     if workers == 1 or len(jobs) <= 1:
-        yield from map(_write_item, jobs)
+        with _single_torch_thread():
+            yield from map(_write_item, jobs)
         return
     context = multiprocessing.get_context("spawn")
     with context.Pool(min(workers, len(jobs)), initializer=_init_worker) as pool:

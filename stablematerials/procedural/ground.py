@@ -8,7 +8,17 @@ import numpy as np
 
 from . import color as col
 from .family import Surface
-from .noise import Cells, Streams, blur, domes, fbm, grid, smoothstep, splat_segments, voronoi
+from .noise import (
+    Cells,
+    Streams,
+    blur,
+    domes,
+    fbm,
+    grid,
+    smoothstep,
+    splat_segments,
+    voronoi,
+)
 from .params import Params, choice, number
 
 SOIL_COLORS = {"brown": "#5c4331", "dark": "#33271e", "red": "#7b4530", "sandy": "#8f7656", "grey": "#5e5a54"}
@@ -45,6 +55,13 @@ class SoilParams(Params):
     cracks: float = number(0.0, 0.0, 1.0, doc="dried-mud polygons")
     litter: float = number(0.2, 0.0, 1.0, doc="twigs and dead leaves")
 
+    @classmethod
+    def adjust_sample(cls, values: dict, rng: np.random.Generator) -> dict:
+        """Mud cracks only in dry soil, and only in some samples."""
+        if values["moisture"] > 0.4 or rng.random() < 0.6:
+            return values | {"cracks": 0.0}
+        return values
+
 
 def build_soil(p: SoilParams, rs: Streams, size: int) -> Surface:
     """Lumpy clods, scattered pebbles, optional dried-mud cracks and twigs."""
@@ -68,7 +85,7 @@ def build_soil(p: SoilParams, rs: Streams, size: int) -> Surface:
     dry = 1.0 - p.moisture
     soil = col.shade(col.srgb(SOIL_COLORS[p.color]), (0.6 + 0.4 * dry) * (1.0 + 0.1 * rough_ground + 0.08 * crumbs + 0.15 * p.clumps * (clod - 0.5)))
     soil = col.shade(soil, 1.0 - 0.5 * crack)
-    pebble_tones = col.jitter_colors(rs("pebble colours"), sites.n_cells, col.srgb("#7d766c"), 0.15, 0.05)
+    pebble_tones = col.jitter_colors(rs("pebble colours"), sites.n_cells, col.srgb("#7d766c"), 0.15, 0.02)
     stone_rgb = col.shade(pebble_tones[sites.cell], (0.8 + 0.2 * dry) * (0.75 + 0.25 * stones))
     pebble = smoothstep(0.0, 0.05, stones)
     rgb = col.mix(soil, stone_rgb, pebble)

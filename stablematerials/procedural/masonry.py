@@ -14,7 +14,16 @@ import numpy as np
 
 from . import color as col
 from .family import Surface
-from .noise import JOINT_SHIFT, Streams, fbm, grid, hex_sites, rounded_inside, smoothstep, voronoi_sites
+from .noise import (
+    JOINT_SHIFT,
+    Streams,
+    fbm,
+    grid,
+    hex_sites,
+    rounded_inside,
+    smoothstep,
+    voronoi_sites,
+)
 from .params import Params, choice, number
 
 BRICK_COLORS = {
@@ -121,7 +130,7 @@ def build_bricks(p: BrickParams, rs: Streams, size: int) -> Surface:
     height, mask = _block_relief(inside, face, joint, aa, 0.09)
 
     cv = p.color_variation
-    bricks_rgb = col.jitter_colors(rs("brick colours"), n_bricks, col.srgb(BRICK_COLORS[p.color]), 0.2 * cv, 0.07 * cv)
+    bricks_rgb = col.jitter_colors(rs("brick colours"), n_bricks, col.srgb(BRICK_COLORS[p.color]), 0.2 * cv, 0.03 * cv)
     speckle = fbm(rs("speckle"), size, 8 * p.rows, octaves=3)
     brick_rgb = bricks_rgb[brick] * (1.0 + 0.07 * speckle)[..., None]
     mortar_rgb = col.shade(col.srgb(MORTAR_COLORS[p.mortar_color]), 1.0 + 0.05 * fbm(rs("mortar tint"), size, 16, 4))
@@ -131,7 +140,7 @@ def build_bricks(p: BrickParams, rs: Streams, size: int) -> Surface:
     grime = w * smoothstep(-0.5, 1.5, fbm(rs("grime"), size, 3, octaves=5))
     salt = w * smoothstep(0.9, 1.8, fbm(rs("salt"), size, 4, octaves=5))
     rgb = col.shade(rgb, 1.0 - 0.35 * grime - 0.25 * w * (1.0 - np.sqrt(smoothstep(-aa, 0.09, inside))))
-    rgb = col.mix(rgb, col.srgb("#e6e2d8"), 0.6 * salt)
+    rgb = col.mix(rgb, col.srgb("#e6e2d8"), 0.35 * salt)
     rough = 0.95 + (0.8 + 0.04 * speckle + 0.08 * grime - 0.95) * mask + 0.05 * salt
     zeros = np.zeros((size, size), np.float32)
     return Surface(rgb, height, np.clip(rough, 0, 1), zeros, 4.0)

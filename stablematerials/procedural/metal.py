@@ -13,7 +13,17 @@ import numpy as np
 
 from . import color as col
 from .family import Surface
-from .noise import JOINT_SHIFT, Streams, blur, fbm, grid, smoothstep, splat_segments, value_noise, voronoi
+from .noise import (
+    JOINT_SHIFT,
+    Streams,
+    blur,
+    fbm,
+    grid,
+    smoothstep,
+    splat_segments,
+    value_noise,
+    voronoi,
+)
 from .params import Params, choice, flag, number
 
 METAL_F0 = {

@@ -8,7 +8,17 @@ import numpy as np
 
 from . import color as col
 from .family import Surface
-from .noise import Streams, blur, fbm, grid, ridged, smoothstep, splat_segments, value_noise, voronoi
+from .noise import (
+    Streams,
+    blur,
+    fbm,
+    grid,
+    ridged,
+    smoothstep,
+    splat_segments,
+    value_noise,
+    voronoi,
+)
 from .params import Params, choice, flag, number
 
 LEATHER_COLORS = {
@@ -151,11 +161,12 @@ def build_bark(p: BarkParams, rs: Streams, size: int) -> Surface:
         fibres = fbm(rs("colour fibres"), size, 8 * p.ridges, octaves=2, period_y=p.ridges)
         rgb = col.shade(base, (1.0 + 0.1 * mottle + 0.08 * fibres) * (1.2 - 0.75 * low))
         rough = 0.85 + 0.1 * low
-    moss = p.moss * smoothstep(0.3, 0.9, low + 0.4 * fbm(rs("moss"), size, 5, octaves=5) - 0.2)
-    rgb = col.mix(rgb, col.shade(col.srgb("#4f6b2a"), 1.0 + 0.15 * mottle), moss)
+    tufts = fbm(rs("moss tufts"), size, 48, octaves=2)
+    moss = p.moss * smoothstep(0.3, 0.9, low + 0.4 * fbm(rs("moss"), size, 5, octaves=5) - 0.2 + 0.15 * tufts)
+    rgb = col.mix(rgb, col.shade(col.srgb("#4f6b2a"), 1.0 + 0.1 * mottle + 0.2 * tufts), moss)
     lichen = p.lichen * smoothstep(0.7, 1.2, fbm(rs("lichen"), size, 10, octaves=4)) * (1.0 - low)
     rgb = col.mix(rgb, col.srgb("#a9b59a"), 0.8 * lichen)
-    height = height + 0.04 * lichen + 0.03 * moss
+    height = height + 0.04 * lichen + moss * (0.03 + 0.02 * tufts)
     rough = np.clip(rough + 0.1 * moss, 0.0, 1.0)
     zeros = np.zeros((size, size), np.float32)
     return Surface(rgb, np.clip(height, 0, 1), rough, zeros, 5.0)

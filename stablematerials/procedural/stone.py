@@ -44,7 +44,7 @@ def _cell_palette(rs: Streams, n: int, swatches: tuple[str, ...], value: float) 
     rng = rs("cell colours")
     base = np.stack([col.srgb(s) for s in swatches])[rng.integers(0, len(swatches), n)]
     bright = 1.0 + value * rng.standard_normal((n, 1))
-    tint = 1.0 + 0.03 * rng.standard_normal((n, 3))
+    tint = 1.0 + 0.012 * rng.standard_normal((n, 3))
     return np.clip(base * bright * tint, 0.0, 1.0).astype(np.float32)
 
 
@@ -83,10 +83,10 @@ def build_cobblestone(p: CobblestoneParams, rs: Streams, size: int) -> Surface:
 
     colors = _cell_palette(rs, cells.n_cells, STONE_COLORS[p.color], 0.1)
     speckle = fbm(rs("speckle"), size, 16 * p.stones, octaves=1)
-    stone_rgb = colors[cells.cell] * (1.0 + 0.08 * speckle + 0.08 * warp)[..., None]
+    stone_rgb = colors[cells.cell] * (1.0 + 0.05 * speckle + 0.04 * warp)[..., None]
     joint_rgb = col.shade(col.srgb(JOINT_COLORS[p.joint]), 1.0 + 0.12 * grit)
     rgb = col.mix(joint_rgb, stone_rgb, stone)
-    rgb = col.shade(rgb, (1.0 - 0.35 * p.wetness) * (0.8 + 0.2 * np.sqrt(profile)))
+    rgb = col.shade(rgb, (1.0 - 0.35 * p.wetness) * (0.65 + 0.35 * np.sqrt(profile)))
     polish = profile * (1.0 - 0.5 * p.roundness)
     stone_rough = 0.75 - 0.2 * polish + 0.04 * speckle
     rough = 0.95 + (stone_rough - 0.95) * stone

@@ -45,6 +45,14 @@ class FabricParams(Params):
     thread_width: float = number(0.85, 0.4, 1.0, doc="share of the pitch a thread fills")
     fuzz: float = number(0.3, 0.0, 1.0, doc="hairy, soft-focus fibres")
 
+    @classmethod
+    def adjust_sample(cls, values: dict, rng: np.random.Generator) -> dict:
+        """Stripes and checks in a colour other than the cloth's."""
+        if values["accent_color"] == values["color"]:
+            others = [c for c in FABRIC_COLORS if c != values["color"]]
+            return values | {"accent_color": others[int(rng.integers(len(others)))]}
+        return values
+
 
 def _over(weave: str, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """+1 where the warp thread of column i passes over the weft of row j, -1 where under."""

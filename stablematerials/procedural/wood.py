@@ -13,7 +13,16 @@ import numpy as np
 
 from . import color as col
 from .family import Surface
-from .noise import JOINT_SHIFT, Streams, fbm, grid, rounded_inside, smoothstep, value_noise, wrap_delta
+from .noise import (
+    JOINT_SHIFT,
+    Streams,
+    fbm,
+    grid,
+    rounded_inside,
+    smoothstep,
+    value_noise,
+    wrap_delta,
+)
 from .params import Params, choice, number
 
 # (early wood, late wood) colours, sRGB.
