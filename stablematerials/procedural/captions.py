@@ -78,6 +78,7 @@ def bricks(p: Any, rng: np.random.Generator) -> str:
 
 
 def _tile_words(p: Any) -> dict[str, str]:
+    """Words shared by the square and hexagonal tile captions."""
     pattern = {"plain": "", "checker": "checkerboard", "mixed": "mixed-shade", "accent": "accented"}[p.pattern]
     return {
         "color": p.color,

@@ -76,6 +76,7 @@ class Item:
 
     @property
     def name(self) -> str:
+        """The item's folder name."""
         return material_name(self.family, self.seed)
 
 

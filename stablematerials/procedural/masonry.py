@@ -125,13 +125,13 @@ def build_bricks(p: BrickParams, rs: Streams, size: int) -> Surface:
     cell_rng = rs("bricks")
     lift = cell_rng.standard_normal(n_bricks).astype(np.float32)
     face = 0.78 + 0.04 * lift[brick] + 0.035 * fbm(rs("face"), size, 2 * p.rows, octaves=5)
-    joint = 0.5 - 0.35 * p.mortar_depth + 0.03 * fbm(rs("mortar"), size, 8 * p.rows, octaves=3)
+    joint = 0.5 - 0.35 * p.mortar_depth + 0.03 * fbm(rs("mortar"), size, 8 * p.rows, octaves=5)
     aa = p.rows / size
     height, mask = _block_relief(inside, face, joint, aa, 0.09)
 
     cv = p.color_variation
     bricks_rgb = col.jitter_colors(rs("brick colours"), n_bricks, col.srgb(BRICK_COLORS[p.color]), 0.2 * cv, 0.03 * cv)
-    speckle = fbm(rs("speckle"), size, 8 * p.rows, octaves=3)
+    speckle = fbm(rs("speckle"), size, 8 * p.rows, octaves=5)
     brick_rgb = bricks_rgb[brick] * (1.0 + 0.07 * speckle)[..., None]
     mortar_rgb = col.shade(col.srgb(MORTAR_COLORS[p.mortar_color]), 1.0 + 0.05 * fbm(rs("mortar tint"), size, 16, 4))
     rgb = col.mix(mortar_rgb, brick_rgb, mask)

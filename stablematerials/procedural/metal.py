@@ -186,8 +186,9 @@ def build_plate(layers: PlateLayers, rs: Streams, size: int) -> Surface:
     paint = 1.0 - exposed_amount
 
     pits = layers.pitting * smoothstep(0.8, 1.6, fbm(rs("pits"), size, 48, octaves=2)) * rust
-    blister = fbm(rs("blister"), size, 24, octaves=3)
-    height = 0.45 + 0.1 * paint + 0.05 * rust * blister - 0.15 * pits - 0.2 * seam + 0.25 * heads
+    blister = fbm(rs("blister"), size, 24, octaves=5)
+    grain = fbm(rs("paint grain"), size, 96, octaves=4)  # orange peel of sprayed paint
+    height = 0.45 + (0.1 + 0.008 * grain) * paint + 0.05 * rust * blister - 0.15 * pits - 0.2 * seam + 0.25 * heads
     steel = col.shade(col.srgb(METAL_F0["steel"]), 0.9 + 0.05 * fbm(rs("steel"), size, 16, octaves=3))
     rust_rgb = col.ramp(0.5 + 0.3 * rust_noise + 0.2 * blister - 0.5 * pits, RUST_RAMP)
     rgb = col.mix(steel, rust_rgb, rust)
@@ -195,7 +196,7 @@ def build_plate(layers: PlateLayers, rs: Streams, size: int) -> Surface:
     rough = 0.35 * metal + 0.9 * rust + paint_rough * paint
     if layers.paint is not None:
         dirt = smoothstep(0.0, 1.5, fbm(rs("dirt"), size, 3, octaves=5))
-        paint_rgb = col.shade(col.srgb(PAINT_COLORS[layers.paint]), 1.0 - 0.15 * dirt + 0.03 * blister)
+        paint_rgb = col.shade(col.srgb(PAINT_COLORS[layers.paint]), 1.0 - 0.15 * dirt + 0.03 * blister + 0.02 * grain)
         rgb = col.mix(rgb, paint_rgb, paint)
         rough = rough + 0.1 * dirt * paint
     rgb = col.shade(rgb, 1.0 - 0.4 * seam)

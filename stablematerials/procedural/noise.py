@@ -227,14 +227,16 @@ def hex_sites(columns: int, rows: int) -> np.ndarray:
     return sites
 
 
+_VORONOI_BLOCK = 1 << 18  # pixels per block of rows (bounds memory to ~10 MB per candidate array)
+
+
 def voronoi_sites(sites: np.ndarray, size: int) -> Cells:
     """Periodic Voronoi diagram of given sites, one per lattice cell: `sites` (cells_y, cells_x, 2) in cell units.
 
-Distances are measured in lattice cells, so with unequal cell counts the cells are stretched (elongated bark
-plates) and the nearest site is always among the 3x3 neighbouring cells.
-
-    The border distance is the exact distance to the bisector between the nearest site and each neighbour
-    (the two-pass method popularised by Inigo Quilez), searched over the 3x3 neighbouring cells.
+    Distances are measured in lattice cells, so with unequal cell counts the cells are stretched (elongated bark
+    plates) and the nearest site is always among the 3x3 neighbouring cells. The border distance is the exact
+    distance to the bisector between the nearest site and each neighbour (the two-pass method popularised by
+    Inigo Quilez), searched over the 3x3 neighbouring cells.
     """
     cy, cells_x = sites.shape[:2]
     # Candidate sites of every lattice cell (its 3x3 neighbourhood), relative to the cell's corner: (9, cy, cx).
@@ -244,11 +246,26 @@ plates) and the nearest site is always among the 3x3 neighbouring cells.
     cols = (np.arange(cells_x)[None, :] + ox[:, None]) % cells_x  # (9, cx)
     cand_x = (sites[rows[:, :, None], cols[:, None, :], 0] + ox[:, None, None]).astype(np.float32)
     cand_y = (sites[rows[:, :, None], cols[:, None, :], 1] + oy[:, None, None]).astype(np.float32)
-    # Per pixel: its cell and position inside it, then the offsets to the 9 candidates: (9, size, size).
     u = coords(size) * cells_x
-    v = coords(size) * cy
-    iu, iv = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
-    fu, fv = (u - iu).astype(np.float32), (v - iv).astype(np.float32)
+    iu = np.floor(u).astype(np.int64)
+    fu = (u - iu).astype(np.float32)
+    rows_per_block = max(1, _VORONOI_BLOCK // size)
+    blocks = [
+        _voronoi_block(cand_x, cand_y, iu, fu, coords(size)[r0 : r0 + rows_per_block] * cy, oy, ox)
+        for r0 in range(0, size, rows_per_block)
+    ]
+    f1, edge, cell, ndx, ndy = (np.concatenate(parts) for parts in zip(*blocks))
+    return Cells(f1=f1, edge=edge, cell=cell, dx=ndx, dy=ndy, n_cells=cells_x * cy)
+
+
+def _voronoi_block(
+    cand_x: np.ndarray, cand_y: np.ndarray, iu: np.ndarray, fu: np.ndarray, v: np.ndarray, oy: np.ndarray, ox: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """Voronoi quantities for a block of pixel rows at lattice heights `v`: (f1, edge, cell, dx, dy)."""
+    cy, cells_x = cand_x.shape[1:]
+    iv = np.floor(v).astype(np.int64)
+    fv = (v - iv).astype(np.float32)
+    # Offsets from each pixel to the 9 candidate sites of its cell: (9, rows, size).
     dx = np.take(np.take(cand_x, iv, axis=1), iu, axis=2) - fu[None, None, :]
     dy = np.take(np.take(cand_y, iv, axis=1), iu, axis=2) - fv[None, :, None]
     d2 = dx * dx + dy * dy
@@ -263,14 +280,7 @@ plates) and the nearest site is always among the 3x3 neighbouring cells.
     elen2 = ex * ex + ey * ey
     dist = (d2 - f1) / (2.0 * np.sqrt(np.maximum(elen2, 1e-12)))
     dist[elen2 < 1e-12] = np.inf
-    return Cells(
-        f1=np.sqrt(f1),
-        edge=np.maximum(dist.min(axis=0), 0.0),
-        cell=cell,
-        dx=ndx[0],
-        dy=ndy[0],
-        n_cells=cells_x * cy,
-    )
+    return np.sqrt(f1), np.maximum(dist.min(axis=0), 0.0), cell, ndx[0], ndy[0]
 
 
 def domes(cells: Cells, radius: np.ndarray) -> np.ndarray:

@@ -75,14 +75,14 @@ def build_cobblestone(p: CobblestoneParams, rs: Streams, size: int) -> Surface:
     rise = 0.1 + 0.35 * p.roundness
     profile = smoothstep(-aa, rise, inside)
     lift = rs("stone heights").uniform(0.75, 1.0, cells.n_cells).astype(np.float32)
-    grit = fbm(rs("grit"), size, 8 * p.stones, octaves=3)
+    grit = fbm(rs("grit"), size, 8 * p.stones, octaves=5)
     face = 0.35 + 0.6 * lift[cells.cell] * np.sqrt(profile) + 0.025 * fbm(rs("rock"), size, 2 * p.stones, octaves=4)
     joint_h = 0.12 + 0.04 * grit
     stone = smoothstep(-aa, aa, inside)
     height = joint_h + (face - joint_h) * np.sqrt(profile)
 
     colors = _cell_palette(rs, cells.n_cells, STONE_COLORS[p.color], 0.1)
-    speckle = fbm(rs("speckle"), size, 16 * p.stones, octaves=1)
+    speckle = fbm(rs("speckle"), size, 16 * p.stones, octaves=3)
     stone_rgb = colors[cells.cell] * (1.0 + 0.05 * speckle + 0.04 * warp)[..., None]
     joint_rgb = col.shade(col.srgb(JOINT_COLORS[p.joint]), 1.0 + 0.12 * grit)
     rgb = col.mix(joint_rgb, stone_rgb, stone)
