@@ -426,6 +426,10 @@ def serve(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-queue must be at least 1, got {args.max_queue}")
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be from 1 to 65535, got {args.port}")
+    if args.max_size < 8 or args.max_size % 8:
+        raise ValueError(f"--max-size must be a positive multiple of 8, got {args.max_size}")
+    if args.max_variations < 1:
+        raise ValueError(f"--max-variations must be at least 1, got {args.max_variations}")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry or version check
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local model folders only
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
