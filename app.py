@@ -24,6 +24,7 @@ from stablematerials.commands.app import add_arguments, is_loopback
 from stablematerials.commands.generate import parse_size
 from stablematerials.io import NAMING_PRESETS
 from stablematerials.material import MAP_NAMES, Material
+from stablematerials.metrics import seam_scores
 from stablematerials.studio import (
     GLB_SHAPES,
     MAP_LABELS,
@@ -54,7 +55,6 @@ SESSION_SECONDS = 2 * 3600  # a session's materials are freed this long after it
 OUTPUT_SECONDS = 3600  # downloads older than this are deleted from the work folder
 DISPLAY_SIDE = 512  # small tiled views are enlarged (nearest pixel) to at least this many pixels
 DEFAULT_LIGHT = (130.0, 52.0)  # azimuth, elevation in degrees: upper left, as the renderer's default
-VIEW_FIELDS = ("tiled_map", "light_azimuth", "light_elevation", "shape")
 
 INTRO = """# StableMaterials
 Describe a surface (**"mossy cobblestone path"**) or drop in a photo, press **Generate**, and get five tileable
@@ -80,6 +80,14 @@ def _whole_number(value: Any, label: str) -> int:
     return int(number)
 
 
+def _number(value: Any, label: str) -> float:
+    """A field's value as a float; ValueError naming the field when it is not a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{label} must be a number, got {value!r}") from None
+
+
 def upload_path(value: Any) -> str | None:
     """The file path of an upload as the page sends it unprocessed (a file-data dict), or a plain path."""
     if value is None or value == "":
@@ -95,7 +103,7 @@ def upload_path(value: Any) -> str | None:
 
 
 def request_from_form(form: dict[str, Any]) -> GenerationRequest:
-    """The `GenerationRequest` the page's fields describe (text trimmed, numbers made whole, size parsed).
+    """The `GenerationRequest` the page's fields describe (numbers made whole, size parsed, seed only when fixed).
 
     Values arrive as the page sends them, unprocessed: the image prompt is a file-data dict (so that a file that is
     not an image reaches `GenerationRequest.validate` and gets its clear message), numbers may be floats."""
@@ -113,7 +121,7 @@ def request_from_form(form: dict[str, Any]) -> GenerationRequest:
         image=upload_path(form.get("image")),
         negative_prompt=str(form.get("negative_prompt") or ""),
         steps=_whole_number(form["steps"], "steps") if form.get("steps") not in (None, "") else None,
-        guidance=float(form.get("guidance", 7.5)),
+        guidance=_number(form.get("guidance", 7.5), "guidance"),
         seed=None if random_seed else _whole_number(form.get("seed"), "seed"),
         tileable=bool(form.get("tileable", True)),
         width=width,
@@ -158,6 +166,11 @@ def seam_summary(seam: dict[str, tuple[float, float]], selected: str) -> str:
             *rows,
         ]
     )
+
+
+def seam_of(material: Material) -> dict[str, tuple[float, float]]:
+    """The material's seam scores: those measured when it was made, else measured now."""
+    return material.metadata.get("seam") or seam_scores(material)
 
 
 def history_caption(material: Material) -> str:
@@ -242,7 +255,8 @@ def build_demo(engine: Studio, work_dir: str | os.PathLike | None = None) -> gr.
                     with gr.Column():
                         tiled = gr.Image(label="Tiled 2×2", format="png", interactive=False, elem_id="tiled")
                         tiled_map = gr.Dropdown(
-                            [(MAP_LABELS[m], m) for m in MAP_NAMES], value="basecolor", label="Map to tile"
+                            [(MAP_LABELS[m], m) for m in MAP_NAMES], value="basecolor", label="Map to tile",
+                            elem_id="tiled-map",
                         )
                         seam = gr.Markdown(elem_id="seam")
                     with gr.Column():
@@ -296,7 +310,7 @@ def build_demo(engine: Studio, work_dir: str | os.PathLike | None = None) -> gr.
             return {
                 maps: map_images(material, view["normal_convention"]),
                 tiled: tiled_view(material, view["tiled_map"], min_side=DISPLAY_SIDE),
-                seam: seam_summary(material.metadata.get("seam") or {}, view["tiled_map"]),
+                seam: seam_summary(seam_of(material), view["tiled_map"]),
                 preview: preview_image(material, light),
                 **glb_views(material, view["shape"]),
                 zip_file: str(zip_material(
@@ -357,7 +371,7 @@ def build_demo(engine: Studio, work_dir: str | os.PathLike | None = None) -> gr.
             with user_errors("tile the map"):
                 return {
                     tiled: tiled_view(material, map_name, min_side=DISPLAY_SIDE),
-                    seam: seam_summary(material.metadata.get("seam") or {}, map_name),
+                    seam: seam_summary(seam_of(material), map_name),
                 }
 
         def on_light(material: Material | None, azimuth: float, elevation: float) -> Any:

@@ -107,6 +107,21 @@ def test_make_inspect_and_download_a_material(page, tmp_path):
         files = {name.split("/", 1)[1] for name in archive.namelist()}
     assert files == {"basecolor.png", "normal.png", "height.png", "roughness.png", "metallic.png", "metadata.json"}
 
+    # the 3D shape, the tiled map and the history re-show the material without generating again
+    page.get_by_label("sphere").check()
+    page.wait_for_function("document.querySelector('#glb').innerText.includes('_sphere')", timeout=TIMEOUT_MS)
+    tiled_before = _image_sources(page, "#tiled")
+    page.locator("#tiled-map input").fill("Normal")
+    page.locator("#tiled-map input").press("Enter")
+    page.wait_for_function(
+        "before => { const i = document.querySelector('#tiled img'); return i && i.src !== before; }",
+        arg=tiled_before[0], timeout=TIMEOUT_MS,
+    )  # fmt: skip
+    assert "**Normal**" not in page.locator("#seam").inner_text()  # rendered as bold, not as markup
+    page.locator("#history img").first.click()
+    page.wait_for_function("document.querySelector('#status').innerText.startsWith('Showing')", timeout=TIMEOUT_MS)
+    assert page.locator("#history img").count() == history_before
+
     page.wait_for_timeout(1500)  # let the 3D view draw before the screenshot
     shot = tmp_path / "app.png"
     page.screenshot(path=str(shot), full_page=True)
