@@ -307,12 +307,18 @@ class StableMaterialsPipeline(DiffusionPipeline):
             latents = latents.to(device=device, dtype=dtype)
         return latents * init_noise_sigma
 
-    def decode_latents(self, latents: torch.Tensor, tileable: bool, window: int | None, roll_generator) -> torch.Tensor:
+    def decode_latents(
+        self,
+        latents: torch.Tensor,
+        tileable: bool,
+        window: int | None = None,
+        roll_generators: tuple[torch.Generator | None, ...] = (None,),
+    ) -> torch.Tensor:
         """Latents -> (B, 9, H, W) in model space; circular padding makes a tileable latent decode seamlessly."""
         scaling = self.vae.config.scaling_factor
         shift = getattr(self.vae.config, "shift_factor", None) or 0.0
         z = latents.to(self.vae.dtype) / scaling + shift
-        state = TilingState(circular=tileable, window=window, latent_hw=tuple(z.shape[-2:]), generator=roll_generator)
+        state = TilingState(circular=tileable, window=window, latent_hw=tuple(z.shape[-2:]), generators=roll_generators)
         with tiling(state):
             return self.vae.decode(z).sample
 
@@ -419,8 +425,12 @@ class StableMaterialsPipeline(DiffusionPipeline):
         latents = self.prepare_latents(
             batch_size, height, width, dtype, device, generator, latents, scheduler.init_noise_sigma
         )
-        gen0 = generator[0] if isinstance(generator, list) else generator
-        roll_generator = torch.Generator().manual_seed((gen0.initial_seed() if gen0 is not None else torch.seed()) ^ 0x5EED)
+        # Window offsets come from generators of their own, one per item, seeded from the item's generator without
+        # drawing from it: an item gives the same material alone or in a batch.
+        roll_generators = tuple(
+            torch.Generator().manual_seed((g.initial_seed() if g is not None else torch.seed()) ^ 0x5EED)
+            for g in (generator if isinstance(generator, list) else [generator])
+        )
         window = sample if patched else None
         latent_hw = tuple(latents.shape[-2:])
         if tileable and any(s % 2 ** (len(self.unet.config.block_out_channels) - 1) for s in latent_hw):
@@ -440,7 +450,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
         with self.progress_bar(total=len(timesteps)) as progress:
             for i, t in enumerate(timesteps):
                 state = TilingState(
-                    circular=tileable and i >= tile_from, window=window, latent_hw=latent_hw, generator=roll_generator
+                    circular=tileable and i >= tile_from, window=window, latent_hw=latent_hw, generators=roll_generators
                 )
                 latent_in = torch.cat([latents] * 2) if do_cfg else latents
                 latent_in = scheduler.scale_model_input(latent_in, t)
@@ -462,7 +472,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
         if output_type == "latent":
             images: Any = latents
         else:
-            decoded = self.decode_latents(latents, tileable, window, roll_generator)
+            decoded = self.decode_latents(latents, tileable, window, roll_generators)
             meta_common = {
                 "negative_prompt": negative_prompt if isinstance(negative_prompt, str) else None,
                 "num_inference_steps": num_inference_steps,

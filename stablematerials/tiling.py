@@ -35,13 +35,15 @@ class TilingState:
     window: self-attention runs in windows of this many latent pixels per side (scaled down at deeper UNet
         levels), with the window grid rolled by a random offset at every call; None: global attention.
     latent_hw: the latent size of the current call, used to recover the spatial shape of token sequences.
-    generator: draws the window offsets (seeded by the pipeline so results are reproducible).
+    generators: draw the window offsets, one generator per batch item (seeded by the pipeline so that an item gives
+        the same result alone or in a batch); a batch larger than the tuple (e.g. doubled for classifier-free
+        guidance) reuses them cyclically; one generator means one offset for the whole batch.
     """
 
     circular: bool = False
     window: int | None = None
     latent_hw: tuple[int, int] | None = None
-    generator: torch.Generator | None = None
+    generators: tuple[torch.Generator | None, ...] = (None,)
 
 
 _STATE: ContextVar[TilingState | None] = ContextVar("stablematerials_tiling_state", default=None)
@@ -157,18 +159,28 @@ class RolledWindowAttnProcessor:
         if getattr(attn, "norm_k", None) is not None:
             key = attn.norm_k(key.view(b, -1, heads, head_dim)).view(b, -1, heads * head_dim)
 
-        g = state.generator
-        oy = int(torch.randint(0, h, (1,), generator=g)) if h > wh else 0
-        ox = int(torch.randint(0, w, (1,), generator=g)) if w > ww else 0
+        offsets = [
+            (
+                int(torch.randint(0, h, (1,), generator=g)) if h > wh else 0,
+                int(torch.randint(0, w, (1,), generator=g)) if w > ww else 0,
+            )
+            for g in state.generators
+        ]
+        per_item = [offsets[i % len(offsets)] for i in range(b)]
+
+        def roll(t: torch.Tensor, sign: int) -> torch.Tensor:  # (B, H, W, C), each item by its own offset
+            if len(set(per_item)) == 1:
+                oy, ox = per_item[0]
+                return torch.roll(t, shifts=(sign * oy, sign * ox), dims=(1, 2))
+            return torch.stack([torch.roll(t[i], (sign * oy, sign * ox), dims=(0, 1)) for i, (oy, ox) in enumerate(per_item)])
 
         def to_windows(t: torch.Tensor) -> torch.Tensor:  # (B, HW, heads*d) -> (B*nW, heads, wh*ww, d)
-            t = torch.roll(t.reshape(b, h, w, -1), shifts=(-oy, -ox), dims=(1, 2))
-            t = window_partition(t, wh, ww)
+            t = window_partition(roll(t.reshape(b, h, w, -1), -1), wh, ww)
             return t.view(t.shape[0], wh * ww, heads, head_dim).transpose(1, 2)
 
         out = F.scaled_dot_product_attention(to_windows(query), to_windows(key), to_windows(value), scale=attn.scale)
         out = out.transpose(1, 2).reshape(out.shape[0], wh * ww, heads * head_dim)
-        out = torch.roll(window_merge(out, b, h, w, wh, ww), shifts=(oy, ox), dims=(1, 2)).reshape(b, h * w, -1)
+        out = roll(window_merge(out, b, h, w, wh, ww), +1).reshape(b, h * w, -1)
         out = attn.to_out[0](out.to(query.dtype))
         out = attn.to_out[1](out)
         if input_ndim == 4:

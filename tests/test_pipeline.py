@@ -51,6 +51,17 @@ def test_batch_equals_single(tiny_pipe):
         np.testing.assert_allclose(batch[i], single[0], atol=1e-5)
 
 
+@pytest.mark.parametrize("student", [False, True])
+def test_patched_batch_equals_single(tiny_pipe, tiny_student, student):
+    """With windowed attention too, item k of a batch generated with generators [g0, g1] equals a run with g_k alone."""
+    pipe = tiny_student if student else tiny_pipe
+    kw = dict(height=48, width=48, num_inference_steps=3, patched=True, tileable=True, output_type="np")
+    batch = pipe(["bricks", "bricks"], generator=[gen(1), gen(2)], **kw).images
+    second = pipe("bricks", generator=gen(2), **kw).images
+    np.testing.assert_allclose(batch[1], second[0], atol=1e-5)
+    assert not np.allclose(batch[0], batch[1])
+
+
 def test_num_images_per_prompt_and_mixed_batch(tiny_pipe):
     black = Image.new("RGB", (40, 40))
     out = tiny_pipe(["bricks", black], num_inference_steps=2, num_images_per_prompt=2, generator=gen(0)).images
@@ -167,12 +178,12 @@ def _tile2(x):
 def test_tileable_decode_equals_its_own_tiling(tiny_pipe):
     """Decoding a 2x2-tiled latent gives the 2x2 tiling of the decoded tile: the output wraps exactly."""
     z = tiny_pipe("bricks", num_inference_steps=3, tileable=True, generator=gen(0), output_type="latent").images
-    one = tiny_pipe.decode_latents(z, tileable=True, window=None, roll_generator=None)
-    four = tiny_pipe.decode_latents(_tile2(z), tileable=True, window=None, roll_generator=None)
+    one = tiny_pipe.decode_latents(z, tileable=True)
+    four = tiny_pipe.decode_latents(_tile2(z), tileable=True)
     assert torch.allclose(four, _tile2(one), atol=1e-5)
     # Without tiling the same comparison fails at the borders: the test can tell the difference.
-    plain = tiny_pipe.decode_latents(z, tileable=False, window=None, roll_generator=None)
-    plain4 = tiny_pipe.decode_latents(_tile2(z), tileable=False, window=None, roll_generator=None)
+    plain = tiny_pipe.decode_latents(z, tileable=False)
+    plain4 = tiny_pipe.decode_latents(_tile2(z), tileable=False)
     assert (plain4 - _tile2(plain)).abs().max() > 1e-3
 
 
@@ -209,9 +220,9 @@ def test_windowed_attention_matches_global_for_one_window(tiny_pipe):
     emb = torch.randn(1, 1, 32, generator=gen(1))
     with torch.no_grad():
         ref = unet(x, 10, encoder_hidden_states=emb).sample
-        with tiling(TilingState(window=16, latent_hw=(16, 16), generator=gen(2))):
+        with tiling(TilingState(window=16, latent_hw=(16, 16), generators=(gen(2),))):
             same = unet(x, 10, encoder_hidden_states=emb).sample
-        with tiling(TilingState(window=4, latent_hw=(16, 16), generator=gen(2))):
+        with tiling(TilingState(window=4, latent_hw=(16, 16), generators=(gen(2),))):
             windowed = unet(x, 10, encoder_hidden_states=emb).sample
     assert torch.allclose(ref, same, atol=1e-5)
     assert (ref - windowed).abs().max() > 1e-4
