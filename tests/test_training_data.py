@@ -231,3 +231,9 @@ def test_render_loss_gradient_is_finite_where_normals_leave_the_unit_disk() -> N
     loss = render_l1(pred, torch.zeros(1, 9, 4, 4), random_light_positions(1, 2, generator=torch.Generator().manual_seed(0)))
     loss.backward()
     assert torch.isfinite(pred.grad).all()
+
+
+@pytest.mark.parametrize("name, cls", [("vae_small", VAEConfig), ("ldm_small", LDMConfig)])
+def test_shipped_configs_parse(name: str, cls) -> None:
+    cfg = parse_config(cls, ["--config", str(Path(__file__).resolve().parents[1] / "training" / "configs" / f"{name}.yaml")])
+    assert cfg.data.crop_size == 64 and cfg.train.max_steps > 0

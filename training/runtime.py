@@ -79,7 +79,8 @@ def start_run(accelerator: Accelerator, cfg, output_dir: str | Path, project: st
 def make_optimizer(params: Iterable[torch.nn.Parameter], train: TrainConfig, lr: float | None = None) -> torch.optim.Optimizer:
     """AdamW with the run's rates."""
     return torch.optim.AdamW(
-        params, lr=lr or train.lr, betas=(train.adam_beta1, train.adam_beta2), weight_decay=train.weight_decay
+        params, lr=lr or train.lr, betas=(train.adam_beta1, train.adam_beta2), weight_decay=train.weight_decay,
+        foreach=True,  # one fused update over all tensors; torch's CPU default updates them one by one
     )
 
 
@@ -103,15 +104,17 @@ def _format_duration(seconds: float) -> str:
 
 
 class Progress:
-    """Progress lines on the main process: step, losses, steps/s and ETA."""
+    """Progress lines on the main process: step, losses, steps/s since the previous line, and the ETA at that rate."""
 
     def __init__(self, accelerator: Accelerator, total: int, start: int) -> None:
-        self.accelerator, self.total, self.start = accelerator, total, start
-        self.t0 = time.perf_counter()
+        self.accelerator, self.total = accelerator, total
+        self.last_step, self.last_time = start, time.perf_counter()
 
     def line(self, step: int, values: dict[str, float]) -> str:
-        elapsed = time.perf_counter() - self.t0
-        rate = (step - self.start) / elapsed if elapsed > 0 else 0.0
+        now = time.perf_counter()
+        elapsed = now - self.last_time
+        rate = (step - self.last_step) / elapsed if elapsed > 0 else 0.0
+        self.last_step, self.last_time = step, now
         eta = (self.total - step) / rate if rate > 0 else float("nan")
         parts = " | ".join(f"{k} {v:.4f}" for k, v in values.items())
         eta_text = _format_duration(eta) if math.isfinite(eta) else "?"
