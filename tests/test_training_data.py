@@ -237,3 +237,31 @@ def test_render_loss_gradient_is_finite_where_normals_leave_the_unit_disk() -> N
 def test_shipped_configs_parse(name: str, cls) -> None:
     cfg = parse_config(cls, ["--config", str(Path(__file__).resolve().parents[1] / "training" / "configs" / f"{name}.yaml")])
     assert cfg.data.crop_size == 64 and cfg.train.max_steps > 0
+
+
+def test_adversarial_gradient_reaches_the_unet_through_decoder_and_renderer() -> None:
+    from diffusers import DDPMScheduler
+
+    from stablematerials.tiny import tiny_unet, tiny_vae
+    from training.losses import hinge_g_loss, predicted_x0
+    from training.models import ProjectionDiscriminator
+    from training.semi import pseudo_material, render_for_discriminator
+
+    torch.manual_seed(0)
+    vae, unet = tiny_vae(0).requires_grad_(False), tiny_unet(0)
+    disc = ProjectionDiscriminator(3, 32, channels=8).requires_grad_(False)
+    scheduler = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    images = torch.rand(2, 3, 16, 16)
+    material = pseudo_material(images)
+    assert torch.equal(material[:, :3], images * 2 - 1) and torch.all(material[:, 7] == -1)  # no metal
+    z = vae.encode(material).latent_dist.mean
+    t = torch.tensor([600, 900])
+    noisy = scheduler.add_noise(z, torch.randn_like(z), t)
+    cond = torch.randn(2, 1, 32)
+    x0 = predicted_x0(scheduler, unet(noisy, t, encoder_hidden_states=cond).sample, noisy, t, "epsilon")
+    fake = render_for_discriminator(vae.decode(x0).sample, torch.tensor([0.0, 0.0, 2.0]), 8)
+    assert fake.shape == (2, 3, 8, 8)
+    hinge_g_loss(disc(fake, cond)).backward()
+    grads = [p.grad for p in unet.parameters() if p.grad is not None]
+    assert grads and sum(float(g.abs().sum()) for g in grads) > 0
+    assert all(p.grad is None for p in vae.parameters()) and all(p.grad is None for p in disc.parameters())
