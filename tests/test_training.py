@@ -49,6 +49,14 @@ def ldm_args(assets: dict[str, Path], out: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def losses(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
 
@@ -111,6 +119,8 @@ def test_interrupted_run_resumes_on_the_same_trajectory(assets: dict[str, Path])
     weights.write_bytes(weights.read_bytes()[:100])
     shutil.copytree(ckpts / "checkpoint-00000002", ckpts / "checkpoint-00000004")
     (ckpts / "checkpoint-00000004" / "trainer_state.json").unlink()
+    with (split / "losses.jsonl").open("a") as f:
+        f.write('{"step": 4, "diffus')  # the log line being written when the run died
     assert train_ldm.main(ldm_args(assets, split, *common, "--resume", "latest")) == 0
     a, b = losses(full), losses(split)
     assert [r["step"] for r in b] == [1, 2, 3, 4]
@@ -137,7 +147,7 @@ def test_two_processes_see_different_data(assets: dict[str, Path]) -> None:
     out = assets["root"] / "ddp"
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     launcher = [shutil.which("accelerate"), "launch"] if shutil.which("accelerate") else [sys.executable, "-m", "accelerate.commands.launch"]
-    cmd = [*launcher, "--multi_gpu", "--num_processes", "2", "--main_process_port", "29517", "-m", "training.train_ldm",
+    cmd = [*launcher, "--multi_gpu", "--num_processes", "2", "--main_process_port", str(_free_port()), "-m", "training.train_ldm",
            *ldm_args(assets, out, "--train.max_steps=2", "--train.batch_size=1", "--train.debug_log_samples=true")]  # fmt: skip
     result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]

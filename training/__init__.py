@@ -1,0 +1,1 @@
+"""Training scripts for StableMaterials models: VAE, latent diffusion (+ semi-supervised), LCM student."""

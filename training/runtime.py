@@ -125,6 +125,14 @@ class Progress:
             print(self.line(step, values), flush=True)
 
 
+def _record_step(line: str) -> float:
+    """The step of a losses.jsonl line; a line cut short by a kill counts as past any checkpoint (dropped)."""
+    try:
+        return json.loads(line)["step"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return float("inf")
+
+
 class JsonlLog:
     """Per-step records appended to OUTPUT/losses.jsonl by the main process; a resumed run first drops the
     records after its checkpoint, so the file always shows one trajectory."""
@@ -132,7 +140,7 @@ class JsonlLog:
     def __init__(self, accelerator: Accelerator, path: Path, resume_step: int) -> None:
         self.accelerator, self.path = accelerator, path
         if accelerator.is_main_process and path.exists():
-            keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= resume_step]
+            keep = [line for line in path.read_text().splitlines() if _record_step(line) <= resume_step]
             path.write_text("".join(line + "\n" for line in keep))
 
     def write(self, step: int, values: dict[str, float]) -> None:
