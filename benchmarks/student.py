@@ -23,11 +23,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stablematerials.io import load_material  # noqa: E402
-from stablematerials.material import MAP_NAMES, Material  # noqa: E402
-from stablematerials.metrics import map_distribution_distance  # noqa: E402
-from stablematerials.pipeline import STUDENT_SUBFOLDER, StableMaterialsPipeline  # noqa: E402
-from training.data import discover_materials  # noqa: E402
+from stablematerials.io import load_material
+from stablematerials.material import MAP_NAMES, Material
+from stablematerials.metrics import map_distribution_distance
+from stablematerials.pipeline import STUDENT_SUBFOLDER, StableMaterialsPipeline
+from training.data import discover_materials
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -9,15 +9,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from training_helpers import make_dataset, make_image_folder
 
 from stablematerials.material import normal_from_height, pack_model_channels
 from training.augment import dihedral, random_crop, wrapped_crop
 from training.checkpoint import STATE_FILE, latest_checkpoint, resolve_resume
 from training.config import LDMConfig, VAEConfig, parse_config
 from training.data import (
-    ImageDataset, MaterialDataset, ShardedBatchSampler, caption_from_name, discover_materials, open_image_source,
+    ImageDataset,
+    MaterialDataset,
+    ShardedBatchSampler,
+    caption_from_name,
+    discover_materials,
+    open_image_source,
 )  # fmt: skip
-from training_helpers import make_dataset, make_image_folder
 
 # ----------------------------------------------------------------------------------------------
 # Augmentation: normals must follow the surface

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
 import types
 import typing
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import tomllib
 
 from stablematerials.io import atomic_write_text
 
@@ -144,7 +145,7 @@ def read_config_file(path: str | Path) -> dict:
             raise ValueError(f"config file {str(path)!r} is not valid YAML: {e}") from e
         raise
     if not isinstance(data, dict):
-        raise ValueError(f"config file {str(path)!r} must hold a mapping of keys, got {type(data).__name__}")
+        raise ValueError(f"config file {str(path)!r} must hold a mapping of keys, got {type(data).__name__}")  # noqa: TRY004 - bad user input is a ValueError here
     return data
 
 

@@ -23,9 +23,9 @@ import logging
 import math
 import re
 import tarfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -59,7 +59,7 @@ def _read_jsonl(path: Path) -> list[dict]:
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}:{i} is not valid JSON: {e}") from e
         if not isinstance(row, dict):
-            raise ValueError(f"{path}:{i} must be a JSON object")
+            raise ValueError(f"{path}:{i} must be a JSON object")  # noqa: TRY004 - bad data file: ValueError
         rows.append(row)
     return rows
 
@@ -129,7 +129,7 @@ def _first_readable(n: int, index: int, load: Callable[[int], object], bad: set[
             continue
         try:
             return i, load(i)
-        except Exception as e:  # any decoding error: skip the sample, keep training
+        except Exception as e:  # noqa: BLE001 - any decoding error: skip the sample, keep training
             bad.add(i)
             logger.warning("skipping unreadable %s %s: %s", what, name(i), e)
     raise ValueError(f"none of the {n} {what}s can be read")
@@ -271,7 +271,7 @@ class _ParquetImages:
         if isinstance(value, dict):
             value = value.get("bytes")
         if not isinstance(value, (bytes, bytearray)):
-            raise ValueError(f"{self.names[i]} holds no image bytes")
+            raise ValueError(f"{self.names[i]} holds no image bytes")  # noqa: TRY004 - a bad sample, skipped by the caller
         return bytes(value)
 
     def name(self, i: int) -> str:

@@ -26,12 +26,34 @@ from stablematerials.pipeline import StableMaterialsPipeline, guidance_scale_emb
 
 from .checkpoint import load_checkpoint, resolve_resume, save_checkpoint
 from .config import LCMConfig, parse_config
-from .data import MaterialDataset, ShardedBatchSampler, batch_stream, discover_materials, material_root, preview_records
-from .losses import consistency_loss, consistency_scalings, predicted_noise, predicted_x0
+from .data import (
+    MaterialDataset,
+    ShardedBatchSampler,
+    batch_stream,
+    discover_materials,
+    material_root,
+    preview_records,
+)
+from .losses import (
+    consistency_loss,
+    consistency_scalings,
+    predicted_noise,
+    predicted_x0,
+)
 from .models import build_student, frozen_copy, vae_scale_factor
 from .runtime import (
-    JsonlLog, Progress, embed_captions, generate_materials, log_sample_names, lookup, make_accelerator,
-    make_lr_scheduler, make_optimizer, reseed_per_process, save_samples, start_run,
+    JsonlLog,
+    Progress,
+    embed_captions,
+    generate_materials,
+    log_sample_names,
+    lookup,
+    make_accelerator,
+    make_lr_scheduler,
+    make_optimizer,
+    reseed_per_process,
+    save_samples,
+    start_run,
 )  # fmt: skip
 
 logger = logging.getLogger("training.distill_lcm")

@@ -7,8 +7,8 @@ import logging
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
+from torch import nn
 
 from stablematerials.material import MODEL_CHANNELS
 

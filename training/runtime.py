@@ -9,8 +9,8 @@ import math
 import os
 import re
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import torch
 from accelerate import Accelerator

@@ -27,17 +27,44 @@ from stablematerials.pipeline import StableMaterialsPipeline
 from .checkpoint import load_checkpoint, resolve_resume, save_checkpoint
 from .config import LDMConfig, parse_config
 from .data import (
-    ImageDataset, MaterialDataset, ShardedBatchSampler, batch_stream, discover_materials, material_root,
-    open_image_source, preview_records,
+    ImageDataset,
+    MaterialDataset,
+    ShardedBatchSampler,
+    batch_stream,
+    discover_materials,
+    material_root,
+    open_image_source,
+    preview_records,
 )  # fmt: skip
-from .losses import diffusion_target, hinge_d_loss, hinge_g_loss, min_snr_weights, predicted_x0
+from .losses import (
+    diffusion_target,
+    hinge_d_loss,
+    hinge_g_loss,
+    min_snr_weights,
+    predicted_x0,
+)
 from .models import (
-    ProjectionDiscriminator, build_train_scheduler, build_unet, inference_scheduler, load_text_encoder, load_vae,
+    ProjectionDiscriminator,
+    build_train_scheduler,
+    build_unet,
+    inference_scheduler,
+    load_text_encoder,
+    load_vae,
     vae_scale_factor,
 )  # fmt: skip
 from .runtime import (
-    JsonlLog, Progress, embed_captions, generate_materials, log_sample_names, lookup, make_accelerator,
-    make_lr_scheduler, make_optimizer, reseed_per_process, save_samples, start_run,
+    JsonlLog,
+    Progress,
+    embed_captions,
+    generate_materials,
+    log_sample_names,
+    lookup,
+    make_accelerator,
+    make_lr_scheduler,
+    make_optimizer,
+    reseed_per_process,
+    save_samples,
+    start_run,
 )  # fmt: skip
 from .semi import downsample, pseudo_material, render_for_discriminator
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 
 import torch
 
@@ -24,12 +23,26 @@ from stablematerials.render import random_light_positions
 
 from .checkpoint import load_checkpoint, resolve_resume, save_checkpoint
 from .config import VAEConfig, parse_config
-from .data import MaterialDataset, ShardedBatchSampler, batch_stream, discover_materials, material_root, preview_records
+from .data import (
+    MaterialDataset,
+    ShardedBatchSampler,
+    batch_stream,
+    discover_materials,
+    material_root,
+    preview_records,
+)
 from .losses import hinge_d_loss, hinge_g_loss, kl_per_element, map_l1, render_l1
 from .models import AutoencoderStep, PatchDiscriminator, build_vae
 from .runtime import (
-    JsonlLog, Progress, log_sample_names, make_accelerator, make_lr_scheduler, make_optimizer, reseed_per_process,
-    save_samples, start_run,
+    JsonlLog,
+    Progress,
+    log_sample_names,
+    make_accelerator,
+    make_lr_scheduler,
+    make_optimizer,
+    reseed_per_process,
+    save_samples,
+    start_run,
 )  # fmt: skip
 
 logger = logging.getLogger("training.train_vae")
