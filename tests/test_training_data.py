@@ -270,3 +270,11 @@ def test_adversarial_gradient_reaches_the_unet_through_decoder_and_renderer() ->
     grads = [p.grad for p in unet.parameters() if p.grad is not None]
     assert grads and sum(float(g.abs().sum()) for g in grads) > 0
     assert all(p.grad is None for p in vae.parameters()) and all(p.grad is None for p in disc.parameters())
+
+
+def test_non_finite_loss_stops_with_a_clear_error() -> None:
+    from training.runtime import ensure_finite
+
+    ensure_finite(3, {"loss": 0.5})
+    with pytest.raises(FloatingPointError, match="step 7: render became non-finite"):
+        ensure_finite(7, {"loss": 0.5, "render": float("nan")})

@@ -45,6 +45,7 @@ from .runtime import (
     JsonlLog,
     Progress,
     embed_captions,
+    ensure_finite,
     generate_materials,
     log_sample_names,
     lookup,
@@ -184,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             for p_t, p_s in zip(target.parameters(), accelerator.unwrap_model(student).parameters()):
                 p_t.mul_(cfg.lcm.ema_decay).add_(p_s.detach(), alpha=1 - cfg.lcm.ema_decay)
         step += 1
+        ensure_finite(step, totals)
         loss_log.write(step, totals)
         if step % cfg.train.log_every == 0 or step == 1:
             progress.log(step, totals)

@@ -151,6 +151,15 @@ class JsonlLog:
             self.accelerator.log(values, step=step)
 
 
+def ensure_finite(step: int, values: dict[str, float]) -> None:
+    """Stop with a clear error when a loss became NaN or infinite (every process sees the same reduced values)."""
+    bad = [k for k, v in values.items() if not math.isfinite(v)]
+    if bad:
+        raise FloatingPointError(
+            f"step {step}: {', '.join(bad)} became non-finite; lower train.lr or resume from an earlier checkpoint"
+        )
+
+
 def log_sample_names(accelerator: Accelerator, output_dir: Path, step: int, names: list[str]) -> None:
     """Debug: each process appends the sample names it trained on (to check that processes see different data)."""
     folder = output_dir / "debug"

@@ -56,6 +56,7 @@ from .runtime import (
     JsonlLog,
     Progress,
     embed_captions,
+    ensure_finite,
     generate_materials,
     log_sample_names,
     lookup,
@@ -234,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                 totals[k] = totals.get(k, 0.0) + float(accelerator.reduce(v.detach().float(), "mean")) / accum
         ema.step(accelerator.unwrap_model(unet).parameters())
         step += 1
+        ensure_finite(step, totals)
         loss_log.write(step, totals)
         if step % cfg.train.log_every == 0 or step == 1:
             progress.log(step, totals)

@@ -36,6 +36,7 @@ from .models import AutoencoderStep, PatchDiscriminator, build_vae
 from .runtime import (
     JsonlLog,
     Progress,
+    ensure_finite,
     log_sample_names,
     make_accelerator,
     make_lr_scheduler,
@@ -171,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             for k, v in parts.items():
                 totals[k] = totals.get(k, 0.0) + float(accelerator.reduce(v.detach().float(), "mean")) / accum
         step += 1
+        ensure_finite(step, totals)
         loss_log.write(step, totals)
         if step % cfg.train.log_every == 0 or step == 1:
             progress.log(step, totals)
