@@ -58,9 +58,11 @@ def load_pipeline(
     use_student = has_student(where) if student is None else student
     if use_student and not has_student(where):
         raise ValueError(f"model {str(where)!r} has no student UNet (unet_lcm/)")
-    pipe = StableMaterialsPipeline.from_pretrained(where, student=use_student, torch_dtype=torch_dtype)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if torch_dtype is None and str(device) == "cpu":
+        torch_dtype = torch.float32  # weights may be stored in float16; compute on the CPU in float32
+    pipe = StableMaterialsPipeline.from_pretrained(where, student=use_student, torch_dtype=torch_dtype)
     pipe = pipe.to(device)
     if str(device).startswith("cuda") and importlib.util.find_spec("xformers") is not None:
         pipe.enable_xformers_memory_efficient_attention()  # optional extra `cuda`: used when present

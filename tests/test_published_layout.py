@@ -144,3 +144,4 @@ def test_full_size_configs_build_on_meta_device():
     assert 800e6 < n_unet < 900e6  # the SD-1.x-sized UNet
     scheduler = DDIMScheduler.from_pretrained(PUBLISHED_LAYOUT / "scheduler")
     assert scheduler.config.prediction_type == "epsilon"
+
