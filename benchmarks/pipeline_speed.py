@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--model")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--memory-sizes", default="512,1024,2048")
+    parser.add_argument("--memory-sizes", default="512,1024,2048", help="comma-separated sizes; empty: skip memory")
     parser.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._child:
@@ -135,6 +135,8 @@ def main() -> None:
     )
     print(f"plain: {t_plain:.2f} s   tileable: {t_tile:.2f} s   ratio {t_tile / t_plain:.3f}")
 
+    if not args.memory_sizes:
+        return
     print("\n== peak memory, student 2 steps, tileable (fresh process per row) ==")
     rows = [(int(x), True) for x in args.memory_sizes.split(",")] + [(512, False), (1024, False)]
     print(f"{'size':>6} {'patched':>8} {'peak MB':>9} {'after load MB':>14} {'seconds':>8}")
