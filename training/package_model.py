@@ -48,9 +48,13 @@ def _is_unchanged_minilm(text_encoder: torch.nn.Module) -> bool:
     return len(shared) >= len(ours) - 2 and all(torch.equal(ours[k].float(), reference[k].float()) for k in shared)
 
 
-def package(model: Path, out: Path, card_notes: str, overwrite: bool) -> Path:
-    pipe = StableMaterialsPipeline.from_pretrained(model, torch_dtype=torch.float32)
-    student = (model / "unet_lcm" / "config.json").is_file()
+def package(model: Path, out: Path, card_notes: str, overwrite: bool, student_only: bool = False) -> Path:
+    """Write the packaged model; `student_only` keeps just the 4-step student, stored as `unet/` (half the bytes)."""
+    has_student = (model / "unet_lcm" / "config.json").is_file()
+    if student_only and not has_student:
+        raise ValueError(f"{model} has no unet_lcm/ to keep")
+    pipe = StableMaterialsPipeline.from_pretrained(model, student=student_only, torch_dtype=torch.float32)
+    student = has_student and not student_only
     link_text = _is_unchanged_minilm(pipe.text_encoder)
     with AtomicFolder(out, overwrite=overwrite) as tmp:
         pipe.to(torch.float16).save_pretrained(tmp)
@@ -73,7 +77,8 @@ def package(model: Path, out: Path, card_notes: str, overwrite: bool) -> Path:
     check = StableMaterialsPipeline.from_pretrained(out, student=student, torch_dtype=torch.float32)
     check.set_progress_bar_config(disable=True)
     m = check("red bricks", generator=torch.Generator().manual_seed(0)).images[0]
-    print(f"packaged {out}: student={student}, linked text encoder={link_text}, check material {m.size}")
+    print(f"packaged {out}: unet_lcm={student}, student-only={student_only}, linked text encoder={link_text}, "
+          f"check material {m.size} in {m.metadata['num_inference_steps']} steps")
     return out
 
 
@@ -101,11 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, type=Path, help="where to write the packaged model")
     p.add_argument("--card", type=Path, required=True, help="model card (Markdown) to store as README.md")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--student-only", action="store_true", help="keep only the 4-step student, as unet/")
     args = p.parse_args(argv)
     if not (args.model / "model_index.json").is_file():
         print(f"package_model: {args.model} is not a pipeline folder", file=sys.stderr)
         return 2
-    package(args.model, args.out, args.card.read_text(), args.overwrite)
+    package(args.model, args.out, args.card.read_text(), args.overwrite, args.student_only)
     return 0
 
 

@@ -1,0 +1,44 @@
+"""training/package_model.py: a trained run becomes the embedded default model (float16, loadable, student)."""
+
+import json
+
+import torch
+from safetensors import safe_open
+
+from stablematerials import StableMaterialsPipeline
+from stablematerials.tiny import tiny_unet
+from training.package_model import main
+
+
+def _run_folder(tmp_path, tiny_pipe):
+    model = tmp_path / "lcm" / "model"
+    tiny_pipe.save_pretrained(model)
+    tiny_unet(seed=1, student=True).save_pretrained(model / "unet_lcm")
+    (tmp_path / "lcm" / "config.json").write_text(json.dumps({"teacher": None}))
+    card = tmp_path / "card.md"
+    card.write_text("# card\n")
+    return model, card
+
+
+def test_package_keeps_teacher_and_student(tmp_path, tiny_pipe):
+    model, card = _run_folder(tmp_path, tiny_pipe)
+    out = tmp_path / "default-model"
+    assert main(["--model", str(model), "--out", str(out), "--card", str(card)]) == 0
+    with safe_open(str(out / "unet" / "diffusion_pytorch_model.safetensors"), "pt") as f:
+        assert f.get_tensor(next(iter(f.keys()))).dtype == torch.float16
+    assert (out / "unet_lcm" / "config.json").is_file() and (out / "README.md").read_text() == "# card\n"
+    assert StableMaterialsPipeline.from_pretrained(out, student=True).is_student
+
+
+def test_package_student_only(tmp_path, tiny_pipe):
+    model, card = _run_folder(tmp_path, tiny_pipe)
+    out = tmp_path / "student-only"
+    assert main(["--model", str(model), "--out", str(out), "--card", str(card), "--student-only"]) == 0
+    assert not (out / "unet_lcm").exists()
+    pipe = StableMaterialsPipeline.from_pretrained(out, torch_dtype=torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.is_student and pipe.unet.config.time_cond_proj_dim == 32
+    expected = StableMaterialsPipeline.from_pretrained(model, student=True)
+    assert torch.allclose(pipe.unet.conv_in.weight, expected.unet.conv_in.weight.half().float())
+    assert pipe("bricks").images[0].metadata["num_inference_steps"] == 4
+    assert main(["--model", str(tmp_path), "--out", str(tmp_path / "x"), "--card", str(card)]) == 2
