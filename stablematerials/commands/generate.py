@@ -31,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance", type=float, default=7.5, help="guidance scale (default 7.5)")
     p.add_argument("--negative", help="negative prompt")
     p.add_argument("--seed", type=int, help="random seed (default: random, printed)")
-    p.add_argument("--size", default=None, help="N or WxH in pixels, multiples of 8 (default: the model's size)")
+    p.add_argument("--size", default=None,
+                   help="N or WxH in pixels, multiples of 8 (default: the model's training size, at least 256)")
     p.add_argument("--tileable", action=argparse.BooleanOptionalAction, default=True, help="seamless output (default on)")
     p.add_argument("--patched", action=argparse.BooleanOptionalAction, default=None,
                    help="windowed attention for sizes above the training size (default: automatic)")
@@ -72,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
 
     pipe = load_pipeline(args.model, student=args.student)
     sample = pipe.unet.config.sample_size * pipe.vae_scale_factor
-    height, width = size if size else (sample, sample)
+    # A texture below 256 px is of little use in a scene; smaller models generate it with windowed attention.
+    default = max(sample, 256)
+    height, width = size if size else (default, default)
     patched = args.patched if args.patched is not None else max(height, width) > sample
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     generators = [torch.Generator().manual_seed(seed + k) for k in range(args.num)]
