@@ -48,7 +48,7 @@ def test_batch_equals_single(tiny_pipe):
     batch = tiny_pipe(prompts, num_inference_steps=3, generator=[gen(1), gen(2)], output_type="np").images
     for i, (p, s) in enumerate(zip(prompts, (1, 2))):
         single = tiny_pipe(p, num_inference_steps=3, generator=gen(s), output_type="np").images
-        np.testing.assert_allclose(batch[i], single[0], atol=1e-5)
+        np.testing.assert_allclose(batch[i], single[0], atol=1e-4)  # batched matmuls round differently
 
 
 @pytest.mark.parametrize("student", [False, True])
@@ -58,7 +58,7 @@ def test_patched_batch_equals_single(tiny_pipe, tiny_student, student):
     kw = dict(height=48, width=48, num_inference_steps=3, patched=True, tileable=True, output_type="np")
     batch = pipe(["bricks", "bricks"], generator=[gen(1), gen(2)], **kw).images
     second = pipe("bricks", generator=gen(2), **kw).images
-    np.testing.assert_allclose(batch[1], second[0], atol=1e-5)
+    np.testing.assert_allclose(batch[1], second[0], atol=1e-4)
     assert not np.allclose(batch[0], batch[1])
 
 
