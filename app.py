@@ -23,6 +23,7 @@ import gradio as gr
 from stablematerials.commands.app import add_arguments, is_loopback
 from stablematerials.commands.generate import parse_size
 from stablematerials.io import NAMING_PRESETS
+from stablematerials.loading import default_output_size
 from stablematerials.material import MAP_NAMES, Material
 from stablematerials.metrics import seam_scores
 from stablematerials.studio import (
@@ -190,7 +191,7 @@ def build_demo(engine: Studio, work_dir: str | os.PathLike | None = None) -> gr.
     limits = engine.limits
     choices = [(c.label, str(c.path)) for c in engine.model_choices()]
     native = engine.native_size() or 512
-    default_size = min(native, limits.max_resolution)
+    default_size = min(default_output_size(native), limits.max_resolution)
     sizes = sorted({default_size, *(s for s in RESOLUTIONS if s <= limits.max_resolution)})
     no_model_note = (
         ""
@@ -397,7 +398,7 @@ def build_demo(engine: Studio, work_dir: str | os.PathLike | None = None) -> gr.
             size = engine.native_size(chosen)
             updates = {steps: gr.update(value=engine.default_steps(chosen))}
             if size is not None:
-                updates[resolution] = gr.update(value=str(min(size, limits.max_resolution)))
+                updates[resolution] = gr.update(value=str(min(default_output_size(size), limits.max_resolution)))
             return updates
 
         gr.on(

@@ -12,6 +12,13 @@ import torch
 logger = logging.getLogger(__name__)
 
 MODEL_ENV = "STABLEMATERIALS_MODEL"
+MIN_DEFAULT_SIZE = 256  # a texture below 256 px is of little use in a scene
+
+
+def default_output_size(native: int) -> int:
+    """The output size used when the user names none: the model's training size, at least 256 px (a smaller
+    model generates larger outputs with windowed attention)."""
+    return max(int(native), MIN_DEFAULT_SIZE)
 
 
 def default_model_path() -> Path:

@@ -56,3 +56,9 @@ def test_float16_weights_compute_in_float32_on_cpu(tmp_path, tiny_pipe):
     assert pipe.unet.dtype == torch.float32 and pipe.vae.dtype == torch.float32
     with pytest.raises(ValueError, match="has no student UNet"):
         load_pipeline(tmp_path / "half", student=True)
+
+
+def test_default_output_size_is_at_least_256():
+    from stablematerials.loading import default_output_size
+
+    assert default_output_size(64) == 256 and default_output_size(512) == 512

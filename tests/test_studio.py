@@ -143,7 +143,8 @@ def test_model_choices_and_defaults(studio, model_dir):
     assert studio.default_steps() == 4  # the folder has a student UNet
     assert folder_native_size(model_dir) == 16  # tiny UNet sample 8 x VAE scale 2
     done = studio.complete(GenerationRequest(prompt="a"))
-    assert (done.steps, done.width, done.height) == (4, 16, 16)
+    # Default size: the training size but at least 256 px, capped by the server's limit (64 px here).
+    assert (done.steps, done.width, done.height) == (4, 64, 64)
     assert isinstance(done.seed, int) and 0 <= done.seed < 2**31
     kept = studio.complete(GenerationRequest(prompt="a", steps=3, width=32, height=24, seed=5))
     assert (kept.steps, kept.width, kept.height, kept.seed) == (3, 32, 24, 5)

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..io import save_material
-    from ..loading import load_pipeline
+    from ..loading import default_output_size, load_pipeline
     from ..metrics import max_seam_score
 
     if not args.prompt and not args.image:
@@ -73,8 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     pipe = load_pipeline(args.model, student=args.student)
     sample = pipe.unet.config.sample_size * pipe.vae_scale_factor
-    # A texture below 256 px is of little use in a scene; smaller models generate it with windowed attention.
-    default = max(sample, 256)
+    default = default_output_size(sample)
     height, width = size if size else (default, default)
     patched = args.patched if args.patched is not None else max(height, width) > sample
     seed = args.seed if args.seed is not None else random.randrange(2**31)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..loading import default_model_path, has_student
+from ..loading import default_model_path, default_output_size, has_student
 from ..metrics import seam_scores
 from .request import GenerationRequest, GenerationResult, Limits, check_model_folder
 
@@ -157,7 +157,7 @@ class Studio:
     def complete(self, request: GenerationRequest) -> GenerationRequest:
         """The request with the model's defaults filled in (steps, size) and a seed drawn when it has none."""
         native = self.native_size(request.model) or 512
-        default_size = min(native, self.limits.max_resolution)
+        default_size = min(default_output_size(native), self.limits.max_resolution)
         return dataclasses.replace(
             request,
             steps=request.steps if request.steps is not None else self.default_steps(request.model),
