@@ -107,3 +107,17 @@ def load_checkpoint(accelerator, folder: str | Path) -> dict:
     folder = Path(folder)
     accelerator.load_state(str(folder))
     return json.loads((folder / STATE_FILE).read_text())
+
+
+def resume_or_seed(accelerator, checkpoints: Path, resume: str | None, seed: int) -> int:
+    """Restore the checkpoint `resume` names (e.g. "latest") and return its step (> 0); with none, give every
+    process its own random streams from `seed` and return 0."""
+    from .runtime import reseed_per_process
+
+    checkpoint = resolve_resume(checkpoints, resume)
+    if checkpoint is None:
+        reseed_per_process(accelerator, seed)
+        return 0
+    step = load_checkpoint(accelerator, checkpoint)["step"]
+    logger.info("resumed from %s at step %d", checkpoint, step)
+    return step

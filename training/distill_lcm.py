@@ -24,7 +24,7 @@ from diffusers import DDPMScheduler, LCMScheduler
 from stablematerials.io import AtomicFolder
 from stablematerials.pipeline import StableMaterialsPipeline, guidance_scale_embedding
 
-from .checkpoint import load_checkpoint, resolve_resume, save_checkpoint
+from .checkpoint import resume_or_seed, save_checkpoint
 from .config import LCMConfig, parse_config
 from .data import (
     MaterialDataset,
@@ -52,7 +52,6 @@ from .runtime import (
     make_accelerator,
     make_lr_scheduler,
     make_optimizer,
-    reseed_per_process,
     save_samples,
     start_run,
 )  # fmt: skip
@@ -102,14 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     accelerator.register_for_checkpointing(target)
 
     # 4. Resume.
-    step = 0
-    checkpoint = resolve_resume(out / "checkpoints", cfg.resume)
-    if checkpoint is not None:
-        step = load_checkpoint(accelerator, checkpoint)["step"]
+    step = resume_or_seed(accelerator, out / "checkpoints", cfg.resume, cfg.seed)
+    if step:
         target.to(device)
-        logger.info("resumed from %s at step %d", checkpoint, step)
-    else:
-        reseed_per_process(accelerator, cfg.seed)
     accum = cfg.train.gradient_accumulation_steps
     sampler = ShardedBatchSampler(
         len(dataset), cfg.train.batch_size, cfg.seed, accelerator.process_index, accelerator.num_processes, step * accum

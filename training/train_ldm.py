@@ -24,7 +24,7 @@ from diffusers.training_utils import EMAModel
 from stablematerials.io import AtomicFolder
 from stablematerials.pipeline import StableMaterialsPipeline
 
-from .checkpoint import load_checkpoint, resolve_resume, save_checkpoint
+from .checkpoint import resume_or_seed, save_checkpoint
 from .config import LDMConfig, parse_config
 from .data import (
     ImageDataset,
@@ -63,7 +63,6 @@ from .runtime import (
     make_accelerator,
     make_lr_scheduler,
     make_optimizer,
-    reseed_per_process,
     save_samples,
     start_run,
 )  # fmt: skip
@@ -132,14 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     accelerator.register_for_checkpointing(ema)
 
     # 4. Resume: weights, optimisers, schedule, EMA, RNG of every process; the data order follows from the step.
-    step = 0
-    checkpoint = resolve_resume(out / "checkpoints", cfg.resume)
-    if checkpoint is not None:
-        step = load_checkpoint(accelerator, checkpoint)["step"]
+    step = resume_or_seed(accelerator, out / "checkpoints", cfg.resume, cfg.seed)
+    if step:
         ema.to(device)
-        logger.info("resumed from %s at step %d", checkpoint, step)
-    else:
-        reseed_per_process(accelerator, cfg.seed)
     accum = cfg.train.gradient_accumulation_steps
     rank, world = accelerator.process_index, accelerator.num_processes
     batches = batch_stream(

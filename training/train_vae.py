@@ -21,7 +21,7 @@ from stablematerials.io import AtomicFolder
 from stablematerials.material import MODEL_CHANNELS, Material
 from stablematerials.render import random_light_positions
 
-from .checkpoint import load_checkpoint, resolve_resume, save_checkpoint
+from .checkpoint import resume_or_seed, save_checkpoint
 from .config import VAEConfig, parse_config
 from .data import (
     MaterialDataset,
@@ -41,7 +41,6 @@ from .runtime import (
     make_accelerator,
     make_lr_scheduler,
     make_optimizer,
-    reseed_per_process,
     save_samples,
     start_run,
 )  # fmt: skip
@@ -100,13 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         model, optimizer, lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
 
     # 3. Resume: weights, optimisers, schedule, RNG of every process; the data order follows from the step.
-    step = 0
-    checkpoint = resolve_resume(out / "checkpoints", cfg.resume)
-    if checkpoint is not None:
-        step = load_checkpoint(accelerator, checkpoint)["step"]
-        logger.info("resumed from %s at step %d", checkpoint, step)
-    else:
-        reseed_per_process(accelerator, cfg.seed)
+    step = resume_or_seed(accelerator, out / "checkpoints", cfg.resume, cfg.seed)
     accum = cfg.train.gradient_accumulation_steps
     sampler = ShardedBatchSampler(
         len(dataset), cfg.train.batch_size, cfg.seed, accelerator.process_index, accelerator.num_processes, step * accum
