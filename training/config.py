@@ -405,6 +405,23 @@ class SemiConfig:
 
 
 @dataclasses.dataclass
+class LoRAConfig:
+    """Low-rank adapters on the UNet (Hu et al. 2021, arXiv 2106.09685) instead of training every weight."""
+
+    rank: int = 0  # 0: train every weight (training from scratch); 4-16 to fine-tune on a few materials
+    alpha: float = 0.0  # adapter scale alpha / rank; 0 means alpha = rank (scale 1), the usual choice
+    target_modules: list[str] = dataclasses.field(
+        default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2"]
+    )  # attention (what goes with the caption) and the ResNet convolutions (the texture itself)
+
+    def check(self) -> None:
+        if self.rank < 0 or self.alpha < 0:
+            raise ValueError(f"lora.rank and lora.alpha must be >= 0, got {self.rank} and {self.alpha}")
+        if self.rank and not self.target_modules:
+            raise ValueError("lora.target_modules is empty: name the UNet layers to adapt")
+
+
+@dataclasses.dataclass
 class SampleConfig:
     """Sample materials generated at fixed seeds at the end (and every train.sample_every steps)."""
 
@@ -426,12 +443,28 @@ class LDMConfig:
     resume: str | None = None  # "latest" or a checkpoint folder
     vae: str = "runs/vae/vae"  # a trained VAE folder (train_vae's OUTPUT/vae) or a pipeline folder with vae/
     text_encoder: str = "minilm"  # "minilm" (the offline MiniLM-L6 package, 384-d) or a transformers model folder
+    # A teacher pipeline folder to continue from: its VAE, text encoder, UNet and noise schedule are used, and the
+    # keys above that they replace (vae, text_encoder, model.*, the diffusion schedule) must stay at their defaults.
+    init_from: str | None = None
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: UNetModelConfig = dataclasses.field(default_factory=UNetModelConfig)
     diffusion: DiffusionConfig = dataclasses.field(default_factory=DiffusionConfig)
+    lora: LoRAConfig = dataclasses.field(default_factory=LoRAConfig)
     semi: SemiConfig = dataclasses.field(default_factory=SemiConfig)
     train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(batch_size=16, lr=2e-4))  # small UNet, small batch
     sample: SampleConfig = dataclasses.field(default_factory=SampleConfig)
+
+    def check(self) -> None:
+        if not self.init_from:
+            return
+        default = LDMConfig()
+        replaced = {"vae": (self.vae, default.vae), "text_encoder": (self.text_encoder, default.text_encoder),
+                    "model": (self.model, default.model)}  # fmt: skip
+        for key in ("num_train_timesteps", "beta_schedule", "beta_start", "beta_end", "prediction_type"):
+            replaced[f"diffusion.{key}"] = (getattr(self.diffusion, key), getattr(default.diffusion, key))
+        for key, (value, default_value) in replaced.items():
+            if value != default_value:
+                raise ValueError(f"{key} is set, but init_from ({self.init_from}) supplies it; leave {key} out")
 
 
 @dataclasses.dataclass
@@ -461,9 +494,62 @@ class LCMConfig:
     seed: int = 0
     resume: str | None = None
     teacher: str = "runs/ldm/model"  # a pipeline folder (train_ldm's OUTPUT/model)
+    init_student: str | None = None  # a pipeline folder with unet_lcm/: start from that student (fine-tuning), not from the teacher
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     lcm: LCMSettings = dataclasses.field(default_factory=LCMSettings)
     train: TrainConfig = dataclasses.field(
         default_factory=lambda: TrainConfig(max_steps=1000, batch_size=16, lr=1e-4, warmup_steps=50)
     )  # distillation converges in far fewer steps than training
     sample: SampleConfig = dataclasses.field(default_factory=lambda: SampleConfig(steps=4))
+
+
+@dataclasses.dataclass
+class FinetuneDiffusionConfig:
+    """The denoising-loss settings a fine-tuning run may change (the noise schedule is the base model's)."""
+
+    cond_dropout: float = 0.1  # keeps the unconditional prediction trained, so guidance still works
+    snr_gamma: float = 5.0  # Min-SNR weighting, as in training
+    ema_decay: float = 0.99  # a ~100-step EMA horizon: fine-tuning runs are a few hundred steps
+
+    def check(self) -> None:
+        DiffusionConfig(cond_dropout=self.cond_dropout, ema_decay=self.ema_decay).check()
+
+
+@dataclasses.dataclass
+class DistillStageConfig:
+    """Re-distilling the base model's student from the fine-tuned teacher (skipped when the base has none)."""
+
+    max_steps: int = 200  # the student starts as the base student and only follows the teacher's change; 0: no student
+    lr: float = 5e-5  # half the from-scratch distillation rate: a small correction of a trained student
+    lcm: LCMSettings = dataclasses.field(default_factory=LCMSettings)
+
+    def check(self) -> None:
+        if self.max_steps < 0:
+            raise ValueError(f"distill.max_steps must be >= 0, got {self.max_steps}")
+        require_positive("distill", lr=self.lr)
+
+
+@dataclasses.dataclass
+class FinetuneConfig:
+    """`python -m training.finetune`: adapt a trained model to your own materials."""
+
+    output_dir: str = "runs/finetune"  # teacher/ and student/ runs, and the final model/ folder
+    seed: int = 0
+    resume: str | None = None  # "latest": each stage continues from its own last checkpoint
+    model: str = ""  # the base pipeline folder (teacher unet/, optional student unet_lcm/); "": the default model
+    data: DataConfig = dataclasses.field(
+        default_factory=lambda: DataConfig(root="", split="")
+    )  # root: a folder of your material folders (MatSynth, ambientCG, Poly Haven or plain), captions.jsonl optional
+    lora: LoRAConfig = dataclasses.field(default_factory=lambda: LoRAConfig(rank=8))  # few materials: adapters overfit less than all 16M weights
+    diffusion: FinetuneDiffusionConfig = dataclasses.field(default_factory=FinetuneDiffusionConfig)
+    train: TrainConfig = dataclasses.field(
+        default_factory=lambda: TrainConfig(max_steps=400, batch_size=8, lr=1e-4, warmup_steps=20, checkpoint_every=100)
+    )  # the teacher stage: ~3 minutes on 2 CPU cores with the default model; 1e-4 is the usual LoRA rate
+    distill: DistillStageConfig = dataclasses.field(default_factory=DistillStageConfig)
+    sample: SampleConfig = dataclasses.field(default_factory=SampleConfig)
+
+    def check(self) -> None:
+        if not self.data.root:
+            raise ValueError("data.root is not set: give the folder of your materials (--data.root PATH)")
+        if self.resume not in (None, "latest"):
+            raise ValueError(f"resume must be 'latest' or none for fine-tuning (each stage has its own checkpoints), got {self.resume!r}")

@@ -16,10 +16,11 @@ from __future__ import annotations
 import copy
 import logging
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import DDPMScheduler, LCMScheduler
+from diffusers import DDPMScheduler, LCMScheduler, UNet2DConditionModel
 
 from stablematerials.io import AtomicFolder
 from stablematerials.pipeline import StableMaterialsPipeline, guidance_scale_embedding
@@ -40,7 +41,7 @@ from .losses import (
     predicted_noise,
     predicted_x0,
 )
-from .models import build_student, frozen_copy, vae_scale_factor
+from .models import build_student, frozen_copy, load_teacher_pipeline, vae_scale_factor
 from .runtime import (
     JsonlLog,
     Progress,
@@ -60,15 +61,36 @@ logger = logging.getLogger("training.distill_lcm")
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_config(LCMConfig, sys.argv[1:] if argv is None else argv)
+    distill(parse_config(LCMConfig, sys.argv[1:] if argv is None else argv))
+    return 0
+
+
+def load_student(folder: str | Path, teacher: UNet2DConditionModel, time_cond_proj_dim: int) -> UNet2DConditionModel:
+    """The student UNet of a pipeline folder (`unet_lcm/`), checked to match the teacher's architecture."""
+    path = Path(folder) / "unet_lcm"
+    if not (path / "config.json").is_file():
+        raise ValueError(f"init_student: {str(folder)!r} has no unet_lcm/ folder")
+    student = UNet2DConditionModel.from_pretrained(path, torch_dtype=torch.float32)
+    if student.config.time_cond_proj_dim != time_cond_proj_dim:
+        raise ValueError(
+            f"init_student: {path} embeds the guidance in {student.config.time_cond_proj_dim} dims, "
+            f"lcm.time_cond_proj_dim is {time_cond_proj_dim}"
+        )
+    expected = build_student(teacher, time_cond_proj_dim).state_dict()
+    got = student.state_dict()
+    if set(got) != set(expected) or any(got[k].shape != v.shape for k, v in expected.items()):
+        raise ValueError(f"init_student: {path} does not have the teacher's architecture")
+    return student
+
+
+def distill(cfg: LCMConfig) -> Path:
+    """Run (or resume) the distillation `cfg` describes; returns OUTPUT/model (written at the end)."""
     accelerator = make_accelerator(cfg.train, cfg.output_dir, cfg.seed)
     out = start_run(accelerator, cfg, cfg.output_dir, "distill_lcm")
     device = accelerator.device
 
     # 1. The teacher pipeline: frozen VAE, UNet and text encoder.
-    teacher_pipe = StableMaterialsPipeline.from_pretrained(cfg.teacher)
-    if teacher_pipe.is_student:
-        raise ValueError(f"{cfg.teacher} already holds a student UNet; give the teacher pipeline")
+    teacher_pipe = load_teacher_pipeline(cfg.teacher)
     vae = teacher_pipe.vae.to(device).eval().requires_grad_(False)
     teacher = frozen_copy(teacher_pipe.unet).to(device)
     scaling = vae.config.scaling_factor
@@ -92,8 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     embeds = embed_captions(teacher_pipe.text_encoder, teacher_pipe.tokenizer, [r.caption for r in records] + list(prompts), device)
     logger.info("%d materials from %s, %d processes", len(dataset), material_root(cfg.data.root, cfg.data.split), accelerator.num_processes)
 
-    # 3. Student (teacher + zero guidance projection) and its EMA target.
-    student = build_student(teacher, cfg.lcm.time_cond_proj_dim).train().requires_grad_(True)
+    # 3. Student (teacher + zero guidance projection, or a given student) and its EMA target.
+    if cfg.init_student:
+        student = load_student(cfg.init_student, teacher, cfg.lcm.time_cond_proj_dim).to(device)
+    else:
+        student = build_student(teacher, cfg.lcm.time_cond_proj_dim)
+    student = student.train().requires_grad_(True)
     target = frozen_copy(student).to(device)
     optimizer = make_optimizer(student.parameters(), cfg.train)
     lr_scheduler = make_lr_scheduler(optimizer, cfg.train, accelerator.num_processes)
@@ -190,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     if step < cfg.train.max_steps:
         logger.info("stopped at step %d (train.stop_at); resume with --resume latest", step)
         accelerator.end_training()
-        return 0
+        return out / "model"
 
     # 6. Final: the teacher pipeline with the student beside it, and student samples at fixed seeds.
     accelerator.wait_for_everyone()
@@ -202,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         write_samples(student_pipeline(), step)
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    return 0
+    return out / "model"
 
 
 if __name__ == "__main__":

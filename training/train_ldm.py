@@ -16,9 +16,10 @@ from __future__ import annotations
 import copy
 import logging
 import sys
+from pathlib import Path
 
 import torch
-from diffusers import UNet2DConditionModel
+from diffusers import DDPMScheduler, UNet2DConditionModel
 from diffusers.training_utils import EMAModel
 
 from stablematerials.io import AtomicFolder
@@ -45,11 +46,14 @@ from .losses import (
 )
 from .models import (
     ProjectionDiscriminator,
+    add_lora,
     build_train_scheduler,
     build_unet,
     inference_scheduler,
+    load_teacher_pipeline,
     load_text_encoder,
     load_vae,
+    merge_lora,
     vae_scale_factor,
 )  # fmt: skip
 from .runtime import (
@@ -72,19 +76,25 @@ logger = logging.getLogger("training.train_ldm")
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_config(LDMConfig, sys.argv[1:] if argv is None else argv)
+    train(parse_config(LDMConfig, sys.argv[1:] if argv is None else argv))
+    return 0
+
+
+def train(cfg: LDMConfig) -> Path:
+    """Run (or resume) the training `cfg` describes; returns OUTPUT/model (written at the end, not with train.stop_at)."""
     accelerator = make_accelerator(cfg.train, cfg.output_dir, cfg.seed)
     out = start_run(accelerator, cfg, cfg.output_dir, "train_ldm")
     device = accelerator.device
 
-    # 1. Frozen parts: the VAE and the text encoder.
-    vae = load_vae(cfg.vae).to(device).eval()
-    vae.requires_grad_(False)
+    # 1. Frozen parts: the VAE and the text encoder (from the base pipeline when continuing from one).
+    base = load_teacher_pipeline(cfg.init_from) if cfg.init_from else None
+    vae = base.vae if base is not None else load_vae(cfg.vae)
+    vae = vae.to(device).eval().requires_grad_(False)
     factor = vae_scale_factor(vae)
     scaling = vae.config.scaling_factor
     if cfg.data.crop_size % factor:
         raise ValueError(f"data.crop_size {cfg.data.crop_size} is not a multiple of the VAE's factor {factor}")
-    text_encoder, tokenizer = load_text_encoder(cfg.text_encoder)
+    text_encoder, tokenizer = (base.text_encoder, base.tokenizer) if base is not None else load_text_encoder(cfg.text_encoder)
 
     # 2. Data: materials, optional unannotated images, and every caption's embedding computed once.
     records = discover_materials(cfg.data.root, cfg.data.split, cfg.data.families, cfg.data.exclude_families)
@@ -109,17 +119,25 @@ def main(argv: list[str] | None = None) -> int:
         accelerator.num_processes,
     )  # fmt: skip
 
-    # 3. Models: UNet (+ EMA), discriminator for the semi-supervised stream; the same initial weights everywhere.
+    # 3. Models: UNet (+ EMA of what is trained), discriminator for the semi-supervised stream; the same initial
+    #    weights everywhere. From a base pipeline: its UNet and its noise schedule, optionally with LoRA adapters.
     latent_size = cfg.data.crop_size // factor
-    unet = build_unet(cfg.model, vae.config.latent_channels, embed_dim, latent_size)
-    logger.info("UNet: %.2fM parameters, latents %dx%dx%d", sum(p.numel() for p in unet.parameters()) / 1e6,
-                vae.config.latent_channels, latent_size, latent_size)  # fmt: skip
+    if base is not None:
+        unet, noise_scheduler = base.unet, DDPMScheduler.from_config(base.scheduler.config)
+        if unet.config.cross_attention_dim != embed_dim:
+            raise ValueError(f"{cfg.init_from}: UNet expects {unet.config.cross_attention_dim}-d embeddings, text encoder gives {embed_dim}")
+    else:
+        unet, noise_scheduler = build_unet(cfg.model, vae.config.latent_channels, embed_dim, latent_size), build_train_scheduler(cfg.diffusion)
+    if cfg.lora.rank:
+        add_lora(unet, cfg.lora)
+    trained = [p for p in unet.parameters() if p.requires_grad]
+    logger.info("UNet: %.2fM parameters (%.2fM trained), latents %dx%dx%d", sum(p.numel() for p in unet.parameters()) / 1e6,
+                sum(p.numel() for p in trained) / 1e6, vae.config.latent_channels, latent_size, latent_size)  # fmt: skip
     ema = EMAModel(
-        unet.parameters(), decay=cfg.diffusion.ema_decay, use_ema_warmup=cfg.diffusion.ema_warmup,
+        trained, decay=cfg.diffusion.ema_decay, use_ema_warmup=cfg.diffusion.ema_warmup,
         model_cls=UNet2DConditionModel, model_config=unet.config,
     )  # fmt: skip
-    noise_scheduler = build_train_scheduler(cfg.diffusion)
-    optimizer = make_optimizer(unet.parameters(), cfg.train)
+    optimizer = make_optimizer(trained, cfg.train)
     lr_scheduler = make_lr_scheduler(optimizer, cfg.train, accelerator.num_processes)
     if images is not None:
         disc = ProjectionDiscriminator(3, embed_dim, cfg.semi.disc_channels)
@@ -154,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     def ema_pipeline() -> StableMaterialsPipeline:
         """A pipeline with a copy of the EMA weights (the training modules stay untouched)."""
         unet_copy = copy.deepcopy(accelerator.unwrap_model(unet)).eval()
-        ema.copy_to(unet_copy.parameters())
+        ema.copy_to([p for p in unet_copy.parameters() if p.requires_grad])
+        unet_copy = merge_lora(unet_copy).requires_grad_(False)
         return StableMaterialsPipeline(
             vae=copy.deepcopy(vae), unet=unet_copy, scheduler=inference_scheduler(noise_scheduler),
             text_encoder=text_encoder, tokenizer=tokenizer,
@@ -212,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                     parts["g_adv"] = g_adv
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(unet.parameters(), cfg.train.max_grad_norm)
+                    accelerator.clip_grad_norm_(trained, cfg.train.max_grad_norm)
                 optimizer.step()
                 lr_scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -227,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             parts["loss"] = loss
             for k, v in parts.items():
                 totals[k] = totals.get(k, 0.0) + float(accelerator.reduce(v.detach().float(), "mean")) / accum
-        ema.step(accelerator.unwrap_model(unet).parameters())
+        ema.step(trained)
         step += 1
         ensure_finite(step, totals)
         loss_log.write(step, totals)
@@ -240,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     if step < cfg.train.max_steps:
         logger.info("stopped at step %d (train.stop_at); resume with --resume latest", step)
         accelerator.end_training()
-        return 0
+        return out / "model"
 
     # 6. Final: the pipeline folder with the EMA UNet, and samples at fixed seeds.
     accelerator.wait_for_everyone()
@@ -252,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         write_samples(pipe, step)
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    return 0
+    return out / "model"
 
 
 if __name__ == "__main__":
