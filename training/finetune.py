@@ -142,9 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     cfg = parse_config(FinetuneConfig, sys.argv[1:] if argv is None else argv)
     model = run(cfg)
-    if model is not None:
-        if _rank() == 0:
-            print(f"fine-tuned model: {model}\n  stablematerials generate \"your prompt\" --model {model}")
+    if model is not None and _rank() == 0:
+        print(f"fine-tuned model: {model}\n  stablematerials generate \"your prompt\" --model {model}")
     return 0
 
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from stablematerials.io import AtomicFolder
 from stablematerials.components import LINK_FILE
+from stablematerials.io import AtomicFolder
 from stablematerials.pipeline import StableMaterialsPipeline
 from stablematerials.tiny import minilm_dir
 
