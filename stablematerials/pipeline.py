@@ -19,6 +19,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from .components import load_component
 from .conditioning import ImageLike, encode_images, encode_text, is_image_prompt, load_image_prompt
+from .latents import denormalize_latents
 from .material import Material, unpack_model_channels
 from .tiling import TilingState, enable_feature_rolling, tiling
 
@@ -315,9 +316,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
         roll_generators: tuple[torch.Generator | None, ...] = (None,),
     ) -> torch.Tensor:
         """Latents -> (B, 9, H, W) in model space; circular padding makes a tileable latent decode seamlessly."""
-        scaling = self.vae.config.scaling_factor
-        shift = getattr(self.vae.config, "shift_factor", None) or 0.0
-        z = latents.to(self.vae.dtype) / scaling + shift
+        z = denormalize_latents(self.vae.config, latents.to(self.vae.dtype))
         state = TilingState(circular=tileable, window=window, latent_hw=tuple(z.shape[-2:]), generators=roll_generators)
         with tiling(state):
             return self.vae.decode(z).sample

@@ -282,6 +282,7 @@ class VAEModelConfig:
     layers_per_block: int = 1  # one ResNet per level: a CPU-sized VAE (the published one is far larger)
     latent_channels: int = 12  # compact latents (the published VAE has 18): fewer would blur the normal detail
     norm_num_groups: int = 16  # divides every width above
+    latent_norm: Literal["per_channel", "global"] = "per_channel"  # per-channel mean/std: material latent channels differ in offset and scale (stablematerials/latents.py)
 
     def check(self) -> None:
         for c in self.block_out_channels:

@@ -23,6 +23,7 @@ import torch
 from diffusers import DDPMScheduler, LCMScheduler, UNet2DConditionModel
 
 from stablematerials.io import AtomicFolder
+from stablematerials.latents import normalize_latents
 from stablematerials.pipeline import StableMaterialsPipeline, guidance_scale_embedding
 
 from .checkpoint import resume_or_seed, save_checkpoint
@@ -93,7 +94,6 @@ def distill(cfg: LCMConfig) -> Path:
     teacher_pipe = load_teacher_pipeline(cfg.teacher)
     vae = teacher_pipe.vae.to(device).eval().requires_grad_(False)
     teacher = frozen_copy(teacher_pipe.unet).to(device)
-    scaling = vae.config.scaling_factor
     factor = vae_scale_factor(vae)
     if cfg.data.crop_size % factor:
         raise ValueError(f"data.crop_size {cfg.data.crop_size} is not a multiple of the VAE's factor {factor}")
@@ -161,7 +161,7 @@ def distill(cfg: LCMConfig) -> Path:
             if cfg.train.debug_log_samples:
                 log_sample_names(accelerator, out, step + 1, batch["name"])
             with torch.no_grad():
-                latents = vae.encode(batch["x"].to(device)).latent_dist.sample() * scaling
+                latents = normalize_latents(vae.config, vae.encode(batch["x"].to(device)).latent_dist.sample())
             b = latents.shape[0]
             noise = torch.randn_like(latents)
             index = torch.randint(0, cfg.lcm.num_ddim_timesteps, (b,), device=device)

@@ -23,6 +23,7 @@ from diffusers import DDPMScheduler, UNet2DConditionModel
 from diffusers.training_utils import EMAModel
 
 from stablematerials.io import AtomicFolder
+from stablematerials.latents import denormalize_latents, normalize_latents
 from stablematerials.pipeline import StableMaterialsPipeline
 
 from .checkpoint import resume_or_seed, save_checkpoint
@@ -91,7 +92,6 @@ def train(cfg: LDMConfig) -> Path:
     vae = base.vae if base is not None else load_vae(cfg.vae)
     vae = vae.to(device).eval().requires_grad_(False)
     factor = vae_scale_factor(vae)
-    scaling = vae.config.scaling_factor
     if cfg.data.crop_size % factor:
         raise ValueError(f"data.crop_size {cfg.data.crop_size} is not a multiple of the VAE's factor {factor}")
     text_encoder, tokenizer = (base.text_encoder, base.tokenizer) if base is not None else load_text_encoder(cfg.text_encoder)
@@ -194,7 +194,7 @@ def train(cfg: LDMConfig) -> Path:
             if cfg.train.debug_log_samples:
                 log_sample_names(accelerator, out, step + 1, batch["name"])
             with torch.no_grad():
-                latents = vae.encode(batch["x"].to(device)).latent_dist.sample() * scaling
+                latents = normalize_latents(vae.config, vae.encode(batch["x"].to(device)).latent_dist.sample())
             b = latents.shape[0]
             noise = torch.randn_like(latents)
             t = torch.randint(0, num_t, (b,), device=device)
@@ -208,7 +208,7 @@ def train(cfg: LDMConfig) -> Path:
                 ib = next(image_batches)
                 real = ib["image"].to(device)
                 with torch.no_grad():
-                    z_img = vae.encode(pseudo_material(real)).latent_dist.mean * scaling
+                    z_img = normalize_latents(vae.config, vae.encode(pseudo_material(real)).latent_dist.mean)
                 t_img = torch.randint(int(cfg.semi.t_min * num_t), num_t, (real.shape[0],), device=device)
                 noisy_img = noise_scheduler.add_noise(z_img, torch.randn_like(z_img), t_img)
                 cond_img = lookup(embeds, ib["caption"]).to(device)
@@ -222,7 +222,7 @@ def train(cfg: LDMConfig) -> Path:
                 parts = {"diffusion": loss}
                 if semi_active:
                     x0 = predicted_x0(noise_scheduler, pred[b:], noisy_img.float(), t_img, ptype)
-                    fake = render_for_discriminator(vae.decode(x0 / scaling).sample.float(), light, cfg.semi.render_size)
+                    fake = render_for_discriminator(vae.decode(denormalize_latents(vae.config, x0)).sample.float(), light, cfg.semi.render_size)
                     d_inner = accelerator.unwrap_model(disc)
                     d_inner.requires_grad_(False)  # the generator's loss must not train the discriminator
                     g_adv = hinge_g_loss(d_inner(fake, cond_img))

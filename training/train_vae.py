@@ -6,7 +6,7 @@
 Losses: per-map L1 reconstruction, a small KL, an L1 between renders of the reconstruction and of the input under the
 same random point lights (the maps as a renderer combines them), and an optional patch discriminator. The model is
 fully convolutional: it trains on small crops and runs at any size. Outputs in OUTPUT/: `vae/` (AutoencoderKL
-folder, with the latent scaling factor measured at the end), `samples/` (reconstructions), `checkpoints/`,
+folder, with the latent normalisation measured at the end), `samples/` (reconstructions), `checkpoints/`,
 `losses.jsonl`, `config.json`.
 """
 
@@ -60,14 +60,24 @@ def reconstruct(vae, materials: list[torch.Tensor], device: torch.device) -> lis
 
 
 @torch.no_grad()
-def latent_scaling_factor(vae, dataset: MaterialDataset, seed: int, device: torch.device, batches: int = 8) -> float:
-    """1 / std of the latents over some training crops, so the diffusion model sees unit-variance latents (LDM)."""
+def latent_statistics(vae, dataset: MaterialDataset, seed: int, device: torch.device, batches: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std (C,) of the latents over some training crops."""
     sampler = ShardedBatchSampler(len(dataset), 8, seed + 17)
     zs = []
     for k in range(batches):
         x = torch.stack([dataset[key]["x"] for key in sampler.batch(k)]).to(device)
         zs.append(vae.encode(x).latent_dist.mean.float())
-    return float(1.0 / torch.cat(zs).std().clamp_min(1e-6))
+    z = torch.cat(zs).transpose(0, 1).flatten(1)  # (C, N*h*w)
+    return z.mean(dim=1), z.std(dim=1).clamp_min(1e-6)
+
+
+def set_latent_normalization(vae, mean: torch.Tensor, std: torch.Tensor, mode: str) -> None:
+    """Record in the VAE config how latents become unit-scale model latents (see stablematerials.latents)."""
+    if mode == "per_channel":
+        vae.register_to_config(scaling_factor=1.0, latents_mean=mean.tolist(), latents_std=std.tolist())
+    else:  # one scale for all channels (Stable Diffusion's convention): 1 / overall std
+        overall = torch.sqrt((std**2 + (mean - mean.mean()) ** 2).mean())
+        vae.register_to_config(scaling_factor=float(1.0 / overall), latents_mean=None, latents_std=None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,11 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         vae = accelerator.unwrap_model(model).vae.eval()
-        scale = latent_scaling_factor(vae, dataset, cfg.seed, device)
-        vae.register_to_config(scaling_factor=scale)
+        mean, std = latent_statistics(vae, dataset, cfg.seed, device)
+        set_latent_normalization(vae, mean, std, cfg.model.latent_norm)
         with AtomicFolder(out / "vae", overwrite=True) as tmp:
             vae.save_pretrained(tmp)
-        logger.info("saved %s (latent scaling factor %.4f)", out / "vae", scale)
+        logger.info("saved %s (latent mean %s, std %s, %s normalisation)", out / "vae", mean.numpy().round(2),
+                    std.numpy().round(2), cfg.model.latent_norm)  # fmt: skip
         write_samples(step)
     accelerator.wait_for_everyone()
     accelerator.end_training()
