@@ -31,10 +31,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from family_eval import distance_table, family_distances
+
 from stablematerials.io import load_material
-from stablematerials.material import MAP_NAMES, Material
-from stablematerials.metrics import map_distribution_distance
-from stablematerials.pipeline import StableMaterialsPipeline
 from stablematerials.render import render_plane
 from training.config import SemiConfig
 from training.data import discover_materials
@@ -136,39 +135,6 @@ def train(args: argparse.Namespace, data: Path, families: list[str], held_out: l
     return runs
 
 
-def evaluate(args: argparse.Namespace, data: Path, runs: dict[str, Path], families: list[str]) -> dict:
-    """Per family and map: distance of generated materials to the family's test-split materials, for each run."""
-    split = "test" if (data / "test").is_dir() else "val"
-    results: dict = {}
-    for label, out in runs.items():
-        pipe = StableMaterialsPipeline.from_pretrained(out / "model")
-        pipe.set_progress_bar_config(disable=True)
-        for family in families:
-            refs = discover_materials(data, split, families=[family])
-            reference = [load_material(r.folder).resize(args.resolution) for r in refs]
-            prompts = [refs[i % len(refs)].caption for i in range(args.eval_per_family)]
-            generated: list[Material] = []
-            for i, prompt in enumerate(prompts):
-                g = torch.Generator().manual_seed(10_000 + i)
-                generated += pipe(prompt, num_inference_steps=args.eval_steps, guidance_scale=args.guidance, generator=g,
-                                  height=args.crop, width=args.crop, tileable=True).images  # fmt: skip
-            results.setdefault(family, {})[label] = map_distribution_distance(generated, reference)
-    return results
-
-
-def table(results: dict, held_out: list[str], labels: list[str]) -> str:
-    """A markdown table: family, map, the two runs' distances and the change."""
-    a, b = labels
-    rows = [f"| family | map | {a} | {b} | change |", "|---|---|---|---|---|"]
-    for group, fams in (("held out", [f for f in results if f in held_out]), ("annotated", [f for f in results if f not in held_out])):
-        for family in fams:
-            for name in (*MAP_NAMES, "mean"):
-                va = results[family][a].get(name, float(np.mean(list(results[family][a].values()))))
-                vb = results[family][b].get(name, float(np.mean(list(results[family][b].values()))))
-                rows.append(f"| {family} ({group}) | {name} | {va:.4f} | {vb:.4f} | {100 * (vb - va) / max(va, 1e-9):+.1f}% |")
-    return "\n".join(rows)
-
-
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = parse_args(argv)
@@ -181,8 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     n_images = write_renders(data, held_out, args.work / "images", args.resolution)
     print(f"{n_images} unannotated renders of {held_out}", flush=True)
     runs = train(args, data, families, held_out, args.work / "images")
-    results = evaluate(args, data, runs, families)
-    text = table(results, held_out, list(runs))
+    results = family_distances({label: out / "model" for label, out in runs.items()}, data, families,
+                               per_family=args.eval_per_family, steps=args.eval_steps, guidance=args.guidance,
+                               size=args.crop, resolution=args.resolution)  # fmt: skip
+    groups = {"held out": [f for f in families if f in held_out], "annotated": [f for f in families if f not in held_out]}
+    text = distance_table(results, groups, list(runs))
     budget = (f"VAE {args.vae_steps if args.vae is None else 'reused'} steps, LDM {args.ldm_steps} steps, batch "
               f"{args.batch_size}, crop {args.crop}, seed {args.seed}, {args.eval_per_family} samples per family, "
               f"{'tiny models' if args.small else 'default models'}")  # fmt: skip

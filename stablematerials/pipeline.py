@@ -56,7 +56,10 @@ class StableMaterialsPipeline(DiffusionPipeline):
     Components: `vae` (AutoencoderKL, 9 channels in and out), `unet` (UNet2DConditionModel conditioned on a single
     embedding token), `scheduler`, `text_encoder` + `tokenizer`, and optionally `vision_encoder` (CLIP vision
     with projection) + `processor` for image prompts. A UNet with `time_cond_proj_dim` is a latent-consistency
-    student: the guidance scale is embedded and classifier-free guidance is off.
+    student: the guidance scale is embedded and classifier-free guidance is off. `embedding_scale` (saved in
+    model_index.json) multiplies prompt embeddings before the UNet: 1 for the published model (CLIP projections),
+    sqrt(D) for this project's models, whose unit-norm sentence embeddings it brings to unit variance per entry.
+    `prompt_embeds` given to `__call__` are used as they are (already scaled).
     """
 
     model_cpu_offload_seq = "text_encoder->vision_encoder->unet->vae"
@@ -71,8 +74,12 @@ class StableMaterialsPipeline(DiffusionPipeline):
         tokenizer,
         vision_encoder: torch.nn.Module | None = None,
         processor=None,
+        embedding_scale: float = 1.0,
     ) -> None:
         super().__init__()
+        if not (isinstance(embedding_scale, (int, float)) and math.isfinite(embedding_scale) and embedding_scale > 0):
+            raise ValueError(f"embedding_scale must be a positive number, got {embedding_scale!r}")
+        self.register_to_config(embedding_scale=float(embedding_scale))
         self.register_modules(
             vae=vae,
             unet=unet,
@@ -126,9 +133,9 @@ class StableMaterialsPipeline(DiffusionPipeline):
         unknown = set(components) - set(inspect.signature(cls.__init__).parameters)
         if unknown:
             raise TypeError(f"unexpected keyword arguments for from_pretrained: {sorted(unknown)}")
-        loaded: dict[str, Any] = {}
+        loaded: dict[str, Any] = {"embedding_scale": components.pop("embedding_scale", index.get("embedding_scale", 1.0))}
         for name in inspect.signature(cls.__init__).parameters:
-            if name == "self":
+            if name in ("self", "embedding_scale"):
                 continue
             if name in components:
                 loaded[name] = components[name]
@@ -248,7 +255,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
                 raise ValueError("this model has no vision encoder, so it takes text prompts only")
             emb = encode_images(self.vision_encoder, self.processor, [im for _, im in images], device)
             parts.update({i: e for (i, _), e in zip(images, emb)})
-        return torch.stack([parts[i] for i in range(len(items))])
+        return torch.stack([parts[i] for i in range(len(items))]) * self.config.embedding_scale
 
     @torch.no_grad()
     def encode_prompt(
@@ -284,7 +291,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
         return embeds, negative
 
     def _encode_empty(self, device: torch.device) -> torch.Tensor:
-        return encode_text(self.text_encoder, self.tokenizer, [""], device)
+        return encode_text(self.text_encoder, self.tokenizer, [""], device) * self.config.embedding_scale
 
     def prepare_latents(
         self,

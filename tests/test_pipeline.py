@@ -263,3 +263,23 @@ def test_thread_isolation(tiny_pipe):
             t.join()
         for name in jobs:
             assert np.array_equal(results[name], alone[name]), name
+
+
+def test_embedding_scale_is_saved_loaded_and_applied(tiny_pipe, tmp_path):
+    """The prompt embedding reaches the UNet times the pipeline's embedding_scale, which lives in model_index.json."""
+    scaled = StableMaterialsPipeline(**tiny_pipe.components, embedding_scale=4.0)
+    for pipe in (tiny_pipe, scaled):
+        pipe.set_progress_bar_config(disable=True)
+    plain_embeds, plain_negative = tiny_pipe.encode_prompt(["bricks"], torch.device("cpu"), 1, True)
+    embeds, negative = scaled.encode_prompt(["bricks"], torch.device("cpu"), 1, True)
+    torch.testing.assert_close(embeds, 4.0 * plain_embeds)
+    torch.testing.assert_close(negative, 4.0 * plain_negative)
+    a = tiny_pipe("bricks", num_inference_steps=2, generator=gen(0), output_type="np").images
+    b = scaled("bricks", num_inference_steps=2, generator=gen(0), output_type="np").images
+    assert not np.allclose(a, b)
+    scaled.save_pretrained(tmp_path / "m")
+    loaded = StableMaterialsPipeline.from_pretrained(tmp_path / "m")
+    assert loaded.config.embedding_scale == 4.0
+    np.testing.assert_allclose(loaded("bricks", num_inference_steps=2, generator=gen(0), output_type="np").images, b, atol=1e-5)
+    with pytest.raises(ValueError, match="embedding_scale must be a positive number, got 0"):
+        StableMaterialsPipeline(**tiny_pipe.components, embedding_scale=0)

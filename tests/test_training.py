@@ -95,6 +95,8 @@ def test_ldm_with_semi_stream_then_lcm_student(assets: dict[str, Path], caplog) 
     assert "g_adv" not in record[0] and "g_adv" in record[1] and "disc" in record[2]  # the stream starts at step 1
     pipe = StableMaterialsPipeline.from_pretrained(ldm_out / "model")
     assert not pipe.is_student and pipe.unet.config.sample_size == 8
+    embed_dim = pipe.unet.config.cross_attention_dim
+    assert pipe.config.embedding_scale == pytest.approx(embed_dim**0.5)  # unit-norm embeddings -> unit variance
     m = pipe("a checker material", num_inference_steps=2, generator=torch.Generator().manual_seed(0)).images[0]
     assert m.size == (16, 16)
     assert len(list((ldm_out / "samples").glob("step_00000003/*/normal.png"))) == 1
@@ -105,6 +107,7 @@ def test_ldm_with_semi_stream_then_lcm_student(assets: dict[str, Path], caplog) 
     assert distill_lcm.main(lcm_args) == 0
     student = StableMaterialsPipeline.from_pretrained(lcm_out / "model", student=True)
     assert student.is_student and student.unet.config.time_cond_proj_dim == 32
+    assert student.config.embedding_scale == pipe.config.embedding_scale  # the student keeps the teacher's
     m = student("a checker material", num_inference_steps=4, generator=torch.Generator().manual_seed(0)).images[0]
     assert m.size == (16, 16)
     teacher_again = StableMaterialsPipeline.from_pretrained(lcm_out / "model")

@@ -447,6 +447,10 @@ class LDMConfig:
     # A teacher pipeline folder to continue from: its VAE, text encoder, UNet and noise schedule are used, and the
     # keys above that they replace (vae, text_encoder, model.*, the diffusion schedule) must stay at their defaults.
     init_from: str | None = None
+    # Prompt embeddings are multiplied by this before the UNet (saved with the pipeline). 0: sqrt(embedding dim),
+    # which gives unit-norm sentence embeddings unit variance per entry: at norm 1 the cross-attention's output
+    # moves ~sqrt(D) times less per Adam step, so the caption is learned that much more slowly.
+    embedding_scale: float = 0.0
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: UNetModelConfig = dataclasses.field(default_factory=UNetModelConfig)
     diffusion: DiffusionConfig = dataclasses.field(default_factory=DiffusionConfig)
@@ -456,11 +460,13 @@ class LDMConfig:
     sample: SampleConfig = dataclasses.field(default_factory=SampleConfig)
 
     def check(self) -> None:
+        if self.embedding_scale < 0:
+            raise ValueError(f"embedding_scale must be >= 0 (0: sqrt of the embedding size), got {self.embedding_scale}")
         if not self.init_from:
             return
         default = LDMConfig()
         replaced = {"vae": (self.vae, default.vae), "text_encoder": (self.text_encoder, default.text_encoder),
-                    "model": (self.model, default.model)}  # fmt: skip
+                    "model": (self.model, default.model), "embedding_scale": (self.embedding_scale, 0.0)}  # fmt: skip
         for key in ("num_train_timesteps", "beta_schedule", "beta_start", "beta_end", "prediction_type"):
             replaced[f"diffusion.{key}"] = (getattr(self.diffusion, key), getattr(default.diffusion, key))
         for key, (value, default_value) in replaced.items():

@@ -111,7 +111,10 @@ def distill(cfg: LCMConfig) -> Path:
     prompts = cfg.sample.prompts or [
         r.caption for r in preview_records(cfg.data.root, "val", cfg.data.split, cfg.sample.count, cfg.data.families or None)
     ]
-    embeds = embed_captions(teacher_pipe.text_encoder, teacher_pipe.tokenizer, [r.caption for r in records] + list(prompts), device)
+    embeds = embed_captions(
+        teacher_pipe.text_encoder, teacher_pipe.tokenizer, [r.caption for r in records] + list(prompts), device,
+        teacher_pipe.config.embedding_scale,
+    )  # fmt: skip
     logger.info("%d materials from %s, %d processes", len(dataset), material_root(cfg.data.root, cfg.data.split), accelerator.num_processes)
 
     # 3. Student (teacher + zero guidance projection, or a given student) and its EMA target.
@@ -146,6 +149,7 @@ def distill(cfg: LCMConfig) -> Path:
             vae=copy.deepcopy(vae), unet=copy.deepcopy(target).eval(),
             scheduler=LCMScheduler.from_config(teacher_pipe.scheduler.config),
             text_encoder=teacher_pipe.text_encoder, tokenizer=teacher_pipe.tokenizer,
+            embedding_scale=teacher_pipe.config.embedding_scale,
         )  # fmt: skip
 
     def write_samples(pipe: StableMaterialsPipeline, at_step: int) -> None:

@@ -169,8 +169,11 @@ def log_sample_names(accelerator: Accelerator, output_dir: Path, step: int, name
 
 
 @torch.no_grad()
-def embed_captions(text_encoder, tokenizer, captions: Iterable[str], device: torch.device, batch: int = 64) -> dict[str, torch.Tensor]:
-    """Each distinct caption (and "") -> its (D,) embedding. Captions are fixed, so they are encoded once, not per step."""
+def embed_captions(
+    text_encoder, tokenizer, captions: Iterable[str], device: torch.device, scale: float, batch: int = 64
+) -> dict[str, torch.Tensor]:
+    """Each distinct caption (and "") -> its (D,) embedding times `scale` (the pipeline's embedding_scale).
+    Captions are fixed, so they are encoded once, not per step."""
     from stablematerials.conditioning import encode_text
 
     unique = sorted(set(captions) | {""})
@@ -179,7 +182,7 @@ def embed_captions(text_encoder, tokenizer, captions: Iterable[str], device: tor
     for i in range(0, len(unique), batch):
         chunk = unique[i : i + batch]
         for text, emb in zip(chunk, encode_text(text_encoder, tokenizer, chunk, device)):
-            out[text] = emb.float()
+            out[text] = emb.float() * scale
     return out
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import torch
 from diffusers import DDPMScheduler, UNet2DConditionModel
 from diffusers.training_utils import EMAModel
 
+from stablematerials.conditioning import embedding_dim
 from stablematerials.io import AtomicFolder
 from stablematerials.latents import denormalize_latents, normalize_latents
 from stablematerials.pipeline import StableMaterialsPipeline
@@ -111,12 +113,16 @@ def train(cfg: LDMConfig) -> Path:
     captions = [r.caption for r in records] + list(prompts)
     if images is not None:
         captions += [images.source.caption(i) for i in range(len(images))]
-    embeds = embed_captions(text_encoder, tokenizer, captions, device)
-    embed_dim = embeds[""].shape[-1]
+    embed_dim = embedding_dim(text_encoder, None)
+    if base is not None:
+        embedding_scale = base.config.embedding_scale
+    else:
+        embedding_scale = cfg.embedding_scale or math.sqrt(embed_dim)
+    embeds = embed_captions(text_encoder, tokenizer, captions, device, embedding_scale)
     logger.info(
-        "%d materials from %s, %s images, %d captions (%d-d), %d processes", len(dataset),
+        "%d materials from %s, %s images, %d captions (%d-d, x %.2f), %d processes", len(dataset),
         material_root(cfg.data.root, cfg.data.split), len(images) if images else "no", len(embeds), embed_dim,
-        accelerator.num_processes,
+        embedding_scale, accelerator.num_processes,
     )  # fmt: skip
 
     # 3. Models: UNet (+ EMA of what is trained), discriminator for the semi-supervised stream; the same initial
@@ -176,7 +182,7 @@ def train(cfg: LDMConfig) -> Path:
         unet_copy = merge_lora(unet_copy).requires_grad_(False)
         return StableMaterialsPipeline(
             vae=copy.deepcopy(vae), unet=unet_copy, scheduler=inference_scheduler(noise_scheduler),
-            text_encoder=text_encoder, tokenizer=tokenizer,
+            text_encoder=text_encoder, tokenizer=tokenizer, embedding_scale=embedding_scale,
         )  # fmt: skip
 
     def write_samples(pipe: StableMaterialsPipeline, at_step: int) -> None:
