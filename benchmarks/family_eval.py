@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -48,3 +49,11 @@ def distance_table(results: dict, groups: dict[str, list[str]], labels: list[str
                 vb = results[family][b].get(name, float(np.mean(list(results[family][b].values()))))
                 rows.append(f"| {family} ({group}) | {name} | {va:.4f} | {vb:.4f} | {100 * (vb - va) / max(va, 1e-9):+.1f}% |")
     return "\n".join(rows)
+
+
+def write_report(work: Path, name: str, title: str, budget: str, results: dict, table: str) -> str:
+    """WORK/results.json and WORK/<name>.md; returns the Markdown."""
+    report = f"# {title}\n\n{budget}\n\nMap distribution distance to ground truth (lower is better)\n\n{table}\n"
+    (work / "results.json").write_text(json.dumps({"budget": budget, "results": results}, indent=2))
+    (work / f"{name}.md").write_text(report)
+    return report

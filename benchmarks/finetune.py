@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from family_eval import distance_table, family_distances
+from family_eval import distance_table, family_distances, write_report
 
 from training.data import discover_materials
 
@@ -93,9 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     text = distance_table(results, {f"fine-tuned on {n}": [args.family], "control": [args.control]}, labels)
     budget = (f"{n} {args.family} materials, {args.steps} steps, LoRA rank {args.lora_rank}, crop {args.crop}, "
               f"{args.eval_per_family} samples per family; fine-tuning wall time {seconds:.0f} s (incl. packaging)")  # fmt: skip
-    report = f"# Fine-tuning benchmark\n\n{budget}\n\nMap distribution distance to ground truth (lower is better)\n\n{text}\n"
-    (args.work / "results.json").write_text(json.dumps({"budget": budget, "results": results}, indent=2))
-    (args.work / "finetune.md").write_text(report)
+    report = write_report(args.work, "finetune", "Fine-tuning benchmark", budget, results, text)
     print(report)
     return 0
 

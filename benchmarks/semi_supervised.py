@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from family_eval import distance_table, family_distances
+from family_eval import distance_table, family_distances, write_report
 
 from stablematerials.io import load_material
 from stablematerials.render import render_plane
@@ -155,9 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     budget = (f"VAE {args.vae_steps if args.vae is None else 'reused'} steps, LDM {args.ldm_steps} steps, batch "
               f"{args.batch_size}, crop {args.crop}, seed {args.seed}, {args.eval_per_family} samples per family, "
               f"{'tiny models' if args.small else 'default models'}")  # fmt: skip
-    report = f"# Semi-supervised benchmark\n\n{budget}\n\nMap distribution distance to ground truth (lower is better)\n\n{text}\n"
-    (args.work / "results.json").write_text(json.dumps({"budget": budget, "results": results}, indent=2))
-    (args.work / "semi_supervised.md").write_text(report)
+    report = write_report(args.work, "semi_supervised", "Semi-supervised benchmark", budget, results, text)
     print(report)
     return 0
 
