@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from training_helpers import make_dataset, make_material, save_tiny_text_encoder
+from training_helpers import accelerate_launch, make_dataset, make_material, save_tiny_text_encoder
 
 from stablematerials.io import save_material
 from stablematerials.pipeline import StableMaterialsPipeline
@@ -120,3 +120,21 @@ def test_finetune_refuses_bad_bases_and_settings(user_materials: Path, tmp_path:
         add_lora(tiny_unet(0), LoRAConfig(rank=2, target_modules=["no_such_layer"]))
     with pytest.raises(ValueError, match="vae is set, but init_from"):
         train_ldm.main(["--init_from", str(student_only), "--vae", "somewhere"])
+
+
+def test_finetune_on_two_processes(base: Path, user_materials: Path, tmp_path: Path) -> None:
+    """`accelerate launch` with 2 processes: both stages share one process group, each process sees its own data."""
+    out = tmp_path / "ddp"
+    args = ["--model", str(base), "--data.root", str(user_materials), "--output_dir", str(out), *DATA, *STEPS,
+            "--train.batch_size=1", "--train.log_every=1", "--sample.count=1", "--train.max_steps=2", "--lora.rank=4",
+            "--distill.max_steps=1", "--distill.lcm.time_cond_proj_dim=32", "--train.debug_log_samples=true"]  # fmt: skip
+    result = accelerate_launch("training.finetune", args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = {}
+    for rank in (0, 1):
+        lines = (out / "teacher" / "debug" / f"rank{rank}.txt").read_text().splitlines()
+        seen[rank] = [name for line in lines for name in line.split("\t")[1:]]
+    assert len(seen[0]) == len(seen[1]) == 2 and seen[0] != seen[1]
+    assert (out / "student" / "model" / "unet_lcm" / "config.json").is_file()
+    pipe = StableMaterialsPipeline.from_pretrained(out / "model", student=True)
+    assert pipe("blue tiles", num_inference_steps=2, generator=torch.Generator().manual_seed(0)).images[0].size == (16, 16)

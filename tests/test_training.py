@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler
-from training_helpers import make_dataset, make_image_folder, save_tiny_text_encoder
+from training_helpers import accelerate_launch, make_dataset, make_image_folder, save_tiny_text_encoder
 
 from stablematerials.io import load_material
 from stablematerials.latents import normalize_latents
@@ -49,14 +46,6 @@ def ldm_args(assets: dict[str, Path], out: Path, *extra: str) -> list[str]:
         "--output_dir", str(out), "--vae", str(assets["vae"]), "--text_encoder", str(assets["text"]),
         "--data.root", str(assets["data"]), *DATA, *UNET_MODEL, *LOOP, *SAMPLE, *extra,
     ]  # fmt: skip
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def losses(out: Path) -> list[dict]:
@@ -156,11 +145,7 @@ def test_bad_inputs_fail_before_training(assets: dict[str, Path], tmp_path: Path
 
 def test_two_processes_see_different_data(assets: dict[str, Path]) -> None:
     out = assets["root"] / "ddp"
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    launcher = [shutil.which("accelerate"), "launch"] if shutil.which("accelerate") else [sys.executable, "-m", "accelerate.commands.launch"]
-    cmd = [*launcher, "--multi_gpu", "--num_processes", "2", "--main_process_port", str(_free_port()), "-m", "training.train_ldm",
-           *ldm_args(assets, out, "--train.max_steps=2", "--train.batch_size=1", "--train.debug_log_samples=true")]  # fmt: skip
-    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False)
+    result = accelerate_launch("training.train_ldm", ldm_args(assets, out, "--train.max_steps=2", "--train.batch_size=1", "--train.debug_log_samples=true"))
     assert result.returncode == 0, result.stderr[-3000:]
     seen = {}
     for rank in (0, 1):

@@ -89,3 +89,26 @@ def save_tiny_text_encoder(path: Path) -> Path:
     encoder.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface (for a process group's rendezvous)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def accelerate_launch(module: str, args: list[str], processes: int = 2, timeout: int = 240):
+    """`accelerate launch --multi_gpu --num_processes N -m MODULE ARGS` from the repo (CPU: gloo), as a user runs it."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(repo), OMP_NUM_THREADS="1")
+    launcher = [shutil.which("accelerate"), "launch"] if shutil.which("accelerate") else [sys.executable, "-m", "accelerate.commands.launch"]
+    cmd = [*launcher, "--multi_gpu", "--num_processes", str(processes), "--main_process_port", str(free_port()), "-m", module, *args]
+    return subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout, check=False)

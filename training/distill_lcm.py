@@ -47,6 +47,8 @@ from .runtime import (
     JsonlLog,
     Progress,
     embed_captions,
+    end_process_group,
+    end_trackers,
     ensure_finite,
     generate_materials,
     log_sample_names,
@@ -63,6 +65,7 @@ logger = logging.getLogger("training.distill_lcm")
 
 def main(argv: list[str] | None = None) -> int:
     distill(parse_config(LCMConfig, sys.argv[1:] if argv is None else argv))
+    end_process_group()
     return 0
 
 
@@ -219,7 +222,7 @@ def distill(cfg: LCMConfig) -> Path:
             write_samples(student_pipeline(), step)
     if step < cfg.train.max_steps:
         logger.info("stopped at step %d (train.stop_at); resume with --resume latest", step)
-        accelerator.end_training()
+        end_trackers(accelerator)
         return out / "model"
 
     # 6. Final: the teacher pipeline with the student beside it, and student samples at fixed seeds.
@@ -231,7 +234,7 @@ def distill(cfg: LCMConfig) -> Path:
         logger.info("saved %s (student in unet_lcm/)", out / "model")
         write_samples(student_pipeline(), step)
     accelerator.wait_for_everyone()
-    accelerator.end_training()
+    end_trackers(accelerator)
     return out / "model"
 
 

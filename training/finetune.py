@@ -40,6 +40,7 @@ from .config import (
     validate,
 )
 from .data import discover_materials
+from .runtime import end_process_group
 
 logger = logging.getLogger("training.finetune")
 
@@ -142,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     cfg = parse_config(FinetuneConfig, sys.argv[1:] if argv is None else argv)
     model = run(cfg)
+    end_process_group()
     if model is not None and _rank() == 0:
         print(f"fine-tuned model: {model}\n  stablematerials generate \"your prompt\" --model {model}")
     return 0

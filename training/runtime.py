@@ -59,6 +59,21 @@ def make_accelerator(train: TrainConfig, output_dir: str | Path, seed: int) -> A
     return accelerator
 
 
+def end_trackers(accelerator: Accelerator) -> None:
+    """Flush and close the trackers (TensorBoard) but keep the process group: a following stage in the same
+    processes (training.finetune runs train_ldm, then distill_lcm) still needs it. `end_process_group` ends it."""
+    for tracker in accelerator.trackers:
+        tracker.finish()
+    accelerator.wait_for_everyone()
+
+
+def end_process_group() -> None:
+    """The end of a script run: take down the process group of a multi-process launch (no-op in one process)."""
+    from accelerate import PartialState
+
+    PartialState().destroy_process_group()
+
+
 def reseed_per_process(accelerator: Accelerator, seed: int) -> None:
     """Different random streams per process (noise, timesteps, dropout), reproducible from the seed."""
     set_seed(seed + 1_000_003 * (accelerator.process_index + 1))

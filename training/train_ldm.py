@@ -63,6 +63,8 @@ from .runtime import (
     JsonlLog,
     Progress,
     embed_captions,
+    end_process_group,
+    end_trackers,
     ensure_finite,
     generate_materials,
     log_sample_names,
@@ -80,6 +82,7 @@ logger = logging.getLogger("training.train_ldm")
 
 def main(argv: list[str] | None = None) -> int:
     train(parse_config(LDMConfig, sys.argv[1:] if argv is None else argv))
+    end_process_group()
     return 0
 
 
@@ -264,7 +267,7 @@ def train(cfg: LDMConfig) -> Path:
             write_samples(ema_pipeline(), step)
     if step < cfg.train.max_steps:
         logger.info("stopped at step %d (train.stop_at); resume with --resume latest", step)
-        accelerator.end_training()
+        end_trackers(accelerator)
         return out / "model"
 
     # 6. Final: the pipeline folder with the EMA UNet, and samples at fixed seeds.
@@ -276,7 +279,7 @@ def train(cfg: LDMConfig) -> Path:
         logger.info("saved %s", out / "model")
         write_samples(pipe, step)
     accelerator.wait_for_everyone()
-    accelerator.end_training()
+    end_trackers(accelerator)
     return out / "model"
 
 
