@@ -64,6 +64,8 @@ def test_loads_published_layout_and_generates(published_copy):
     pipe.set_progress_bar_config(disable=True)
     assert type(pipe.scheduler) is DDIMScheduler and pipe.vae.config.latent_channels == 18
     assert pipe.vision_encoder is not None and pipe.vae_scale_factor == 8
+    assert pipe.config.embedding_scale == 1.0  # the published model_index.json has none: CLIP embeddings as they are
+    assert pipe.vae.config.latents_mean is None  # one global scaling factor, as published
     text = pipe("old rusty metal bars", height=64, width=64, num_inference_steps=2, generator=torch.Generator().manual_seed(0))
     m = text.images[0]
     assert m.size == (64, 64) and np.isfinite(m.basecolor).all()
