@@ -209,7 +209,9 @@ class ProjectionDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
         h = self.features(x)  # (B, C, H', W')
-        proj = self.embed(embedding.reshape(embedding.shape[0], -1).to(h.dtype))  # (B, C)
+        # The caption's direction only: the pipeline's embedding_scale must not change the logits' scale.
+        direction = nn.functional.normalize(embedding.reshape(embedding.shape[0], -1).to(h.dtype), dim=-1)
+        proj = self.embed(direction)  # (B, C)
         return self.head(h) + (h * proj[:, :, None, None]).sum(dim=1, keepdim=True)
 
 
