@@ -278,3 +278,14 @@ def test_non_finite_loss_stops_with_a_clear_error() -> None:
     ensure_finite(3, {"loss": 0.5})
     with pytest.raises(FloatingPointError, match="step 7: render became non-finite"):
         ensure_finite(7, {"loss": 0.5, "render": float("nan")})
+
+
+def test_projection_discriminator_ignores_the_embedding_scale() -> None:
+    from training.models import ProjectionDiscriminator
+
+    torch.manual_seed(0)
+    disc = ProjectionDiscriminator(3, 16, channels=8).eval()
+    x, e = torch.rand(2, 3, 16, 16), torch.randn(2, 1, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(disc(x, e), disc(x, 19.6 * e))
+        assert not torch.allclose(disc(x, e), disc(x, -e))  # but the caption still matters
