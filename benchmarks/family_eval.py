@@ -52,8 +52,8 @@ def distance_table(results: dict, groups: dict[str, list[str]], labels: list[str
 
 
 def write_report(work: Path, name: str, title: str, budget: str, results: dict, table: str) -> str:
-    """WORK/results.json and WORK/<name>.md; returns the Markdown."""
+    """WORK/<name>.json and WORK/<name>.md; returns the Markdown."""
     report = f"# {title}\n\n{budget}\n\nMap distribution distance to ground truth (lower is better)\n\n{table}\n"
-    (work / "results.json").write_text(json.dumps({"budget": budget, "results": results}, indent=2))
+    (work / f"{name}.json").write_text(json.dumps({"budget": budget, "results": results}, indent=2))
     (work / f"{name}.md").write_text(report)
     return report

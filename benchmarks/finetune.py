@@ -13,7 +13,7 @@ Protocol:
    the base knows: it should not get worse) at fixed seeds; each set is compared with the test materials of its
    family by `map_distribution_distance` (per-map 1-D Wasserstein, lower is closer).
 
-Prints a table and the wall time, writes WORK/results.json and WORK/finetune.md.
+Prints a table and the wall time, writes WORK/finetune.json and WORK/finetune.md.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ Protocol (same seed and budget for both runs):
    compared with the ground-truth test materials of that family by `map_distribution_distance` (per-map 1-D
    Wasserstein distance of pixel values; lower is closer). Annotated families are reported too, as a control.
 
-Prints a table and writes WORK/results.json and WORK/semi_supervised.md.
+Prints a table and writes WORK/semi_supervised_VIEW.json and .md (VIEW: --semi-view).
 """
 
 from __future__ import annotations
@@ -59,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--guidance", type=float, default=5.0)
     p.add_argument("--semi-weight", type=float, default=SemiConfig.weight)
     p.add_argument("--semi-start", type=int, default=None, help="step the adversarial stream starts (default: ldm-steps / 10)")
+    p.add_argument("--semi-view", choices=["render", "basecolor"], default="render",
+                   help="what the discriminator sees; the unannotated images match it: renders under the training "
+                        "light, or the basecolor maps (texture photos under soft light are closest to an albedo)")
     p.add_argument("--small", action="store_true", help="tiny models (for checking the script end to end)")
     p.add_argument("--text-encoder", default="minilm")
     return p.parse_args(argv)
@@ -76,8 +79,9 @@ def ensure_dataset(args: argparse.Namespace, families: list[str]) -> Path:
     return root
 
 
-def write_renders(data: Path, held_out: list[str], folder: Path, resolution: int) -> int:
-    """Renders (no maps) of the held-out families' training materials, with captions: the unannotated stream."""
+def write_renders(data: Path, held_out: list[str], folder: Path, resolution: int, kind: str = "render") -> int:
+    """Images (no maps) of the held-out families' training materials, with captions: the unannotated stream.
+    `kind` "render": rendered under the training light; "basecolor": the basecolor map as an RGB image."""
     from PIL import Image
 
     if (folder / "captions.jsonl").is_file():
@@ -87,8 +91,11 @@ def write_renders(data: Path, held_out: list[str], folder: Path, resolution: int
     lines = []
     for rec in discover_materials(data, "train", families=held_out):
         m = load_material(rec.folder).resize(resolution)
-        with torch.no_grad():
-            img = render_plane(m.to_tensors(), light)[0].permute(1, 2, 0).numpy()
+        if kind == "basecolor":
+            img = m.basecolor
+        else:
+            with torch.no_grad():
+                img = render_plane(m.to_tensors(), light)[0].permute(1, 2, 0).numpy()
         Image.fromarray(np.round(img * 255).astype(np.uint8)).save(folder / f"{rec.name}.png")
         lines.append(json.dumps({"file": f"{rec.name}.png", "caption": rec.caption}))
     (folder / "captions.jsonl").write_text("\n".join(lines) + "\n")
@@ -122,11 +129,13 @@ def train(args: argparse.Namespace, data: Path, families: list[str], held_out: l
     start = args.semi_start if args.semi_start is not None else args.ldm_steps // 10
     ldm = [*common, *unet_model, f"--vae={vae}", f"--text_encoder={args.text_encoder}", f"--train.max_steps={args.ldm_steps}",
            f"--train.checkpoint_every={max(args.ldm_steps // 4, 1)}", "--resume=latest", "--sample.steps=10"]  # fmt: skip
-    runs = {"annotated only": args.work / "ldm_annotated", "+ unannotated images": args.work / "ldm_semi"}
+    semi_dir = "ldm_semi" if args.semi_view == "render" else f"ldm_semi_{args.semi_view}"
+    runs = {"annotated only": args.work / "ldm_annotated", "+ unannotated images": args.work / semi_dir}
     extra = {
         "annotated only": [],
-        "+ unannotated images": [f"--semi.images={images}", f"--semi.start_step={start}", f"--semi.weight={args.semi_weight}"],
-    }
+        "+ unannotated images": [f"--semi.images={images}", f"--semi.start_step={start}", f"--semi.weight={args.semi_weight}",
+                                 f"--semi.view={args.semi_view}"],
+    }  # fmt: skip
     for label, out in runs.items():
         if not (out / "model" / "model_index.json").is_file():
             t0 = time.perf_counter()
@@ -144,9 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--held-out ({held_out}) must be a non-empty proper subset of --families ({families})")
     args.work.mkdir(parents=True, exist_ok=True)
     data = ensure_dataset(args, families)
-    n_images = write_renders(data, held_out, args.work / "images", args.resolution)
-    print(f"{n_images} unannotated renders of {held_out}", flush=True)
-    runs = train(args, data, families, held_out, args.work / "images")
+    images = args.work / ("images" if args.semi_view == "render" else f"images_{args.semi_view}")
+    n_images = write_renders(data, held_out, images, args.resolution, args.semi_view)
+    print(f"{n_images} unannotated {args.semi_view} images of {held_out}", flush=True)
+    runs = train(args, data, families, held_out, images)
     results = family_distances({label: out / "model" for label, out in runs.items()}, data, families,
                                per_family=args.eval_per_family, steps=args.eval_steps, guidance=args.guidance,
                                size=args.crop, resolution=args.resolution)  # fmt: skip
@@ -154,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     text = distance_table(results, groups, list(runs))
     budget = (f"VAE {args.vae_steps if args.vae is None else 'reused'} steps, LDM {args.ldm_steps} steps, batch "
               f"{args.batch_size}, crop {args.crop}, seed {args.seed}, {args.eval_per_family} samples per family, "
-              f"{'tiny models' if args.small else 'default models'}")  # fmt: skip
-    report = write_report(args.work, "semi_supervised", "Semi-supervised benchmark", budget, results, text)
+              f"{'tiny models' if args.small else 'default models'}, discriminator view and images: {args.semi_view}")  # fmt: skip
+    report = write_report(args.work, f"semi_supervised_{args.semi_view}", "Semi-supervised benchmark", budget, results, text)
     print(report)
     return 0
 

@@ -244,13 +244,15 @@ def test_shipped_configs_parse(name: str, cls) -> None:
     assert cfg.data.crop_size == 64 and cfg.train.max_steps > 0
 
 
-def test_adversarial_gradient_reaches_the_unet_through_decoder_and_renderer() -> None:
+@pytest.mark.parametrize("view", ["render", "basecolor"])
+def test_adversarial_gradient_reaches_the_unet_through_decoder_and_renderer(view: str) -> None:
     from diffusers import DDPMScheduler
 
     from stablematerials.tiny import tiny_unet, tiny_vae
     from training.losses import hinge_g_loss, predicted_x0
     from training.models import ProjectionDiscriminator
-    from training.semi import pseudo_material, render_for_discriminator
+    from stablematerials.material import unpack_model_channels
+    from training.semi import discriminator_view, downsample, pseudo_material
 
     torch.manual_seed(0)
     vae, unet = tiny_vae(0).requires_grad_(False), tiny_unet(0)
@@ -264,8 +266,11 @@ def test_adversarial_gradient_reaches_the_unet_through_decoder_and_renderer() ->
     noisy = scheduler.add_noise(z, torch.randn_like(z), t)
     cond = torch.randn(2, 1, 32)
     x0 = predicted_x0(scheduler, unet(noisy, t, encoder_hidden_states=cond).sample, noisy, t, "epsilon")
-    fake = render_for_discriminator(vae.decode(x0).sample, torch.tensor([0.0, 0.0, 2.0]), 8)
+    decoded = vae.decode(x0).sample
+    fake = discriminator_view(decoded, view, torch.tensor([0.0, 0.0, 2.0]), 8)
     assert fake.shape == (2, 3, 8, 8)
+    if view == "basecolor":
+        torch.testing.assert_close(fake, downsample(unpack_model_channels(decoded)["basecolor"], 8))
     hinge_g_loss(disc(fake, cond)).backward()
     grads = [p.grad for p in unet.parameters() if p.grad is not None]
     assert grads and sum(float(g.abs().sum()) for g in grads) > 0

@@ -395,6 +395,10 @@ class SemiConfig:
     disc_lr: float = 2e-4  # discriminator AdamW rate (TTUR: faster than the generator, Heusel et al. 2017)
     disc_channels: int = 32  # width of the discriminator's first layer
     render_size: int = 32  # the discriminator sees renders at this size: colour, shading, pattern scale, at low cost
+    # What the discriminator compares with the image: "render" (the predicted material rendered under `light`; for
+    # images that are renders under that light) or "basecolor" (the predicted basecolor; for diffusely lit texture
+    # photos, which are closest to an albedo). See training/semi.py for what each one constrains.
+    view: Literal["render", "basecolor"] = "render"
     light: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.0, 2.0])  # fixed point light above the centre
 
     def check(self) -> None:

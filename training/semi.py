@@ -15,6 +15,11 @@ denoiser is asked, for their captions, to predict materials that *render* like t
    would ignore relief and gloss, and comparing latents would need images and materials to share a latent space,
    which they do not (the VAE encodes maps). A low resolution keeps the decode-render-discriminate path cheap on a
    CPU (most of the cost is the VAE decoder's backward pass) while still carrying colour, shading and pattern scale.
+   `semi.view basecolor` compares the predicted basecolor with the image instead: for texture photos under soft
+   light, which are closer to an albedo than to a point-light render. It constrains only the colour, leaving relief,
+   gloss and metal to what the annotated materials taught. Measured (benchmarks/results/semi_supervised.md): with
+   the render view the adversary bent the maps a render cannot tell apart (marble came out metallic: a highlight
+   is as easily made with metal as with low roughness), and held-out families got further from their real maps.
 3. The discriminator is conditioned on the caption embedding by projection, so a generated material is compared
    with images of its own caption rather than with the image set as a whole. Hinge losses, spectral norm.
 4. Cost control: the image batch joins the material batch in the UNet's single forward pass (one DDP call), and
@@ -49,3 +54,10 @@ def render_for_discriminator(decoded: torch.Tensor, light: torch.Tensor, size: i
     """Model-space materials (B, 9, H, W) -> their renders under one fixed point light at size x size, sRGB [0, 1]."""
     lights = light.to(decoded.device, decoded.dtype).view(1, 1, 3).expand(decoded.shape[0], 1, 3)
     return downsample(render_plane(unpack_model_channels(decoded), lights), size)
+
+
+def discriminator_view(decoded: torch.Tensor, view: str, light: torch.Tensor, size: int) -> torch.Tensor:
+    """What the discriminator sees of predicted materials (B, 9, H, W): their render, or their basecolor, at size."""
+    if view == "render":
+        return render_for_discriminator(decoded, light, size)
+    return downsample(unpack_model_channels(decoded)["basecolor"], size)

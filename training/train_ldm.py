@@ -75,7 +75,7 @@ from .runtime import (
     save_samples,
     start_run,
 )  # fmt: skip
-from .semi import downsample, pseudo_material, render_for_discriminator
+from .semi import discriminator_view, downsample, pseudo_material
 
 logger = logging.getLogger("training.train_ldm")
 
@@ -231,7 +231,8 @@ def train(cfg: LDMConfig) -> Path:
                 parts = {"diffusion": loss}
                 if semi_active:
                     x0 = predicted_x0(noise_scheduler, pred[b:], noisy_img.float(), t_img, ptype)
-                    fake = render_for_discriminator(vae.decode(denormalize_latents(vae.config, x0)).sample.float(), light, cfg.semi.render_size)
+                    decoded = vae.decode(denormalize_latents(vae.config, x0)).sample.float()
+                    fake = discriminator_view(decoded, cfg.semi.view, light, cfg.semi.render_size)
                     d_inner = accelerator.unwrap_model(disc)
                     d_inner.requires_grad_(False)  # the generator's loss must not train the discriminator
                     g_adv = hinge_g_loss(d_inner(fake, cond_img))
