@@ -281,7 +281,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
                     neg_items = [""]
             else:
                 neg_items = self._prompt_list(negative_prompt, None)
-            neg = self._encode_items(neg_items, device) if neg_items != [""] else self._encode_empty(device)
+            neg = self._encode_items(neg_items, device)
             if neg.shape[0] == 1:
                 neg = neg.expand(len(items), -1)
             elif neg.shape[0] != len(items):
@@ -291,7 +291,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
         return embeds, negative
 
     def _encode_empty(self, device: torch.device) -> torch.Tensor:
-        return encode_text(self.text_encoder, self.tokenizer, [""], device) * self.config.embedding_scale
+        return self._encode_items([""], device)
 
     def prepare_latents(
         self,
