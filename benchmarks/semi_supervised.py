@@ -14,7 +14,7 @@ Protocol (same seed and budget for both runs):
    compared with the ground-truth test materials of that family by `map_distribution_distance` (per-map 1-D
    Wasserstein distance of pixel values; lower is closer). Annotated families are reported too, as a control.
 
-Prints a table and writes WORK/semi_supervised_VIEW.json and .md (VIEW: --semi-view).
+Prints a table and writes WORK/semi_supervised_VARIANT.json and .md (VARIANT: --semi-view, plus _anchor when anchored).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from stablematerials.io import load_material
 from stablematerials.render import render_plane
 from training.config import SemiConfig
 from training.data import discover_materials
+from training.semi import anchor_maps_for
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,7 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--guidance", type=float, default=5.0)
     p.add_argument("--semi-weight", type=float, default=SemiConfig.weight)
     p.add_argument("--semi-start", type=int, default=None, help="step the adversarial stream starts (default: ldm-steps / 10)")
-    p.add_argument("--semi-view", choices=["render", "basecolor"], default="render",
+    p.add_argument("--semi-anchor-weight", type=float, default=SemiConfig.anchor_weight,
+                   help="weight holding the maps the view does not show to the snapshot (training/semi.py); 0: off")
+    p.add_argument("--semi-view", choices=["render", "basecolor"], default=SemiConfig.view,
                    help="what the discriminator sees; the unannotated images match it: renders under the training "
                         "light, or the basecolor maps (texture photos under soft light are closest to an albedo)")
     p.add_argument("--small", action="store_true", help="tiny models (for checking the script end to end)")
@@ -111,6 +114,12 @@ def model_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     return vae, unet
 
 
+def variant(args: argparse.Namespace) -> str:
+    """The semi-supervised variant's name: the discriminator view, and "_anchor" when maps are held to the snapshot."""
+    anchored = args.semi_anchor_weight > 0 and anchor_maps_for(args.semi_view, None)
+    return args.semi_view + ("_anchor" if anchored else "")
+
+
 def train(args: argparse.Namespace, data: Path, families: list[str], held_out: list[str], images: Path) -> dict[str, Path]:
     from training import train_ldm, train_vae
 
@@ -129,12 +138,12 @@ def train(args: argparse.Namespace, data: Path, families: list[str], held_out: l
     start = args.semi_start if args.semi_start is not None else args.ldm_steps // 10
     ldm = [*common, *unet_model, f"--vae={vae}", f"--text_encoder={args.text_encoder}", f"--train.max_steps={args.ldm_steps}",
            f"--train.checkpoint_every={max(args.ldm_steps // 4, 1)}", "--resume=latest", "--sample.steps=10"]  # fmt: skip
-    semi_dir = "ldm_semi" if args.semi_view == "render" else f"ldm_semi_{args.semi_view}"
+    semi_dir = "ldm_semi" if args.semi_view == "render" else f"ldm_semi_{variant(args)}"
     runs = {"annotated only": args.work / "ldm_annotated", "+ unannotated images": args.work / semi_dir}
     extra = {
         "annotated only": [],
         "+ unannotated images": [f"--semi.images={images}", f"--semi.start_step={start}", f"--semi.weight={args.semi_weight}",
-                                 f"--semi.view={args.semi_view}"],
+                                 f"--semi.view={args.semi_view}", f"--semi.anchor_weight={args.semi_anchor_weight}"],
     }  # fmt: skip
     for label, out in runs.items():
         if not (out / "model" / "model_index.json").is_file():
@@ -164,8 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     text = distance_table(results, groups, list(runs))
     budget = (f"VAE {args.vae_steps if args.vae is None else 'reused'} steps, LDM {args.ldm_steps} steps, batch "
               f"{args.batch_size}, crop {args.crop}, seed {args.seed}, {args.eval_per_family} samples per family, "
-              f"{'tiny models' if args.small else 'default models'}, discriminator view and images: {args.semi_view}")  # fmt: skip
-    report = write_report(args.work, f"semi_supervised_{args.semi_view}", "Semi-supervised benchmark", budget, results, text)
+              f"{'tiny models' if args.small else 'default models'}, discriminator view and images: {args.semi_view}, "
+              f"adversarial weight {args.semi_weight} from step "
+              f"{args.semi_start if args.semi_start is not None else args.ldm_steps // 10}, anchor weight "
+              f"{args.semi_anchor_weight if anchor_maps_for(args.semi_view, None) else 0} on the maps the view does not show")  # fmt: skip
+    report = write_report(args.work, f"semi_supervised_{variant(args)}", "Semi-supervised benchmark", budget, results, text)
     print(report)
     return 0
 

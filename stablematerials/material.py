@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 MAP_NAMES: tuple[str, ...] = ("basecolor", "normal", "height", "roughness", "metallic")
 MODEL_CHANNELS = 9  # see the module docstring for the layout
 _MAP_CHANNELS = {"basecolor": 3, "normal": 3, "height": 1, "roughness": 1, "metallic": 1}
+# Where each map lives in model space (normal: X, Y only).
+MODEL_SLICES: dict[str, slice] = {
+    "basecolor": slice(0, 3), "normal": slice(3, 5), "height": slice(5, 6), "roughness": slice(6, 7), "metallic": slice(7, 8),
+}  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------
@@ -48,13 +52,9 @@ def unpack_model_channels(x: torch.Tensor) -> dict[str, torch.Tensor]:
         raise ValueError(f"expected a (B, 9, H, W) tensor in model layout, got shape {tuple(x.shape)}")
     x = x.float()
     to01 = lambda t: (t * 0.5 + 0.5).clamp(0.0, 1.0)  # noqa: E731
-    return {
-        "basecolor": to01(x[:, 0:3]),
-        "normal": rebuild_normal(x[:, 3:5].clamp(-1.0, 1.0)),
-        "height": to01(x[:, 5:6]),
-        "roughness": to01(x[:, 6:7]),
-        "metallic": to01(x[:, 7:8]),
-    }
+    maps = {name: to01(x[:, sl]) for name, sl in MODEL_SLICES.items() if name != "normal"}
+    maps["normal"] = rebuild_normal(x[:, MODEL_SLICES["normal"]].clamp(-1.0, 1.0))
+    return {name: maps[name] for name in MAP_NAMES}
 
 
 def pack_model_channels(maps: dict[str, torch.Tensor]) -> torch.Tensor:

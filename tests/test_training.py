@@ -82,6 +82,7 @@ def test_ldm_with_semi_stream_then_lcm_student(assets: dict[str, Path], caplog) 
     record = losses(ldm_out)
     assert [r["step"] for r in record] == [1, 2, 3]
     assert "g_adv" not in record[0] and "g_adv" in record[1] and "disc" in record[2]  # the stream starts at step 1
+    assert "anchor" in record[1] and record[2]["anchor"] > 0  # basecolor view: the other maps held to the snapshot
     pipe = StableMaterialsPipeline.from_pretrained(ldm_out / "model")
     assert not pipe.is_student and pipe.unet.config.sample_size == 8
     embed_dim = pipe.unet.config.cross_attention_dim

@@ -294,3 +294,34 @@ def test_projection_discriminator_ignores_the_embedding_scale() -> None:
     with torch.no_grad():
         torch.testing.assert_close(disc(x, e), disc(x, 19.6 * e))
         assert not torch.allclose(disc(x, e), disc(x, -e))  # but the caption still matters
+
+
+def test_anchor_holds_only_the_maps_the_discriminator_does_not_see() -> None:
+    from stablematerials.tiny import tiny_unet
+    from training.semi import FrozenSnapshot, anchor_loss, anchor_maps_for
+
+    assert anchor_maps_for("basecolor", None) == ["normal", "height", "roughness", "metallic"]
+    assert anchor_maps_for("render", None) == [] and anchor_maps_for("render", ["height"]) == ["height"]
+    ref = torch.rand(2, 9, 8, 8) * 2 - 1
+    recoloured = ref.clone()
+    recoloured[:, 0:3] = -ref[:, 0:3]  # a new basecolor only
+    maps = anchor_maps_for("basecolor", None)
+    assert float(anchor_loss(recoloured, ref, maps)) == 0.0
+    bumped = ref.clone()
+    bumped[:, 5] += 0.5  # height moved: mean over the 5 anchored channels (normal X, Y, height, roughness, metallic)
+    assert float(anchor_loss(bumped, ref, maps)) == pytest.approx(0.25 / 5)
+    assert float(anchor_loss(bumped, ref, ["roughness"])) == 0.0
+
+    # The snapshot is frozen, survives a state_dict round trip, and is empty until taken.
+    unet = tiny_unet(0)
+    snap = FrozenSnapshot(lambda: tiny_unet(1))
+    assert snap.state_dict() == {}
+    snap.take(unet)
+    assert not any(p.requires_grad for p in snap.module.parameters())
+    with torch.no_grad():
+        next(unet.parameters()).add_(1.0)  # training goes on; the snapshot does not follow
+    restored = FrozenSnapshot(lambda: tiny_unet(1))
+    restored.load_state_dict(snap.state_dict())
+    for a, b in zip(snap.module.state_dict().values(), restored.module.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    assert not torch.equal(next(unet.parameters()), next(restored.module.parameters()))

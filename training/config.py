@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 import tomllib
 
 from stablematerials.io import atomic_write_text
+from stablematerials.material import MODEL_SLICES
 
 C = TypeVar("C")
 
@@ -395,10 +396,14 @@ class SemiConfig:
     disc_lr: float = 2e-4  # discriminator AdamW rate (TTUR: faster than the generator, Heusel et al. 2017)
     disc_channels: int = 32  # width of the discriminator's first layer
     render_size: int = 32  # the discriminator sees renders at this size: colour, shading, pattern scale, at low cost
-    # What the discriminator compares with the image: "render" (the predicted material rendered under `light`; for
-    # images that are renders under that light) or "basecolor" (the predicted basecolor; for diffusely lit texture
-    # photos, which are closest to an albedo). See training/semi.py for what each one constrains.
-    view: Literal["render", "basecolor"] = "render"
+    # What the discriminator compares with the image: "basecolor" (the predicted basecolor; for diffusely lit texture
+    # photos, which are closest to an albedo) or "render" (the predicted material rendered under `light`; for images
+    # that are renders under that light). See training/semi.py for what each one constrains.
+    view: Literal["render", "basecolor"] = "basecolor"
+    # Maps held to a frozen snapshot of the model taken at start_step (see training/semi.py). None: the maps the view
+    # does not show (normal, height, roughness, metallic for "basecolor"; none for "render"); [] turns it off.
+    anchor_maps: list[str] | None = None
+    anchor_weight: float = 1.0  # against the denoising loss (~0.1-0.2 late in training): drift is costly, colour is free
     light: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.0, 2.0])  # fixed point light above the centre
 
     def check(self) -> None:
@@ -407,6 +412,11 @@ class SemiConfig:
         if len(self.light) != 3:
             raise ValueError(f"semi.light must have 3 numbers (x, y, z), got {self.light}")
         require_positive("semi", batch_size=self.batch_size, render_size=self.render_size, disc_channels=self.disc_channels)
+        unknown = sorted(set(self.anchor_maps or ()) - set(MODEL_SLICES))
+        if unknown:
+            raise ValueError(f"semi.anchor_maps: unknown map(s) {unknown}; choose from {list(MODEL_SLICES)}")
+        if self.anchor_weight < 0:
+            raise ValueError(f"semi.anchor_weight must be >= 0, got {self.anchor_weight}")
 
 
 @dataclasses.dataclass

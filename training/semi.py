@@ -15,23 +15,35 @@ denoiser is asked, for their captions, to predict materials that *render* like t
    would ignore relief and gloss, and comparing latents would need images and materials to share a latent space,
    which they do not (the VAE encodes maps). A low resolution keeps the decode-render-discriminate path cheap on a
    CPU (most of the cost is the VAE decoder's backward pass) while still carrying colour, shading and pattern scale.
-   `semi.view basecolor` compares the predicted basecolor with the image instead: for texture photos under soft
-   light, which are closer to an albedo than to a point-light render. It constrains only the colour, leaving relief,
-   gloss and metal to what the annotated materials taught. Measured (benchmarks/results/semi_supervised.md): with
-   the render view the adversary bent the maps a render cannot tell apart (marble came out metallic: a highlight
-   is as easily made with metal as with low roughness), and held-out families got further from their real maps.
+   `semi.view basecolor` (the default) compares the predicted basecolor with the image instead: for texture photos
+   under soft light, which are closer to an albedo than to a point-light render. Measured
+   (benchmarks/results/semi_supervised.md): with the render view the adversary bent the maps a render cannot tell
+   apart (marble came out metallic: a highlight is as easily made with metal as with low roughness), and held-out
+   families got further from their real maps.
+   The anchor. Judging the basecolor alone still let the other maps drift (marble basecolor -61 %, but its normal
+   and height distances doubled): the decoder's latents mix all maps, so the adversarial gradient that recolours
+   a material also moves its relief, gloss and metal, and nothing holds them for captions without maps. So when the
+   stream starts, the EMA UNet is frozen as a snapshot, and the maps the discriminator does not see (`anchor_maps`;
+   by default all but the basecolor in the basecolor view, none in the render view) are held, by a mean squared
+   error on the decoded maps, to what that snapshot predicts for the same noisy image latent and caption: the
+   adversary may change only what it can judge, and the rest stays what the annotated materials taught.
 3. The discriminator is conditioned on the caption embedding by projection, so a generated material is compared
    with images of its own caption rather than with the image set as a whole. Hinge losses, spectral norm.
 4. Cost control: the image batch joins the material batch in the UNet's single forward pass (one DDP call), and
-   the adversarial term starts after `semi.start_step` steps, once the denoiser produces materials at all.
+   the adversarial term starts after `semi.start_step` steps, once the denoiser produces materials at all (with
+   the anchor, late enough that the snapshot is a useful reference). The snapshot costs one UNet forward and one
+   VAE decode without gradients for the (small) image batch.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable, Sequence
+
 import torch
 import torch.nn.functional as F
 
-from stablematerials.material import unpack_model_channels
+from stablematerials.material import MODEL_SLICES, unpack_model_channels
 from stablematerials.render import render_plane
 
 
@@ -61,3 +73,38 @@ def discriminator_view(decoded: torch.Tensor, view: str, light: torch.Tensor, si
     if view == "render":
         return render_for_discriminator(decoded, light, size)
     return downsample(unpack_model_channels(decoded)["basecolor"], size)
+
+
+def anchor_maps_for(view: str, anchor_maps: Sequence[str] | None) -> list[str]:
+    """The maps held to the snapshot: `anchor_maps` if given, else those the discriminator's view does not show."""
+    if anchor_maps is not None:
+        return list(anchor_maps)
+    return [m for m in MODEL_SLICES if m != "basecolor"] if view == "basecolor" else []
+
+
+def anchor_loss(decoded: torch.Tensor, reference: torch.Tensor, maps: Sequence[str]) -> torch.Tensor:
+    """Mean squared difference of the named maps between two model-space batches (B, 9, H, W)."""
+    idx = [i for m in maps for i in range(MODEL_SLICES[m].start, MODEL_SLICES[m].stop)]
+    return F.mse_loss(decoded[:, idx], reference[:, idx])
+
+
+class FrozenSnapshot:
+    """A frozen copy of a module taken once during training and kept in checkpoints (an accelerate custom object:
+    `state_dict` is empty until `take`, and loading a non-empty one rebuilds the copy from `template`)."""
+
+    def __init__(self, template: Callable[[], torch.nn.Module]) -> None:
+        self.template = template  # returns a module of the right structure (weights are overwritten)
+        self.module: torch.nn.Module | None = None
+
+    def take(self, module: torch.nn.Module) -> None:
+        self.module = copy.deepcopy(module).eval().requires_grad_(False)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {} if self.module is None else self.module.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if not state:
+            self.module = None
+            return
+        self.take(self.template())
+        self.module.load_state_dict(state)

@@ -75,7 +75,7 @@ from .runtime import (
     save_samples,
     start_run,
 )  # fmt: skip
-from .semi import discriminator_view, downsample, pseudo_material
+from .semi import FrozenSnapshot, anchor_loss, anchor_maps_for, discriminator_view, downsample, pseudo_material
 
 logger = logging.getLogger("training.train_ldm")
 
@@ -157,6 +157,19 @@ def train(cfg: LDMConfig) -> Path:
     ema.to(device)
     accelerator.register_for_checkpointing(ema)
 
+    def ema_unet() -> UNet2DConditionModel:
+        """A copy of the UNet with the EMA weights, adapters merged (the training modules stay untouched)."""
+        unet_copy = copy.deepcopy(accelerator.unwrap_model(unet)).eval()
+        ema.copy_to([p for p in unet_copy.parameters() if p.requires_grad])
+        return merge_lora(unet_copy).requires_grad_(False)
+
+    # The semi-supervised anchor (training/semi.py): a frozen EMA snapshot, taken when the image stream starts and
+    # kept in checkpoints, holds the maps the discriminator does not see.
+    anchor_maps = anchor_maps_for(cfg.semi.view, cfg.semi.anchor_maps) if images is not None and cfg.semi.anchor_weight else []
+    snapshot = FrozenSnapshot(ema_unet)
+    if anchor_maps:
+        accelerator.register_for_checkpointing(snapshot)
+
     # 4. Resume: weights, optimisers, schedule, EMA, RNG of every process; the data order follows from the step.
     step = resume_or_seed(accelerator, out / "checkpoints", cfg.resume, cfg.seed)
     if step:
@@ -180,11 +193,8 @@ def train(cfg: LDMConfig) -> Path:
 
     def ema_pipeline() -> StableMaterialsPipeline:
         """A pipeline with a copy of the EMA weights (the training modules stay untouched)."""
-        unet_copy = copy.deepcopy(accelerator.unwrap_model(unet)).eval()
-        ema.copy_to([p for p in unet_copy.parameters() if p.requires_grad])
-        unet_copy = merge_lora(unet_copy).requires_grad_(False)
         return StableMaterialsPipeline(
-            vae=copy.deepcopy(vae), unet=unet_copy, scheduler=inference_scheduler(noise_scheduler),
+            vae=copy.deepcopy(vae), unet=ema_unet(), scheduler=inference_scheduler(noise_scheduler),
             text_encoder=text_encoder, tokenizer=tokenizer, embedding_scale=embedding_scale,
         )  # fmt: skip
 
@@ -198,6 +208,9 @@ def train(cfg: LDMConfig) -> Path:
     while step < cfg.train.max_steps and not (cfg.train.stop_at and step >= cfg.train.stop_at):
         totals: dict[str, float] = {}
         semi_active = images is not None and step >= cfg.semi.start_step
+        if semi_active and anchor_maps and snapshot.module is None:
+            snapshot.take(ema_unet())
+            logger.info("step %d: image stream on; %s held to the EMA snapshot", step, ", ".join(anchor_maps))
         for _ in range(accum):
             batch = next(batches)
             if cfg.train.debug_log_samples:
@@ -239,6 +252,14 @@ def train(cfg: LDMConfig) -> Path:
                     d_inner.requires_grad_(True)
                     loss = loss + cfg.semi.weight * g_adv
                     parts["g_adv"] = g_adv
+                    if anchor_maps:
+                        with torch.no_grad():
+                            ref = snapshot.module(noisy_img, t_img, encoder_hidden_states=cond_img).sample.float()
+                            ref_x0 = predicted_x0(noise_scheduler, ref, noisy_img.float(), t_img, ptype)
+                            ref_decoded = vae.decode(denormalize_latents(vae.config, ref_x0)).sample.float()
+                        anchor = anchor_loss(decoded, ref_decoded, anchor_maps)
+                        loss = loss + cfg.semi.anchor_weight * anchor
+                        parts["anchor"] = anchor
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(trained, cfg.train.max_grad_norm)
