@@ -80,9 +80,10 @@ def load_student(folder: str | Path, teacher: UNet2DConditionModel, time_cond_pr
             f"init_student: {path} embeds the guidance in {student.config.time_cond_proj_dim} dims, "
             f"lcm.time_cond_proj_dim is {time_cond_proj_dim}"
         )
-    expected = build_student(teacher, time_cond_proj_dim).state_dict()
-    got = student.state_dict()
-    if set(got) != set(expected) or any(got[k].shape != v.shape for k, v in expected.items()):
+    # The student is the teacher's architecture plus the guidance projection (see build_student).
+    expected, got = teacher.state_dict(), student.state_dict()
+    extra = [k for k in set(got) - set(expected) if not k.startswith("time_embedding.cond_proj")]
+    if extra or any(k not in got or got[k].shape != v.shape for k, v in expected.items()):
         raise ValueError(f"init_student: {path} does not have the teacher's architecture")
     return student
 
