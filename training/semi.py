@@ -27,6 +27,8 @@ denoiser is asked, for their captions, to predict materials that *render* like t
    by default all but the basecolor in the basecolor view, none in the render view) are held, by a mean squared
    error on the decoded maps, to what that snapshot predicts for the same noisy image latent and caption: the
    adversary may change only what it can judge, and the rest stays what the annotated materials taught.
+   Measured with the anchor: marble basecolor -59 % with its other maps near the annotated-only model (mean -4.7 %);
+   rusty metal's colour got worse, so the stream does not help every family yet.
 3. The discriminator is conditioned on the caption embedding by projection, so a generated material is compared
    with images of its own caption rather than with the image set as a whole. Hinge losses, spectral norm.
 4. Cost control: the image batch joins the material batch in the UNet's single forward pass (one DDP call), and
