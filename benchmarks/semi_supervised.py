@@ -67,7 +67,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "light, or the basecolor maps (texture photos under soft light are closest to an albedo)")
     p.add_argument("--small", action="store_true", help="tiny models (for checking the script end to end)")
     p.add_argument("--text-encoder", default="minilm")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.semi_start is None:
+        args.semi_start = args.ldm_steps // 10
+    return args
 
 
 def ensure_dataset(args: argparse.Namespace, families: list[str]) -> Path:
@@ -135,14 +138,13 @@ def train(args: argparse.Namespace, data: Path, families: list[str], held_out: l
             train_vae.main([f"--output_dir={vae_out}", *common, *vae_model, f"--train.max_steps={args.vae_steps}",
                             f"--train.checkpoint_every={max(args.vae_steps, 1)}", "--resume=latest"])  # fmt: skip
         vae = vae_out / "vae"
-    start = args.semi_start if args.semi_start is not None else args.ldm_steps // 10
     ldm = [*common, *unet_model, f"--vae={vae}", f"--text_encoder={args.text_encoder}", f"--train.max_steps={args.ldm_steps}",
            f"--train.checkpoint_every={max(args.ldm_steps // 4, 1)}", "--resume=latest", "--sample.steps=10"]  # fmt: skip
     semi_dir = "ldm_semi" if args.semi_view == "render" else f"ldm_semi_{variant(args)}"
     runs = {"annotated only": args.work / "ldm_annotated", "+ unannotated images": args.work / semi_dir}
     extra = {
         "annotated only": [],
-        "+ unannotated images": [f"--semi.images={images}", f"--semi.start_step={start}", f"--semi.weight={args.semi_weight}",
+        "+ unannotated images": [f"--semi.images={images}", f"--semi.start_step={args.semi_start}", f"--semi.weight={args.semi_weight}",
                                  f"--semi.view={args.semi_view}", f"--semi.anchor_weight={args.semi_anchor_weight}"],
     }  # fmt: skip
     for label, out in runs.items():
@@ -174,8 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     budget = (f"VAE {args.vae_steps if args.vae is None else 'reused'} steps, LDM {args.ldm_steps} steps, batch "
               f"{args.batch_size}, crop {args.crop}, seed {args.seed}, {args.eval_per_family} samples per family, "
               f"{'tiny models' if args.small else 'default models'}, discriminator view and images: {args.semi_view}, "
-              f"adversarial weight {args.semi_weight} from step "
-              f"{args.semi_start if args.semi_start is not None else args.ldm_steps // 10}, anchor weight "
+              f"adversarial weight {args.semi_weight} from step {args.semi_start}, anchor weight "
               f"{args.semi_anchor_weight if anchor_maps_for(args.semi_view, None) else 0} on the maps the view does not show")  # fmt: skip
     report = write_report(args.work, f"semi_supervised_{variant(args)}", "Semi-supervised benchmark", budget, results, text)
     print(report)

@@ -198,6 +198,11 @@ def train(cfg: LDMConfig) -> Path:
             text_encoder=text_encoder, tokenizer=tokenizer, embedding_scale=embedding_scale,
         )  # fmt: skip
 
+    def decode_prediction(pred: torch.Tensor, noisy: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The UNet's output for noisy latents at t -> the predicted clean material, decoded (B, 9, H, W)."""
+        x0 = predicted_x0(noise_scheduler, pred, noisy.float(), t, ptype)
+        return vae.decode(denormalize_latents(vae.config, x0)).sample.float()
+
     def write_samples(pipe: StableMaterialsPipeline, at_step: int) -> None:
         s = cfg.sample
         materials = generate_materials(pipe, prompts, s.seed, s.steps, s.guidance_scale, s.size or cfg.data.crop_size, s.tileable)
@@ -243,8 +248,7 @@ def train(cfg: LDMConfig) -> Path:
                 loss = per_sample.mean()
                 parts = {"diffusion": loss}
                 if semi_active:
-                    x0 = predicted_x0(noise_scheduler, pred[b:], noisy_img.float(), t_img, ptype)
-                    decoded = vae.decode(denormalize_latents(vae.config, x0)).sample.float()
+                    decoded = decode_prediction(pred[b:], noisy_img, t_img)
                     fake = discriminator_view(decoded, cfg.semi.view, light, cfg.semi.render_size)
                     d_inner = accelerator.unwrap_model(disc)
                     d_inner.requires_grad_(False)  # the generator's loss must not train the discriminator
@@ -255,8 +259,7 @@ def train(cfg: LDMConfig) -> Path:
                     if anchor_maps:
                         with torch.no_grad():
                             ref = snapshot.module(noisy_img, t_img, encoder_hidden_states=cond_img).sample.float()
-                            ref_x0 = predicted_x0(noise_scheduler, ref, noisy_img.float(), t_img, ptype)
-                            ref_decoded = vae.decode(denormalize_latents(vae.config, ref_x0)).sample.float()
+                            ref_decoded = decode_prediction(ref, noisy_img, t_img)
                         anchor = anchor_loss(decoded, ref_decoded, anchor_maps)
                         loss = loss + cfg.semi.anchor_weight * anchor
                         parts["anchor"] = anchor
