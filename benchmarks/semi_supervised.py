@@ -14,7 +14,8 @@ Protocol (same seed and budget for both runs):
    compared with the ground-truth test materials of that family by `map_distribution_distance` (per-map 1-D
    Wasserstein distance of pixel values; lower is closer). Annotated families are reported too, as a control.
 
-Prints a table and writes WORK/semi_supervised_VARIANT.json and .md (VARIANT: --semi-view, plus _anchor when anchored).
+Prints a table and writes WORK/semi_supervised_VARIANT.json and .md (VARIANT: --semi-view, plus _anchor when anchored, _trajectory
+when --semi-trajectory-share > 0).
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--semi-start", type=int, default=None, help="step the adversarial stream starts (default: ldm-steps / 10)")
     p.add_argument("--semi-anchor-weight", type=float, default=SemiConfig.anchor_weight,
                    help="weight holding the maps the view does not show to the snapshot (training/semi.py); 0: off")
+    p.add_argument("--semi-trajectory-share", type=float, default=SemiConfig.trajectory_share,
+                   help="share of the image batch judged one step along the model's own trajectory (training/semi.py)")
     p.add_argument("--semi-view", choices=["render", "basecolor"], default=SemiConfig.view,
                    help="what the discriminator sees; the unannotated images match it: renders under the training "
                         "light, or the basecolor maps (texture photos under soft light are closest to an albedo)")
@@ -118,9 +121,10 @@ def model_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 
 
 def variant(args: argparse.Namespace) -> str:
-    """The semi-supervised variant's name: the discriminator view, and "_anchor" when maps are held to the snapshot."""
+    """The semi-supervised variant's name: the discriminator view, "_anchor" when maps are held to the snapshot,
+    "_trajectory" when part of the image batch is judged along the model's own trajectory."""
     anchored = args.semi_anchor_weight > 0 and anchor_maps_for(args.semi_view, None)
-    return args.semi_view + ("_anchor" if anchored else "")
+    return args.semi_view + ("_anchor" if anchored else "") + ("_trajectory" if args.semi_trajectory_share > 0 else "")
 
 
 def train(args: argparse.Namespace, data: Path, families: list[str], held_out: list[str], images: Path) -> dict[str, Path]:
@@ -145,7 +149,8 @@ def train(args: argparse.Namespace, data: Path, families: list[str], held_out: l
     extra = {
         "annotated only": [],
         "+ unannotated images": [f"--semi.images={images}", f"--semi.start_step={args.semi_start}", f"--semi.weight={args.semi_weight}",
-                                 f"--semi.view={args.semi_view}", f"--semi.anchor_weight={args.semi_anchor_weight}"],
+                                 f"--semi.view={args.semi_view}", f"--semi.anchor_weight={args.semi_anchor_weight}",
+                                 f"--semi.trajectory_share={args.semi_trajectory_share}"],
     }  # fmt: skip
     for label, out in runs.items():
         if not (out / "model" / "model_index.json").is_file():
@@ -177,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.batch_size}, crop {args.crop}, seed {args.seed}, {args.eval_per_family} samples per family, "
               f"{'tiny models' if args.small else 'default models'}, discriminator view and images: {args.semi_view}, "
               f"adversarial weight {args.semi_weight} from step {args.semi_start}, anchor weight "
-              f"{args.semi_anchor_weight if anchor_maps_for(args.semi_view, None) else 0} on the maps the view does not show")  # fmt: skip
+              f"{args.semi_anchor_weight if anchor_maps_for(args.semi_view, None) else 0} on the maps the view does not show, trajectory share {args.semi_trajectory_share}")  # fmt: skip
     report = write_report(args.work, f"semi_supervised_{variant(args)}", "Semi-supervised benchmark", budget, results, text)
     print(report)
     return 0

@@ -405,6 +405,9 @@ class SemiConfig:
     anchor_maps: list[str] | None = None
     anchor_weight: float = 1.0  # against the denoising loss (~0.1-0.2 late in training): drift is costly, colour is free
     light: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.0, 2.0])  # fixed point light above the centre
+    # Share of the image batch judged one step further along the model's own sampling trajectory (training/semi.py):
+    # sampling visits latents the model made itself, not noised pseudo-materials. 0: all from the pseudo-materials.
+    trajectory_share: float = 0.5
 
     def check(self) -> None:
         if not 0.0 <= self.t_min < 1.0:
@@ -417,6 +420,8 @@ class SemiConfig:
             raise ValueError(f"semi.anchor_maps: unknown map(s) {unknown}; choose from {list(MODEL_SLICES)}")
         if self.anchor_weight < 0:
             raise ValueError(f"semi.anchor_weight must be >= 0, got {self.anchor_weight}")
+        if not 0.0 <= self.trajectory_share <= 1.0:
+            raise ValueError(f"semi.trajectory_share must be in [0, 1], got {self.trajectory_share}")
 
 
 @dataclasses.dataclass

@@ -39,6 +39,7 @@ from .data import (
 from .losses import (
     consistency_loss,
     consistency_scalings,
+    ddim_step,
     predicted_noise,
     predicted_x0,
 )
@@ -192,8 +193,7 @@ def distill(cfg: LCMConfig) -> Path:
                 eps_c, eps_u = predicted_noise(noise_scheduler, both, torch.cat([noisy, noisy]), torch.cat([t_start, t_start]), ptype).chunk(2)
                 wv = w.view(-1, 1, 1, 1)
                 x0_guided, eps_guided = x0_c + wv * (x0_c - x0_u), eps_c + wv * (eps_c - eps_u)
-                ab_end = noise_scheduler.alphas_cumprod.to(device)[t_end].view(-1, 1, 1, 1)
-                x_prev = ab_end.sqrt() * x0_guided + (1 - ab_end).sqrt() * eps_guided
+                x_prev = ddim_step(noise_scheduler, x0_guided, eps_guided, t_end)
                 # The target network's consistency function at t_n.
                 tgt = target(x_prev, t_end, timestep_cond=w_emb, encoder_hidden_states=cond).sample.float()
                 target_value = skip_end * x_prev + out_end * predicted_x0(noise_scheduler, tgt, x_prev, t_end, ptype)

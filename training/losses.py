@@ -92,6 +92,12 @@ def predicted_noise(scheduler, model_output: torch.Tensor, noisy: torch.Tensor, 
     raise ValueError(f"unknown prediction_type {prediction_type!r}")
 
 
+def ddim_step(scheduler, x0: torch.Tensor, noise: torch.Tensor, t_next: torch.Tensor) -> torch.Tensor:
+    """Deterministic DDIM update to t_next from a predicted clean sample and noise (Song et al. 2021, arXiv 2010.02502, eq. 12)."""
+    a, s = _alphas(scheduler, t_next, x0)
+    return a * x0 + s * noise
+
+
 def min_snr_weights(scheduler, timesteps: torch.Tensor, gamma: float, prediction_type: str) -> torch.Tensor:
     """Per-sample loss weights of Min-SNR-gamma (Hang et al. 2023, arXiv 2303.09556) for the given objective."""
     ab = scheduler.alphas_cumprod.to(timesteps.device, torch.float32)[timesteps.long()]

@@ -75,7 +75,15 @@ from .runtime import (
     save_samples,
     start_run,
 )  # fmt: skip
-from .semi import FrozenSnapshot, anchor_loss, anchor_maps_for, discriminator_view, downsample, pseudo_material
+from .semi import (
+    FrozenSnapshot,
+    anchor_loss,
+    anchor_maps_for,
+    discriminator_view,
+    downsample,
+    own_trajectory_inputs,
+    pseudo_material,
+)
 
 logger = logging.getLogger("training.train_ldm")
 
@@ -239,6 +247,9 @@ def train(cfg: LDMConfig) -> Path:
                 t_img = torch.randint(int(cfg.semi.t_min * num_t), num_t, (real.shape[0],), device=device)
                 noisy_img = noise_scheduler.add_noise(z_img, torch.randn_like(z_img), t_img)
                 cond_img = lookup(embeds, ib["caption"]).to(device)
+                noisy_img, t_img = own_trajectory_inputs(
+                    accelerator.unwrap_model(unet), noise_scheduler, noisy_img, t_img, cond_img, ptype, cfg.semi.trajectory_share
+                )
                 model_in, t_in, cond_in = torch.cat([noisy, noisy_img]), torch.cat([t, t_img]), torch.cat([cond, cond_img])
             with accelerator.accumulate(*([unet, disc] if images is not None else [unet])):
                 pred = unet(model_in, t_in, encoder_hidden_states=cond_in).sample.float()
