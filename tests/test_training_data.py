@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from diffusers import DDPMScheduler
 from training_helpers import make_dataset, make_image_folder
 
 from stablematerials.material import normal_from_height, pack_model_channels
@@ -246,12 +248,10 @@ def test_shipped_configs_parse(name: str, cls) -> None:
 
 @pytest.mark.parametrize("view", ["render", "basecolor"])
 def test_adversarial_gradient_reaches_the_unet_through_decoder_and_renderer(view: str) -> None:
-    from diffusers import DDPMScheduler
-
+    from stablematerials.material import unpack_model_channels
     from stablematerials.tiny import tiny_unet, tiny_vae
     from training.losses import hinge_g_loss, predicted_x0
     from training.models import ProjectionDiscriminator
-    from stablematerials.material import unpack_model_channels
     from training.semi import discriminator_view, downsample, pseudo_material
 
     torch.manual_seed(0)
@@ -325,3 +325,49 @@ def test_anchor_holds_only_the_maps_the_discriminator_does_not_see() -> None:
     for a, b in zip(snap.module.state_dict().values(), restored.module.state_dict().values()):
         torch.testing.assert_close(a, b)
     assert not torch.equal(next(unet.parameters()), next(restored.module.parameters()))
+
+
+def test_semi_trajectory_share_out_of_range_is_named() -> None:
+    with pytest.raises(ValueError, match=r"semi.trajectory_share must be in \[0, 1\], got 1.5"):
+        parse_config(LDMConfig, ["--semi.trajectory_share=1.5"])
+
+
+def test_ddim_step_lands_where_the_noise_schedule_puts_x0() -> None:
+    from training.losses import ddim_step
+
+    scheduler = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    x0, eps, t = torch.randn(3, 4, 8, 8), torch.randn(3, 4, 8, 8), torch.tensor([0, 400, 999])
+    torch.testing.assert_close(ddim_step(scheduler, x0, eps, t), scheduler.add_noise(x0, eps, t))
+
+
+class OracleDenoiser(torch.nn.Module):
+    """Knows the clean latents: outputs the exact noise of x at t (an epsilon-prediction UNet with zero error)."""
+
+    def __init__(self, scheduler, x0: torch.Tensor) -> None:
+        super().__init__()
+        self.scheduler, self.x0 = scheduler, x0
+        self.weight = torch.nn.Parameter(torch.ones(()))  # trainable, to check no gradient reaches it
+
+    def forward(self, x, t, encoder_hidden_states):
+        ab = self.scheduler.alphas_cumprod[t].view(-1, 1, 1, 1)
+        eps = (x - ab.sqrt() * self.x0[-len(x) :]) / (1 - ab).sqrt()
+        return types.SimpleNamespace(sample=self.weight * eps)
+
+
+def test_own_trajectory_inputs_move_a_share_of_the_batch_one_ddim_step() -> None:
+    from training.semi import own_trajectory_inputs
+
+    torch.manual_seed(0)
+    scheduler = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    x0, eps = torch.randn(4, 4, 8, 8), torch.randn(4, 4, 8, 8)
+    t = torch.tensor([900, 700, 999, 600])
+    noisy, cond = scheduler.add_noise(x0, eps, t), torch.randn(4, 1, 16)
+    oracle = OracleDenoiser(scheduler, x0)
+    same_x, same_t = own_trajectory_inputs(oracle, scheduler, noisy, t, cond, "epsilon", 0.0)
+    assert same_x is noisy and same_t is t
+    moved_x, moved_t = own_trajectory_inputs(oracle, scheduler, noisy, t, cond, "epsilon", 0.5)
+    assert torch.equal(moved_x[:2], noisy[:2]) and torch.equal(moved_t[:2], t[:2])  # the first half untouched
+    assert torch.all(moved_t[2:] < t[2:]) and torch.all(moved_t[2:] >= t[2:] // 2)  # one step later, at most t/2
+    # A perfect denoiser's DDIM step stays on its trajectory: the same clean latent under the same noise at t'.
+    torch.testing.assert_close(moved_x[2:], scheduler.add_noise(x0[2:], eps[2:], moved_t[2:]), atol=1e-4, rtol=1e-4)
+    assert not moved_x.requires_grad  # the step is not trained through
