@@ -129,6 +129,7 @@ def request_from_form(form: dict[str, Any]) -> GenerationRequest:
         height=height,
         variations=_whole_number(form.get("variations", 1), "variations"),
         model=folder or form.get("model") or None,
+        variant=str(form.get("variant") or "auto"),
         naming=str(form.get("naming") or "plain"),
         normal_convention=str(form.get("normal_convention") or "opengl"),
         bit_depth=_whole_number(form.get("bit_depth", 16), "bit depth"),
@@ -228,6 +229,11 @@ def build_demo(engine: Studio, work_dir: str | os.PathLike | None = None) -> gr.
                     choices, value=choices[0][1] if choices else None, label="Model", elem_id="model",
                     info=None if choices else "no model found",
                 )  # fmt: skip
+                variant = gr.Radio(
+                    [("Fast (4 steps)", "student"), ("Full (50 steps, slower)", "teacher")],
+                    value=engine.default_variant(), label="Model speed", elem_id="variant",
+                    info="the fast student model, or the full model it was distilled from",
+                )  # fmt: skip
                 generate = gr.Button("Generate", variant="primary", elem_id="generate")
                 status = gr.Markdown(no_model_note, elem_id="status")
                 with gr.Accordion("More settings", open=False):
@@ -296,7 +302,7 @@ def build_demo(engine: Studio, work_dir: str | os.PathLike | None = None) -> gr.
         request_fields = {
             "prompt": prompt, "image": image, "negative_prompt": negative_prompt, "steps": steps,
             "guidance": guidance, "seed": seed, "random_seed": random_seed, "tileable": tileable,
-            "resolution": resolution, "variations": variations, "model": model, "model_folder": model_folder,
+            "resolution": resolution, "variations": variations, "model": model, "model_folder": model_folder, "variant": variant,
             "naming": naming, "normal_convention": normal_convention, "bit_depth": bit_depth,
         }  # fmt: skip
         view_fields = {
@@ -396,10 +402,14 @@ def build_demo(engine: Studio, work_dir: str | os.PathLike | None = None) -> gr.
         def on_model(model_path: str | None, folder: str) -> dict:
             chosen = (folder or "").strip() or model_path
             size = engine.native_size(chosen)
-            updates = {steps: gr.update(value=engine.default_steps(chosen))}
+            default_variant = engine.default_variant(chosen)
+            updates = {steps: gr.update(value=engine.default_steps(chosen, default_variant)), variant: default_variant}
             if size is not None:
                 updates[resolution] = gr.update(value=str(min(default_output_size(size), limits.max_resolution)))
             return updates
+
+        def on_variant(model_path: str | None, folder: str, chosen_variant: str) -> dict:
+            return gr.update(value=engine.default_steps((folder or "").strip() or model_path, chosen_variant))
 
         gr.on(
             [generate.click, prompt.submit],
@@ -425,8 +435,9 @@ def build_demo(engine: Studio, work_dir: str | os.PathLike | None = None) -> gr.
         for field in (naming, normal_convention, bit_depth):
             field.change(on_download_settings, download_inputs, zip_file, api_visibility="private")
         shape.change(on_shape, [current, shape], [model3d, glb_file], api_visibility="private")
-        model.change(on_model, [model, model_folder], [steps, resolution], api_visibility="private")
-        model_folder.blur(on_model, [model, model_folder], [steps, resolution], api_visibility="private")
+        model.change(on_model, [model, model_folder], [steps, resolution, variant], api_visibility="private")
+        model_folder.blur(on_model, [model, model_folder], [steps, resolution, variant], api_visibility="private")
+        variant.input(on_variant, [model, model_folder, variant], steps, api_visibility="private")
     return demo
 
 

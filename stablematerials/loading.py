@@ -52,6 +52,11 @@ def has_student(path: Path | str) -> bool:
     return (Path(path) / "unet_lcm" / "config.json").is_file()
 
 
+def has_teacher(path: Path | str) -> bool:
+    """True when a model folder ships the guided (teacher) UNet (`unet/`)."""
+    return (Path(path) / "unet" / "config.json").is_file()
+
+
 def load_pipeline(
     model: str | os.PathLike | None = None,
     student: bool | None = None,
@@ -65,6 +70,8 @@ def load_pipeline(
     use_student = has_student(where) if student is None else student
     if use_student and not has_student(where):
         raise ValueError(f"model {str(where)!r} has no student UNet (unet_lcm/)")
+    if not use_student and Path(where).is_dir() and not has_teacher(where):
+        raise ValueError(f"model {str(where)!r} ships only its 4-step student (unet_lcm/, no unet/): use the student")
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if torch_dtype is None and str(device) == "cpu":

@@ -100,6 +100,17 @@ def test_a_seed_reproduces_its_material_and_history_grows(client, made):
     assert varied[HISTORY][1]["caption"] == f"rusty metal · seed {varied[SEED] + 1}"
 
 
+def test_the_full_model_can_be_chosen(client):
+    fast = client.predict(prompt="moss", resolution="16", random_seed=False, seed=5, steps=2, api_name="/generate")
+    full = client.predict(prompt="moss", resolution="16", random_seed=False, seed=5, steps=2, variant="teacher",
+                          api_name="/generate")  # fmt: skip
+    assert "2 steps" in full[STATUS]
+    fast_map, full_map = (np.asarray(Image.open(out[MAPS][0]["image"])) for out in (fast, full))
+    assert not np.array_equal(fast_map, full_map)  # the teacher UNet sampled, not the student
+    with pytest.raises(AppError, match="model variant must be one of auto, student, teacher, got 'quick'"):
+        client.predict(prompt="moss", resolution="16", variant="quick", api_name="/generate")
+
+
 def test_image_prompt(client, tmp_path):
     photo = write_photo(tmp_path / "bark.png")
     out = client.predict(image=handle_file(str(photo)), resolution="16", api_name="/generate")
@@ -168,7 +179,8 @@ def test_request_from_form():
                 normal_convention="opengl", bit_depth=16)  # fmt: skip
     request = app.request_from_form(form)
     assert (request.steps, request.seed, request.width, request.height, request.variations) == (4, 12, 64, 32, 2)
-    assert request.model == "/m" and request.prompt == " moss "
+    assert request.model == "/m" and request.prompt == " moss " and request.variant == "auto"
+    assert app.request_from_form(form | {"variant": "teacher"}).variant == "teacher"
     assert app.request_from_form(form | {"model_folder": "/other"}).model == "/other"
     assert app.request_from_form(form | {"random_seed": True, "seed": None}).seed is None
     assert app.request_from_form(form | {"image": {"path": "/tmp/x.png", "orig_name": "x.png"}}).image == "/tmp/x.png"

@@ -56,6 +56,9 @@ def test_float16_weights_compute_in_float32_on_cpu(tmp_path, tiny_pipe):
     assert pipe.unet.dtype == torch.float32 and pipe.vae.dtype == torch.float32
     with pytest.raises(ValueError, match="has no student UNet"):
         load_pipeline(tmp_path / "half", student=True)
+    (tmp_path / "half" / "unet").rename(tmp_path / "half" / "unet_lcm")  # a student-only package
+    with pytest.raises(ValueError, match="ships only its 4-step student .*use the student"):
+        load_pipeline(tmp_path / "half", student=False)
 
 
 def test_default_output_size_is_at_least_256():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -87,6 +88,7 @@ def test_a_plain_text_request_is_valid():
         (dict(prompt="a", naming="blender"), "naming must be one of plain, ambientcg, polyhaven, got 'blender'"),
         (dict(prompt="a", normal_convention="vulkan"), "got 'vulkan'"),
         (dict(prompt="a", bit_depth=12), "bit depth must be 8 or 16, got 12"),
+        (dict(prompt="a", variant="fast"), "model variant must be one of auto, student, teacher, got 'fast'"),
         (dict(prompt="a", tileable="yes"), "tileable must be true or false"),
         (dict(prompt="a", model="/no/such/folder"), "model folder '/no/such/folder' does not exist"),
     ],
@@ -179,6 +181,31 @@ def test_pipelines_load_once_even_when_asked_from_many_threads(model_dir, tmp_pa
     other = save_tiny_student_model(tmp_path / "other")
     assert studio.pipeline(str(other)) is not got[0]
     assert studio.pipeline() is not got[0]  # cache_size=1: the first model was unloaded, then loaded again
+
+
+def test_the_request_picks_the_student_or_the_teacher(studio, model_dir, tmp_path):
+    assert studio.default_variant() == "student"
+    assert studio.uses_student() and studio.uses_student(variant="student") and not studio.uses_student(variant="teacher")
+    assert studio.default_steps(variant="teacher") == 50
+    fast, full = studio.pipeline(variant="student"), studio.pipeline(variant="teacher")
+    assert fast.is_student and not full.is_student and studio.pipeline() is fast
+    assert studio.complete(GenerationRequest(prompt="a", variant="teacher")).steps == 50
+    request = GenerationRequest(prompt="moss", width=16, height=16, seed=3, steps=2)
+    student_made = studio.generate(request).materials[0]
+    teacher_made = studio.generate(dataclasses.replace(request, variant="teacher")).materials[0]
+    assert not np.allclose(student_made.basecolor, teacher_made.basecolor)  # another UNet sampled
+    # A folder with only one of the two UNets: the other one is refused by name.
+    only_student = tmp_path / "only_student"
+    shutil.copytree(model_dir, only_student)
+    shutil.rmtree(only_student / "unet")
+    with pytest.raises(ValueError, match="ships only its fast 4-step student .* choose the fast model"):
+        studio.generate(dataclasses.replace(request, model=str(only_student), variant="teacher"))
+    only_teacher = tmp_path / "only_teacher"
+    shutil.copytree(model_dir, only_teacher)
+    shutil.rmtree(only_teacher / "unet_lcm")
+    assert studio.default_variant(str(only_teacher)) == "teacher" and studio.default_steps(str(only_teacher)) == 50
+    with pytest.raises(ValueError, match="has no fast 4-step student .* choose the full model"):
+        studio.generate(dataclasses.replace(request, model=str(only_teacher), variant="student"))
 
 
 # ----------------------------------------------------------------------------------------------

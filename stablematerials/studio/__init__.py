@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .downloads import GLB_SHAPES, glb_for, prune_outputs, zip_material
 from .engine import ModelChoice, Studio, folder_native_size, material_name
-from .request import BIT_DEPTHS, NORMAL_CONVENTIONS, GenerationRequest, GenerationResult, Limits
+from .request import BIT_DEPTHS, MODEL_VARIANTS, NORMAL_CONVENTIONS, GenerationRequest, GenerationResult, Limits
 from .views import MAP_LABELS, light_direction, map_images, preview_image, thumbnail, tiled_view
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "GenerationResult",
     "Limits",
     "MAP_LABELS",
+    "MODEL_VARIANTS",
     "ModelChoice",
     "NORMAL_CONVENTIONS",
     "Studio",

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..loading import default_model_path, default_output_size, has_student
+from ..loading import default_model_path, default_output_size, has_student, has_teacher
 from ..metrics import seam_scores
 from .request import GenerationRequest, GenerationResult, Limits, check_model_folder
 
@@ -93,7 +93,7 @@ class Studio:
         embedded = default_model_path()
         if (embedded / "model_index.json").is_file() and embedded.resolve() not in {c.path for c in self._choices}:
             self._choices.append(ModelChoice("StableMaterials default model", embedded.resolve()))
-        self._pipelines: OrderedDict[Path, StableMaterialsPipeline] = OrderedDict()
+        self._pipelines: OrderedDict[tuple[Path, bool], StableMaterialsPipeline] = OrderedDict()  # (folder, student)
         self._lock = threading.Lock()
 
     # -- models ------------------------------------------------------------------------------------
@@ -120,13 +120,31 @@ class Studio:
             raise ValueError("this server only runs the models in its list; other model folders are disabled")
         return folder
 
-    def default_steps(self, model: str | os.PathLike | None = None) -> int:
-        """Denoising steps a model needs by default: 4 with a latent-consistency student, else 50."""
+    def uses_student(self, model: str | os.PathLike | None = None, variant: str = "auto") -> bool:
+        """Whether a request for `model` and `variant` (see MODEL_VARIANTS) samples with the 4-step student;
+        ValueError when the model does not ship the UNet the variant names."""
+        folder = self.resolve_model(model)
+        if variant == "auto":
+            return has_student(folder)
+        if variant == "student" and not has_student(folder):
+            raise ValueError(f"model {folder.name!r} has no fast 4-step student (unet_lcm/): choose the full model")
+        if variant == "teacher" and not has_teacher(folder):
+            raise ValueError(f"model {folder.name!r} ships only its fast 4-step student (no unet/): choose the fast model")
+        return variant == "student"
+
+    def default_variant(self, model: str | os.PathLike | None = None) -> str:
+        """What "auto" means for `model`: "student" when it ships one, else "teacher" ("student" without a model)."""
         try:
-            folder = self.resolve_model(model)
+            return "student" if self.uses_student(model) else "teacher"
         except ValueError:
-            return STUDENT_STEPS
-        return STUDENT_STEPS if has_student(folder) else TEACHER_STEPS
+            return "student"
+
+    def default_steps(self, model: str | os.PathLike | None = None, variant: str = "auto") -> int:
+        """Denoising steps a model needs by default: 4 with the latent-consistency student, else 50."""
+        try:
+            return STUDENT_STEPS if self.uses_student(model, variant) else TEACHER_STEPS
+        except ValueError:
+            return STUDENT_STEPS if variant != "teacher" else TEACHER_STEPS
 
     def native_size(self, model: str | os.PathLike | None = None) -> int | None:
         """The model's training resolution in pixels (None when unknown or no model is available)."""
@@ -135,22 +153,24 @@ class Studio:
         except ValueError:
             return None
 
-    def pipeline(self, model: str | os.PathLike | None = None) -> "StableMaterialsPipeline":
-        """The loaded pipeline for `model` (see `resolve_model`), loading it on first use."""
+    def pipeline(self, model: str | os.PathLike | None = None, variant: str = "auto") -> "StableMaterialsPipeline":
+        """The loaded pipeline for `model` (see `resolve_model`) and `variant`, loading it on first use."""
         from ..loading import load_pipeline
 
         folder = self.resolve_model(model)
+        student = self.uses_student(folder, variant)
+        key = (folder, student)
         with self._lock:
-            pipe = self._pipelines.get(folder)
+            pipe = self._pipelines.get(key)
             if pipe is None:
-                logger.info("loading model %s", folder)
-                pipe = load_pipeline(folder, student=None, device=self.device)
+                logger.info("loading model %s (%s)", folder, "student" if student else "teacher")
+                pipe = load_pipeline(folder, student=student, device=self.device)
                 pipe.set_progress_bar_config(disable=True)
-                self._pipelines[folder] = pipe
+                self._pipelines[key] = pipe
                 while len(self._pipelines) > self._cache_size:
                     evicted, _ = self._pipelines.popitem(last=False)
-                    logger.info("unloaded model %s", evicted)
-            self._pipelines.move_to_end(folder)
+                    logger.info("unloaded model %s", evicted[0])
+            self._pipelines.move_to_end(key)
             return pipe
 
     # -- generation --------------------------------------------------------------------------------
@@ -160,7 +180,7 @@ class Studio:
         default_size = min(default_output_size(native), self.limits.max_resolution)
         return dataclasses.replace(
             request,
-            steps=request.steps if request.steps is not None else self.default_steps(request.model),
+            steps=request.steps if request.steps is not None else self.default_steps(request.model, request.variant),
             width=request.width if request.width is not None else default_size,
             height=request.height if request.height is not None else default_size,
             seed=request.seed if request.seed is not None else random.SystemRandom().randrange(2**31),
@@ -174,7 +194,7 @@ class Studio:
         request = self.complete(request)
         request.validate(self.limits)
         start = time.perf_counter()
-        pipe = self.pipeline(request.model)
+        pipe = self.pipeline(request.model, request.variant)
         assert request.seed is not None and request.steps is not None  # filled by complete()
         n, steps = request.variations, request.steps
         sample = pipe.unet.config.sample_size
