@@ -41,7 +41,8 @@ denoiser is asked, for their captions, to predict materials that *render* like t
 4. Cost control: the image batch joins the material batch in the UNet's single forward pass (one DDP call), and
    the adversarial term starts after `semi.start_step` steps, once the denoiser produces materials at all (with
    the anchor, late enough that the snapshot is a useful reference). The snapshot costs one UNet forward and one
-   VAE decode without gradients for the (small) image batch.
+   VAE decode without gradients for the (small) image batch; the own-trajectory step one UNet forward without
+   gradients for its share of it.
 """
 
 from __future__ import annotations
