@@ -252,19 +252,16 @@ def test_adversarial_gradient_reaches_the_unet_through_decoder_and_renderer(view
     from stablematerials.tiny import tiny_unet, tiny_vae
     from training.losses import hinge_g_loss, predicted_x0
     from training.models import ProjectionDiscriminator
-    from training.semi import discriminator_view, downsample, pseudo_material
+    from training.semi import discriminator_view, downsample, own_trajectory_inputs
 
     torch.manual_seed(0)
     vae, unet = tiny_vae(0).requires_grad_(False), tiny_unet(0)
     disc = ProjectionDiscriminator(3, 32, channels=8).requires_grad_(False)
     scheduler = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
-    images = torch.rand(2, 3, 16, 16)
-    material = pseudo_material(images)
-    assert torch.equal(material[:, :3], images * 2 - 1) and torch.all(material[:, 7] == -1)  # no metal
-    z = vae.encode(material).latent_dist.mean
-    t = torch.tensor([600, 900])
-    noisy = scheduler.add_noise(z, torch.randn_like(z), t)
+    # As in train_ldm: fakes from pure noise at T, one of the two a step along the model's own trajectory.
     cond = torch.randn(2, 1, 32)
+    noisy, t = own_trajectory_inputs(unet, scheduler, torch.randn(2, 4, 8, 8), torch.tensor([999, 999]), cond, "epsilon", 0.5)
+    assert t[0] == 999 and 499 <= t[1] < 999 and not noisy.requires_grad
     x0 = predicted_x0(scheduler, unet(noisy, t, encoder_hidden_states=cond).sample, noisy, t, "epsilon")
     decoded = vae.decode(x0).sample
     fake = discriminator_view(decoded, view, torch.tensor([0.0, 0.0, 2.0]), 8)

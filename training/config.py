@@ -392,7 +392,7 @@ class SemiConfig:
     batch_size: int = 4  # images per step and process: the adversarial term needs fewer samples than the denoiser
     weight: float = 0.05  # adversarial weight against the denoising loss (about 0.1 of its size at the start)
     start_step: int = 200  # the denoiser learns plain materials first; the adversarial pull starts after this
-    t_min: float = 0.5  # image latents are noised at t in [t_min, 1) * T (see train_ldm for why)
+    t_min: float = 0.5  # own-trajectory fakes are judged at t in [t_min, 1) * T: where colour and layout are decided
     disc_lr: float = 2e-4  # discriminator AdamW rate (TTUR: faster than the generator, Heusel et al. 2017)
     disc_channels: int = 32  # width of the discriminator's first layer
     render_size: int = 32  # the discriminator sees renders at this size: colour, shading, pattern scale, at low cost

@@ -3,12 +3,18 @@
 Unannotated texture images come with a caption and no maps, so they cannot enter the denoising loss. Instead the
 denoiser is asked, for their captions, to predict materials that *render* like them, judged by a discriminator:
 
-1. What is noised. The image becomes a pseudo-material (basecolor = the image, flat normal, mid height and
-   roughness, no metal), is encoded by the frozen VAE and noised at a high timestep t in [t_min, 1) * T. At such t
-   only the coarse layout and colours survive; everything else (relief, gloss, fine pattern) must come from the
-   UNet. Starting from pure noise instead would ask the one-step prediction at t = T to be sharp, which fights the
-   denoising loss (its optimum there is a blurry mean); starting at a low t would let the UNet copy the pseudo-
-   material's wrong flat maps. The pseudo-latents never enter the denoising loss.
+1. Where the fakes come from. For each image's caption the UNet starts from pure noise at t = T, as sampling does;
+   a share of the batch (`trajectory_share`) first takes the model's own deterministic DDIM step (no gradients) to
+   t' in [t_min * T, T), where a sampler decides colour and layout, and the prediction made there is judged. The
+   images never enter the UNet. Why: a first design noised each image (as a pseudo-material: basecolor = the image,
+   flat other maps) to a high t and judged the prediction made from it. But even at t = T - 1 the latent keeps
+   sqrt(alpha_bar) = 7 % of the image, and the UNet reads its colours there: the annotated-only benchmark model,
+   which never saw marble, predicted marble's mean colour from a noised marble image ((0.67, 0.66, 0.59); the images
+   (0.66, 0.62, 0.57)) and a wood brown from pure noise ((0.63, 0.48, 0.34)). So the generator could pass the
+   discriminator by copying its input rather than by learning what the caption looks like, and samples, which start
+   from noise, did not follow (rusty metal came out brighter than its images). Judging only at t = T would ask for
+   a sharp one-step prediction where the denoising loss's optimum is a blurry mean; the own-trajectory share moves
+   half of the judged predictions to where a sampler refines.
 2. What is judged. The UNet's predicted clean latent x0 is decoded by the frozen VAE, rendered with the library's
    differentiable GGX renderer under one fixed light, and downsampled to `render_size` (32 px by default). The real
    image is downsampled the same way. Rendering is what makes maps comparable with an RGB photo: basecolor alone
@@ -25,24 +31,17 @@ denoiser is asked, for their captions, to predict materials that *render* like t
    a material also moves its relief, gloss and metal, and nothing holds them for captions without maps. So when the
    stream starts, the EMA UNet is frozen as a snapshot, and the maps the discriminator does not see (`anchor_maps`;
    by default all but the basecolor in the basecolor view, none in the render view) are held, by a mean squared
-   error on the decoded maps, to what that snapshot predicts for the same noisy image latent and caption: the
+   error on the decoded maps, to what that snapshot predicts for the same noisy latent and caption: the
    adversary may change only what it can judge, and the rest stays what the annotated materials taught.
    Measured with the anchor: marble basecolor -59 % with its other maps near the annotated-only model (mean -4.7 %);
    rusty metal's colour got worse, so the stream does not help every family yet.
-   Own trajectory. The noised pseudo-materials still carry flat maps at t < T, and sampling never visits such
-   latents: after its first step a sampler is at latents the model made itself. Measured on the anchored model: for
-   rusty metal captions its one-step prediction matched the images' colour (basecolor mean 0.56, 0.41, 0.29 against
-   0.57, 0.39, 0.27), and so did 1-step sampling, but from 2 steps on the samples came out too bright (0.67 at 2
-   steps, 0.71 at 25), further from the real maps than without the stream. So a share of the image batch
-   (`trajectory_share`) is judged one step further: the model's own deterministic DDIM step (no gradients) takes
-   the noisy latent from t to t' in [t/2, t), and the prediction made there is the one decoded and judged.
 3. The discriminator is conditioned on the caption embedding by projection, so a generated material is compared
    with images of its own caption rather than with the image set as a whole. Hinge losses, spectral norm.
 4. Cost control: the image batch joins the material batch in the UNet's single forward pass (one DDP call), and
    the adversarial term starts after `semi.start_step` steps, once the denoiser produces materials at all (with
    the anchor, late enough that the snapshot is a useful reference). The snapshot costs one UNet forward and one
    VAE decode without gradients for the (small) image batch; the own-trajectory step one UNet forward without
-   gradients for its share of it.
+   gradients for its share of it. The images are only read by the discriminator (no VAE encode).
 """
 
 from __future__ import annotations
@@ -57,14 +56,6 @@ from stablematerials.material import MODEL_SLICES, unpack_model_channels
 from stablematerials.render import render_plane
 
 from .losses import ddim_step, predicted_noise, predicted_x0
-
-
-def pseudo_material(images: torch.Tensor) -> torch.Tensor:
-    """RGB images (B, 3, H, W) in [0, 1] -> model-space materials (B, 9, H, W): the image as basecolor, flat normal,
-    height and roughness 0.5, metallic 0."""
-    b, _, h, w = images.shape
-    rest = images.new_tensor([0.0, 0.0, 0.0, 0.0, -1.0, 0.0]).view(1, 6, 1, 1).expand(b, 6, h, w)
-    return torch.cat([images * 2 - 1, rest], dim=1)
 
 
 def downsample(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -102,10 +93,10 @@ def anchor_loss(decoded: torch.Tensor, reference: torch.Tensor, maps: Sequence[s
 
 def own_trajectory_inputs(
     unet: torch.nn.Module, scheduler, noisy: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, prediction_type: str,
-    share: float,
+    share: float, t_min: float = 0.5,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Noisy image latents (B, C, h, w) at t -> the same batch with its last round(share * B) items moved one step
-    along the model's own trajectory: its deterministic DDIM step to t' uniform in [t/2, t). No gradients."""
+    """Noisy latents (B, C, h, w) at t -> the same batch with its last round(share * B) items moved one step along
+    the model's own trajectory: its deterministic DDIM step to t' uniform in [t_min * t, t). No gradients."""
     n = round(share * noisy.shape[0])
     if n == 0:
         return noisy, t
@@ -114,7 +105,7 @@ def own_trajectory_inputs(
         out = unet(x, t_from, encoder_hidden_states=cond[-n:]).sample.float()
         x0 = predicted_x0(scheduler, out, x.float(), t_from, prediction_type)
         eps = predicted_noise(scheduler, out, x.float(), t_from, prediction_type)
-        t_to = t_from - 1 - (torch.rand(n, device=t.device) * (t_from / 2)).long()  # in [t/2, t)
+        t_to = t_from - 1 - (torch.rand(n, device=t.device) * (1.0 - t_min) * t_from).long()  # in [t_min * t, t)
         x_to = ddim_step(scheduler, x0, eps, t_to).to(noisy.dtype)
     return torch.cat([noisy[:-n], x_to]), torch.cat([t[:-n], t_to])
 

@@ -82,7 +82,6 @@ from .semi import (
     discriminator_view,
     downsample,
     own_trajectory_inputs,
-    pseudo_material,
 )
 
 logger = logging.getLogger("training.train_ldm")
@@ -239,17 +238,17 @@ def train(cfg: LDMConfig) -> Path:
             cond = torch.where(drop[:, None, None], empty.view(1, 1, -1), cond)
             target = diffusion_target(noise_scheduler, latents, noise, t, ptype)
             model_in, t_in, cond_in = noisy, t, cond
-            if semi_active:  # the image batch rides along in the same UNet call (one DDP forward)
+            if semi_active:  # fakes for the image captions ride along in the same UNet call (one DDP forward)
                 ib = next(image_batches)
                 real = ib["image"].to(device)
-                with torch.no_grad():
-                    z_img = normalize_latents(vae.config, vae.encode(pseudo_material(real)).latent_dist.mean)
-                t_img = torch.randint(int(cfg.semi.t_min * num_t), num_t, (real.shape[0],), device=device)
-                noisy_img = noise_scheduler.add_noise(z_img, torch.randn_like(z_img), t_img)
                 cond_img = lookup(embeds, ib["caption"]).to(device)
+                # Fakes start from pure noise at t = T, a share of them one step along the model's own trajectory
+                # (training/semi.py: a noised image would hand the generator its colours).
+                n_img = real.shape[0]
                 noisy_img, t_img = own_trajectory_inputs(
-                    accelerator.unwrap_model(unet), noise_scheduler, noisy_img, t_img, cond_img, ptype, cfg.semi.trajectory_share
-                )
+                    accelerator.unwrap_model(unet), noise_scheduler, torch.randn(n_img, *latents.shape[1:], device=device),
+                    torch.full((n_img,), num_t - 1, device=device), cond_img, ptype, cfg.semi.trajectory_share, cfg.semi.t_min,
+                )  # fmt: skip
                 model_in, t_in, cond_in = torch.cat([noisy, noisy_img]), torch.cat([t, t_img]), torch.cat([cond, cond_img])
             with accelerator.accumulate(*([unet, disc] if images is not None else [unet])):
                 pred = unet(model_in, t_in, encoder_hidden_states=cond_in).sample.float()
