@@ -13,8 +13,9 @@ from ..material import Material
 
 NORMAL_CONVENTIONS: tuple[str, ...] = ("opengl", "directx", "both")
 BIT_DEPTHS: tuple[int, ...] = (8, 16)
-# Which of a model's UNets samples: the 4-step latent-consistency student, the guided teacher (50 steps, about
-# 15x slower, closer to the training data), or "auto": the student when the model ships one.
+# Which of a model's UNets samples: the 4-step latent-consistency student, the guided teacher it was distilled
+# from (50 steps, about 15x slower, slightly closer to the training data: benchmarks/results/student.md), or
+# "auto": the student when the model ships one.
 MODEL_VARIANTS: tuple[str, ...] = ("auto", "student", "teacher")
 MAX_SEED = 2**63 - 1
 
@@ -43,7 +44,8 @@ class GenerationRequest:
 
     `seed=None` draws a random seed (the result reports the seed used); `steps=None`, `width=None` and
     `height=None` take the model's defaults; `model=None` is the engine's default model, otherwise a local
-    pipeline folder; `variant` picks its UNet (see MODEL_VARIANTS). `naming`, `normal_convention` and `bit_depth` (of height and normal PNGs) shape the zip.
+    pipeline folder; `variant` picks its UNet (see MODEL_VARIANTS). `naming`, `normal_convention` and `bit_depth`
+    (of height and normal PNGs) shape the zip.
     """
 
     prompt: str = ""
