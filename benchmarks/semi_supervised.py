@@ -15,7 +15,7 @@ Protocol (same seed and budget for both runs):
    Wasserstein distance of pixel values; lower is closer). Annotated families are reported too, as a control.
 
 Prints a table and writes WORK/semi_supervised_VARIANT.json and .md (VARIANT: --semi-view, plus _anchor when anchored, _trajectory
-when --semi-trajectory-share > 0).
+when --semi-trajectory-share > 0, _guided when --semi-guidance != 1).
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ from training.config import SemiConfig
 from training.data import discover_materials
 from training.semi import anchor_maps_for
 
+GUIDANCE = 5.0  # guidance when generating for the comparison (a usual sampling setting)
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -58,13 +60,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-per-family", type=int, default=8, help="generated materials per family")
     p.add_argument("--eval-steps", type=int, default=25, help="DDIM steps when generating")
-    p.add_argument("--guidance", type=float, default=5.0)
+    p.add_argument("--guidance", type=float, default=GUIDANCE, help="guidance scale when generating (the report's "
+                   "name gets _guidanceG when it is not the default)")
     p.add_argument("--semi-weight", type=float, default=SemiConfig.weight)
     p.add_argument("--semi-start", type=int, default=None, help="step the adversarial stream starts (default: ldm-steps / 10)")
     p.add_argument("--semi-anchor-weight", type=float, default=SemiConfig.anchor_weight,
                    help="weight holding the maps the view does not show to the snapshot (training/semi.py); 0: off")
     p.add_argument("--semi-trajectory-share", type=float, default=SemiConfig.trajectory_share,
                    help="share of the image batch judged one step along the model's own trajectory (training/semi.py)")
+    p.add_argument("--semi-guidance", type=float, default=SemiConfig.guidance_scale,
+                   help="guidance of the judged fakes (training/semi.py); 1: unguided")
     p.add_argument("--semi-view", choices=["render", "basecolor"], default=SemiConfig.view,
                    help="what the discriminator sees; the unannotated images match it: renders under the training "
                         "light, or the basecolor maps (texture photos under soft light are closest to an albedo)")
@@ -122,9 +127,11 @@ def model_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 
 def variant(args: argparse.Namespace) -> str:
     """The semi-supervised variant's name: the discriminator view, "_anchor" when maps are held to the snapshot,
-    "_trajectory" when part of the image batch is judged along the model's own trajectory."""
+    "_trajectory" when part of the image batch is judged along the model's own trajectory, "_guided" when the
+    judged fakes are guided."""
     anchored = args.semi_anchor_weight > 0 and anchor_maps_for(args.semi_view, None)
-    return args.semi_view + ("_anchor" if anchored else "") + ("_trajectory" if args.semi_trajectory_share > 0 else "")
+    return (args.semi_view + ("_anchor" if anchored else "") + ("_trajectory" if args.semi_trajectory_share > 0 else "")
+            + ("_guided" if args.semi_guidance != 1 else ""))
 
 
 def train(args: argparse.Namespace, data: Path, families: list[str], held_out: list[str], images: Path) -> dict[str, Path]:
@@ -150,7 +157,7 @@ def train(args: argparse.Namespace, data: Path, families: list[str], held_out: l
         "annotated only": [],
         "+ unannotated images": [f"--semi.images={images}", f"--semi.start_step={args.semi_start}", f"--semi.weight={args.semi_weight}",
                                  f"--semi.view={args.semi_view}", f"--semi.anchor_weight={args.semi_anchor_weight}",
-                                 f"--semi.trajectory_share={args.semi_trajectory_share}"],
+                                 f"--semi.trajectory_share={args.semi_trajectory_share}", f"--semi.guidance_scale={args.semi_guidance}"],
     }  # fmt: skip
     for label, out in runs.items():
         if not (out / "model" / "model_index.json").is_file():
@@ -179,11 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     groups = {"held out": [f for f in families if f in held_out], "annotated": [f for f in families if f not in held_out]}
     text = distance_table(results, groups, list(runs))
     budget = (f"VAE {args.vae_steps if args.vae is None else 'reused'} steps, LDM {args.ldm_steps} steps, batch "
-              f"{args.batch_size}, crop {args.crop}, seed {args.seed}, {args.eval_per_family} samples per family, "
+              f"{args.batch_size}, crop {args.crop}, seed {args.seed}, {args.eval_per_family} samples per family at guidance {args.guidance:g}, "
               f"{'tiny models' if args.small else 'default models'}, discriminator view and images: {args.semi_view}, "
               f"adversarial weight {args.semi_weight} from step {args.semi_start}, anchor weight "
-              f"{args.semi_anchor_weight if anchor_maps_for(args.semi_view, None) else 0} on the maps the view does not show, trajectory share {args.semi_trajectory_share}")  # fmt: skip
-    report = write_report(args.work, f"semi_supervised_{variant(args)}", "Semi-supervised benchmark", budget, results, text)
+              f"{args.semi_anchor_weight if anchor_maps_for(args.semi_view, None) else 0} on the maps the view does not show, trajectory share {args.semi_trajectory_share}, fakes guided at {args.semi_guidance:g}")  # fmt: skip
+    name = f"semi_supervised_{variant(args)}" + ("" if args.guidance == GUIDANCE else f"_guidance{args.guidance:g}")
+    report = write_report(args.work, name, "Semi-supervised benchmark", budget, results, text)
     print(report)
     return 0
 

@@ -408,6 +408,10 @@ class SemiConfig:
     # Share of the image batch judged one step further along the model's own sampling trajectory (training/semi.py):
     # sampling visits latents the model made itself, not noised pseudo-materials. 0: all from the pseudo-materials.
     trajectory_share: float = 0.5
+    # Fakes are guided as samples are: u + w (c - u) (training/semi.py). Measured: trained unguided, the held-out
+    # colours were right at guidance 1 but overshot at 5 (the adversarial shift lives in the conditional branch and
+    # guidance multiplies it). 5: the guidance materials are usually sampled at; 1: unguided.
+    guidance_scale: float = 5.0
 
     def check(self) -> None:
         if not 0.0 <= self.t_min < 1.0:
@@ -420,6 +424,8 @@ class SemiConfig:
             raise ValueError(f"semi.anchor_maps: unknown map(s) {unknown}; choose from {list(MODEL_SLICES)}")
         if self.anchor_weight < 0:
             raise ValueError(f"semi.anchor_weight must be >= 0, got {self.anchor_weight}")
+        if self.guidance_scale < 1.0:
+            raise ValueError(f"semi.guidance_scale must be >= 1, got {self.guidance_scale}")
         if not 0.0 <= self.trajectory_share <= 1.0:
             raise ValueError(f"semi.trajectory_share must be in [0, 1], got {self.trajectory_share}")
 

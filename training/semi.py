@@ -91,18 +91,35 @@ def anchor_loss(decoded: torch.Tensor, reference: torch.Tensor, maps: Sequence[s
     return F.mse_loss(decoded[:, idx], reference[:, idx])
 
 
+def guide(cond_out: torch.Tensor, uncond_out: torch.Tensor, scale: float) -> torch.Tensor:
+    """Classifier-free guidance of a UNet output (Ho & Salimans 2022, arXiv 2207.12598): u + scale * (c - u)."""
+    return uncond_out + scale * (cond_out - uncond_out)
+
+
+def guided_output(
+    unet: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor, scale: float
+) -> torch.Tensor:
+    """The UNet's output for latents (B, C, h, w) at t, guided as a sampler guides it (one call for both branches)."""
+    if scale == 1.0:
+        return unet(x, t, encoder_hidden_states=cond).sample.float()
+    both = unet(torch.cat([x, x]), torch.cat([t, t]), encoder_hidden_states=torch.cat([cond, uncond])).sample.float()
+    return guide(*both.chunk(2), scale)
+
+
 def own_trajectory_inputs(
     unet: torch.nn.Module, scheduler, noisy: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, prediction_type: str,
-    share: float, t_min: float = 0.5,
+    share: float, t_min: float = 0.5, uncond: torch.Tensor | None = None, guidance_scale: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Noisy latents (B, C, h, w) at t -> the same batch with its last round(share * B) items moved one step along
-    the model's own trajectory: its deterministic DDIM step to t' uniform in [t_min * t, t). No gradients."""
+    the model's own (guided) trajectory: its deterministic DDIM step to t' uniform in [t_min * t, t). No gradients."""
+    if uncond is None and guidance_scale != 1.0:
+        raise ValueError(f"guidance_scale {guidance_scale} needs the unconditional embeddings (uncond)")
     n = round(share * noisy.shape[0])
     if n == 0:
         return noisy, t
     x, t_from = noisy[-n:], t[-n:]
     with torch.no_grad():
-        out = unet(x, t_from, encoder_hidden_states=cond[-n:]).sample.float()
+        out = guided_output(unet, x, t_from, cond[-n:], cond[-n:] if uncond is None else uncond[-n:], guidance_scale)
         x0 = predicted_x0(scheduler, out, x.float(), t_from, prediction_type)
         eps = predicted_noise(scheduler, out, x.float(), t_from, prediction_type)
         t_to = t_from - 1 - (torch.rand(n, device=t.device) * (1.0 - t_min) * t_from).long()  # in [t_min * t, t)

@@ -81,6 +81,8 @@ from .semi import (
     anchor_maps_for,
     discriminator_view,
     downsample,
+    guide,
+    guided_output,
     own_trajectory_inputs,
 )
 
@@ -197,6 +199,7 @@ def train(cfg: LDMConfig) -> Path:
     num_t = noise_scheduler.config.num_train_timesteps
     ptype = cfg.diffusion.prediction_type
     empty = embeds[""].to(device)
+    guidance = cfg.semi.guidance_scale
 
     def ema_pipeline() -> StableMaterialsPipeline:
         """A pipeline with a copy of the EMA weights (the training modules stay untouched)."""
@@ -241,15 +244,20 @@ def train(cfg: LDMConfig) -> Path:
             if semi_active:  # fakes for the image captions ride along in the same UNet call (one DDP forward)
                 ib = next(image_batches)
                 real = ib["image"].to(device)
-                cond_img = lookup(embeds, ib["caption"]).to(device)
-                # Fakes start from pure noise at t = T, a share of them one step along the model's own trajectory
-                # (training/semi.py: a noised image would hand the generator its colours).
                 n_img = real.shape[0]
+                cond_img = lookup(embeds, ib["caption"]).to(device)
+                uncond_img = empty.view(1, 1, -1).expand_as(cond_img)
+                # Fakes start from pure noise at t = T, a share of them one (guided) step along the model's own
+                # trajectory (training/semi.py: a noised image would hand the generator its colours).
                 noisy_img, t_img = own_trajectory_inputs(
                     accelerator.unwrap_model(unet), noise_scheduler, torch.randn(n_img, *latents.shape[1:], device=device),
                     torch.full((n_img,), num_t - 1, device=device), cond_img, ptype, cfg.semi.trajectory_share, cfg.semi.t_min,
+                    uncond_img, guidance,
                 )  # fmt: skip
-                model_in, t_in, cond_in = torch.cat([noisy, noisy_img]), torch.cat([t, t_img]), torch.cat([cond, cond_img])
+                copies = 2 if guidance != 1 else 1  # the unconditional branch rides along when guided
+                model_in = torch.cat([noisy] + [noisy_img] * copies)
+                t_in = torch.cat([t] + [t_img] * copies)
+                cond_in = torch.cat([cond, cond_img] + [uncond_img] * (copies - 1))
             with accelerator.accumulate(*([unet, disc] if images is not None else [unet])):
                 pred = unet(model_in, t_in, encoder_hidden_states=cond_in).sample.float()
                 per_sample = ((pred[:b] - target.float()) ** 2).mean(dim=(1, 2, 3))
@@ -258,7 +266,10 @@ def train(cfg: LDMConfig) -> Path:
                 loss = per_sample.mean()
                 parts = {"diffusion": loss}
                 if semi_active:
-                    decoded = decode_prediction(pred[b:], noisy_img, t_img)
+                    pred_img = pred[b : b + n_img]
+                    if guidance != 1:  # judged as sampled; the unconditional branch is not pulled towards the images
+                        pred_img = guide(pred_img, pred[b + n_img :].detach(), guidance)
+                    decoded = decode_prediction(pred_img, noisy_img, t_img)
                     fake = discriminator_view(decoded, cfg.semi.view, light, cfg.semi.render_size)
                     d_inner = accelerator.unwrap_model(disc)
                     d_inner.requires_grad_(False)  # the generator's loss must not train the discriminator
@@ -268,7 +279,7 @@ def train(cfg: LDMConfig) -> Path:
                     parts["g_adv"] = g_adv
                     if anchor_maps:
                         with torch.no_grad():
-                            ref = snapshot.module(noisy_img, t_img, encoder_hidden_states=cond_img).sample.float()
+                            ref = guided_output(snapshot.module, noisy_img, t_img, cond_img, uncond_img, guidance)
                             ref_decoded = decode_prediction(ref, noisy_img, t_img)
                         anchor = anchor_loss(decoded, ref_decoded, anchor_maps)
                         loss = loss + cfg.semi.anchor_weight * anchor
