@@ -70,7 +70,7 @@ def load_pipeline(
     use_student = has_student(where) if student is None else student
     if use_student and not has_student(where):
         raise ValueError(f"model {str(where)!r} has no student UNet (unet_lcm/)")
-    if not use_student and Path(where).is_dir() and not has_teacher(where):
+    if not use_student and (Path(where) / "model_index.json").is_file() and not has_teacher(where):
         raise ValueError(f"model {str(where)!r} ships only its 4-step student (unet_lcm/, no unet/): use the student")
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
