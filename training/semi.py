@@ -15,6 +15,11 @@ denoiser is asked, for their captions, to predict materials that *render* like t
    from noise, did not follow (rusty metal came out brighter than its images). Judging only at t = T would ask for
    a sharp one-step prediction where the denoising loss's optimum is a blurry mean; the own-trajectory share moves
    half of the judged predictions to where a sampler refines.
+   Guidance. The fakes are guided as samples are (`guidance_scale`, default 5): the unconditional branch rides
+   along in the same UNet call, detached, and the judged prediction is u + w (c - u); the trajectory step is
+   guided too. Why: trained with unguided fakes, the held-out colours were right when sampling at guidance 1
+   (marble basecolor distance -56 %, both held-out families closer overall) but overshot at guidance 5 (marble came
+   out white): the adversarial shift lives in the conditional branch, and guidance multiplies it by w.
 2. What is judged. The UNet's predicted clean latent x0 is decoded by the frozen VAE, rendered with the library's
    differentiable GGX renderer under one fixed light, and downsampled to `render_size` (32 px by default). The real
    image is downsampled the same way. Rendering is what makes maps comparable with an RGB photo: basecolor alone
@@ -33,8 +38,8 @@ denoiser is asked, for their captions, to predict materials that *render* like t
    by default all but the basecolor in the basecolor view, none in the render view) are held, by a mean squared
    error on the decoded maps, to what that snapshot predicts for the same noisy latent and caption: the
    adversary may change only what it can judge, and the rest stays what the annotated materials taught.
-   Measured with the anchor: marble basecolor -59 % with its other maps near the annotated-only model (mean -4.7 %);
-   rusty metal's colour got worse, so the stream does not help every family yet.
+   Measured (unguided fakes, sampled at guidance 1): marble basecolor -56 % with its other maps near the
+   annotated-only model (mean -13 %), rusty metal mean -4 % (benchmarks/results/semi_supervised.md).
 3. The discriminator is conditioned on the caption embedding by projection, so a generated material is compared
    with images of its own caption rather than with the image set as a whole. Hinge losses, spectral norm.
 4. Cost control: the image batch joins the material batch in the UNet's single forward pass (one DDP call), and
