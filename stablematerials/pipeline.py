@@ -30,6 +30,11 @@ OUTPUT_TYPES = ("material", "pil", "np", "pt", "latent")
 STUDENT_SUBFOLDER = "unet_lcm"
 
 
+def apply_guidance(cond_out: torch.Tensor, uncond_out: torch.Tensor, scale: float) -> torch.Tensor:
+    """Classifier-free guidance of a UNet output (Ho & Salimans 2022, arXiv 2207.12598): u + scale * (c - u)."""
+    return uncond_out + scale * (cond_out - uncond_out)
+
+
 def guidance_scale_embedding(w: torch.Tensor, embedding_dim: int) -> torch.Tensor:
     """Sinusoidal embedding of the guidance weight (LCM, Luo et al. 2023, arXiv 2310.04378): (B,) -> (B, D)."""
     w = w.float() * 1000.0
@@ -466,7 +471,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
                     ).sample
                 if do_cfg:
                     uncond, cond = noise_pred.chunk(2)
-                    noise_pred = uncond + guidance_scale * (cond - uncond)
+                    noise_pred = apply_guidance(cond, uncond, guidance_scale)
                 latents = scheduler.step(noise_pred, t, latents, generator=generator).prev_sample
                 if callback_on_step_end is not None:
                     update = callback_on_step_end(self, i, t, {"latents": latents})

@@ -372,7 +372,8 @@ def test_own_trajectory_inputs_move_a_share_of_the_batch_one_ddim_step() -> None
 
 def test_guided_output_is_classifier_free_guidance_in_one_call() -> None:
     from stablematerials.tiny import tiny_unet
-    from training.semi import guide, guided_output, own_trajectory_inputs
+    from stablematerials.pipeline import apply_guidance
+    from training.semi import guided_output, own_trajectory_inputs
 
     torch.manual_seed(0)
     unet = tiny_unet(0).eval()
@@ -383,6 +384,6 @@ def test_guided_output_is_classifier_free_guidance_in_one_call() -> None:
         u = unet(x, t, encoder_hidden_states=uncond).sample
         torch.testing.assert_close(guided_output(unet, x, t, cond, uncond, 1.0), c)
         torch.testing.assert_close(guided_output(unet, x, t, cond, uncond, 5.0), u + 5.0 * (c - u), atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(guide(torch.ones(2), torch.zeros(2), 3.0), torch.full((2,), 3.0))
+    torch.testing.assert_close(apply_guidance(torch.ones(2), torch.zeros(2), 3.0), torch.full((2,), 3.0))
     with pytest.raises(ValueError, match="guidance_scale 5.0 needs the unconditional embeddings"):
         own_trajectory_inputs(unet, DDPMScheduler(), x, t, cond, "epsilon", 0.5, guidance_scale=5.0)

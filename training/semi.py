@@ -58,6 +58,7 @@ import torch
 import torch.nn.functional as F
 
 from stablematerials.material import MODEL_SLICES, unpack_model_channels
+from stablematerials.pipeline import apply_guidance
 from stablematerials.render import render_plane
 
 from .losses import ddim_step, predicted_noise, predicted_x0
@@ -96,11 +97,6 @@ def anchor_loss(decoded: torch.Tensor, reference: torch.Tensor, maps: Sequence[s
     return F.mse_loss(decoded[:, idx], reference[:, idx])
 
 
-def guide(cond_out: torch.Tensor, uncond_out: torch.Tensor, scale: float) -> torch.Tensor:
-    """Classifier-free guidance of a UNet output (Ho & Salimans 2022, arXiv 2207.12598): u + scale * (c - u)."""
-    return uncond_out + scale * (cond_out - uncond_out)
-
-
 def guided_output(
     unet: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor, scale: float
 ) -> torch.Tensor:
@@ -108,7 +104,7 @@ def guided_output(
     if scale == 1.0:
         return unet(x, t, encoder_hidden_states=cond).sample.float()
     both = unet(torch.cat([x, x]), torch.cat([t, t]), encoder_hidden_states=torch.cat([cond, uncond])).sample.float()
-    return guide(*both.chunk(2), scale)
+    return apply_guidance(*both.chunk(2), scale)
 
 
 def own_trajectory_inputs(

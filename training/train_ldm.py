@@ -26,7 +26,7 @@ from diffusers.training_utils import EMAModel
 from stablematerials.conditioning import embedding_dim
 from stablematerials.io import AtomicFolder
 from stablematerials.latents import denormalize_latents, normalize_latents
-from stablematerials.pipeline import StableMaterialsPipeline
+from stablematerials.pipeline import StableMaterialsPipeline, apply_guidance
 
 from .checkpoint import resume_or_seed, save_checkpoint
 from .config import LDMConfig, parse_config
@@ -81,7 +81,6 @@ from .semi import (
     anchor_maps_for,
     discriminator_view,
     downsample,
-    guide,
     guided_output,
     own_trajectory_inputs,
 )
@@ -268,7 +267,7 @@ def train(cfg: LDMConfig) -> Path:
                 if semi_active:
                     pred_img = pred[b : b + n_img]
                     if guidance != 1:  # judged as sampled; the unconditional branch is not pulled towards the images
-                        pred_img = guide(pred_img, pred[b + n_img :].detach(), guidance)
+                        pred_img = apply_guidance(pred_img, pred[b + n_img :].detach(), guidance)
                     decoded = decode_prediction(pred_img, noisy_img, t_img)
                     fake = discriminator_view(decoded, cfg.semi.view, light, cfg.semi.render_size)
                     d_inner = accelerator.unwrap_model(disc)
