@@ -405,8 +405,8 @@ class SemiConfig:
     anchor_maps: list[str] | None = None
     anchor_weight: float = 1.0  # against the denoising loss (~0.1-0.2 late in training): drift is costly, colour is free
     light: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.0, 2.0])  # fixed point light above the centre
-    # Share of the image batch judged one step further along the model's own sampling trajectory (training/semi.py):
-    # sampling visits latents the model made itself, not noised pseudo-materials. 0: all from the pseudo-materials.
+    # Share of the fakes judged one step further along the model's own sampling trajectory (training/semi.py):
+    # sampling refines latents the model made itself. 0: all judged at t = T, straight from pure noise.
     trajectory_share: float = 0.5
     # Fakes are guided as samples are: u + w (c - u) (training/semi.py). Measured: trained unguided, the held-out
     # colours were right at guidance 1 but overshot at 5 (the adversarial shift lives in the conditional branch and
