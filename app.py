@@ -37,6 +37,7 @@ from stablematerials.studio import (
     map_images,
     preview_image,
     prune_outputs,
+    save_pictures,
     thumbnail,
     tiled_view,
     zip_material,
@@ -314,16 +315,26 @@ def build_demo(engine: Studio, work_dir: str | os.PathLike | None = None) -> gr.
         def views(material: Material, view: dict[str, Any]) -> dict:
             """Every picture and file of one material, as the view settings ask."""
             light = light_direction(float(view["light_azimuth"]), float(view["light_elevation"]))
+            labelled = map_images(material, view["normal_convention"])
+            files = as_files(
+                {name: image for name, (image, _) in zip(MAP_NAMES, labelled)}
+                | {"tiled": tiled_view(material, view["tiled_map"], min_side=DISPLAY_SIDE),
+                   "preview": preview_image(material, light)}
+            )  # fmt: skip
             return {
-                maps: map_images(material, view["normal_convention"]),
-                tiled: tiled_view(material, view["tiled_map"], min_side=DISPLAY_SIDE),
+                maps: [(files[name], label) for name, (_, label) in zip(MAP_NAMES, labelled)],
+                tiled: files["tiled"],
                 seam: seam_summary(seam_of(material), view["tiled_map"]),
-                preview: preview_image(material, light),
+                preview: files["preview"],
                 **glb_views(material, view["shape"]),
                 zip_file: str(zip_material(
                     material, view["naming"], view["normal_convention"], int(view["bit_depth"]), out_dir=out_dir
                 )),
             }  # fmt: skip
+
+        def as_files(pictures: dict[str, Any]) -> dict[str, str]:
+            """The pictures as PNG files for gradio to serve (`save_pictures` says why not the images themselves)."""
+            return {key: str(path) for key, path in save_pictures(pictures, out_dir).items()}
 
         def glb_views(material: Material, shape_name: str) -> dict:
             path = str(glb_for(material, shape_name, out_dir=out_dir))
@@ -355,7 +366,10 @@ def build_demo(engine: Studio, work_dir: str | os.PathLike | None = None) -> gr.
                 return views(first, form) | {
                     current: first,
                     history: new_history,
-                    history_gallery: [(thumbnail(m), history_caption(m)) for m in new_history],
+                    history_gallery: list(zip(
+                        as_files({f"history_{k}": thumbnail(m) for k, m in enumerate(new_history)}).values(),
+                        map(history_caption, new_history),
+                    )),  # fmt: skip
                     seed: result.seed,
                     status: f"Made {count} ({size}, {result.request.steps} steps) in {result.seconds:.1f} s · "
                     f"seed **{result.seed}**",
@@ -377,7 +391,7 @@ def build_demo(engine: Studio, work_dir: str | os.PathLike | None = None) -> gr.
                 return {tiled: None, seam: ""}
             with user_errors("tile the map"):
                 return {
-                    tiled: tiled_view(material, map_name, min_side=DISPLAY_SIDE),
+                    tiled: as_files({"tiled": tiled_view(material, map_name, min_side=DISPLAY_SIDE)})["tiled"],
                     seam: seam_summary(seam_of(material), map_name),
                 }
 
@@ -385,7 +399,8 @@ def build_demo(engine: Studio, work_dir: str | os.PathLike | None = None) -> gr.
             if material is None:
                 return None
             with user_errors("render the preview"):
-                return preview_image(material, light_direction(float(azimuth), float(elevation)))
+                picture = preview_image(material, light_direction(float(azimuth), float(elevation)))
+                return as_files({"preview": picture})["preview"]
 
         def on_download_settings(material: Material | None, naming_key: str, convention: str, depth: int) -> Any:
             if material is None:

@@ -163,6 +163,32 @@ def test_a_full_queue_says_the_server_is_busy(client):
     assert len(done) + len(busy) == len(jobs)
 
 
+def test_pictures_reach_gradio_as_files_not_images(model_dir, tmp_path):
+    """Gradio saves a returned PIL image by truncating and rewriting its cache file, so two requests returning the
+    same picture could serve it empty (seen once in CI under a full queue); every picture must go out as a file."""
+    from stablematerials.material import Material
+
+    app = load_app_module()
+    demo = app.build_demo(Studio(model_dir, limits=Limits(max_resolution=64)), work_dir=tmp_path)
+    handlers = {f.fn.__name__: f.fn for f in demo.fns.values()}
+    form = dict(prompt="moss", negative_prompt="", steps=2, guidance=7.5, seed=3, random_seed=False, tileable=True,
+                resolution="32", variations=1, model_folder="", variant="auto", naming="plain",
+                normal_convention="opengl", bit_depth=8, tiled_map="basecolor", light_azimuth=30.0,
+                light_elevation=45.0, shape="plane")  # fmt: skip
+    out = {getattr(k, "elem_id", None) or type(v).__name__: v for k, v in handlers["on_generate"]([], **form).items()}
+    material = out["Material"]
+    assert isinstance(material, Material)
+    light = handlers["on_light"](material, 10.0, 20.0)
+    retiled = handlers["on_tiled_map"](material, "roughness")
+    pictures = [p for p, _ in out["maps"] + out["history"]] + [out["tiled"], out["preview"], light]
+    pictures += [v for v in retiled.values() if isinstance(v, str) and v.endswith(".png")]
+    assert len(pictures) == 5 + 1 + 4
+    for picture in pictures:
+        assert isinstance(picture, str) and Path(picture).is_relative_to(tmp_path), picture
+    basecolor = np.asarray(Image.open(out["maps"][0][0]))
+    assert np.array_equal(basecolor, np.asarray(material.to_pil()["basecolor"]))
+
+
 def test_page_loads_and_explains_when_no_model_exists(monkeypatch, tmp_path):
     monkeypatch.setenv("STABLEMATERIALS_MODEL", str(tmp_path / "no-model"))
     with running_app(Studio(None)) as url:

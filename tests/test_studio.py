@@ -374,3 +374,19 @@ def test_material_name():
 def test_requests_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         GenerationRequest(prompt="a").prompt = "b"  # type: ignore[misc]
+
+
+def test_save_pictures_writes_pngs_in_a_fresh_folder(tmp_path):
+    from PIL import Image
+
+    from stablematerials.studio import save_pictures
+
+    red = Image.new("RGB", (4, 4), (255, 0, 0))
+    first = save_pictures({"a": red, "b": red.convert("L")}, tmp_path)
+    second = save_pictures({"a": red}, tmp_path)
+    assert first["a"].parent == first["b"].parent != second["a"].parent  # one new folder per call, never reused
+    assert Image.open(first["a"]).getpixel((0, 0)) == (255, 0, 0) and Image.open(first["b"]).mode == "L"
+    assert save_pictures({}, tmp_path) == {}
+    for bad in ("../x", ".hidden", ""):
+        with pytest.raises(ValueError, match="picture names must be plain file names"):
+            save_pictures({bad: red}, tmp_path)

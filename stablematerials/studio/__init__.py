@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .downloads import GLB_SHAPES, glb_for, prune_outputs, zip_material
+from .downloads import GLB_SHAPES, glb_for, prune_outputs, save_pictures, zip_material
 from .engine import ModelChoice, Studio, folder_native_size, material_name
 from .request import BIT_DEPTHS, MODEL_VARIANTS, NORMAL_CONVENTIONS, GenerationRequest, GenerationResult, Limits
 from .views import MAP_LABELS, light_direction, map_images, preview_image, thumbnail, tiled_view
@@ -25,6 +25,7 @@ __all__ = [
     "material_name",
     "preview_image",
     "prune_outputs",
+    "save_pictures",
     "thumbnail",
     "tiled_view",
     "zip_material",

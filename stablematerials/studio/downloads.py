@@ -13,11 +13,16 @@ import shutil
 import tempfile
 import time
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..io import atomic_write_bytes, save_material
 from ..material import Material
 from .engine import material_name
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +73,30 @@ def glb_for(material: Material, shape: str = "plane", out_dir: str | os.PathLike
         raise ValueError(f"shape must be one of {', '.join(GLB_SHAPES)}, got {shape!r}")
     target = _fresh_folder(out_dir) / f"{_name_of(material)}_{shape}.glb"
     return export_glb(material, target, shape=shape)
+
+
+def save_pictures(pictures: Mapping[str, "Image.Image"], out_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Write each picture as `<key>.png` (atomically) into one fresh sub-folder of `out_dir`; returns key -> path.
+
+    A front end should hand its server these files, not the images: gradio saves a returned PIL image into its
+    cache by truncating and rewriting a file named after the image's content, so when two requests return the same
+    picture (a history thumbnail, an all-black metallic map) one of them can serve that file while it is empty
+    (measured: "Too little data for declared Content-Length" under a full queue). A file path is instead copied into
+    the cache atomically and never rewritten.
+    """
+    for key in pictures:
+        if not key or Path(key).name != key or key.startswith("."):
+            raise ValueError(f"picture names must be plain file names, got {key!r}")
+    if not pictures:
+        return {}
+    folder = _fresh_folder(out_dir)
+    paths = {}
+    for key, picture in pictures.items():
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG")
+        paths[key] = folder / f"{key}.png"
+        atomic_write_bytes(paths[key], buffer.getvalue())
+    return paths
 
 
 def prune_outputs(out_dir: str | os.PathLike, max_age_seconds: float) -> int:
