@@ -14,10 +14,12 @@ from stablematerials.metrics import map_distribution_distance
 from stablematerials.pipeline import StableMaterialsPipeline
 from training.data import discover_materials
 
+EVAL_SEED = 10_000  # first sampling seed; sample i of every family uses EVAL_SEED + i
+
 
 def family_distances(
     models: dict[str, Path], data: Path, families: list[str], *, per_family: int, steps: int, guidance: float,
-    size: int, resolution: int, seed: int = 10_000,
+    size: int, resolution: int, seed: int = EVAL_SEED,
 ) -> dict[str, dict[str, dict[str, float]]]:  # fmt: skip
     """results[family][label][map]: distance of `per_family` materials generated from the family's test captions
     (fixed seeds, teacher sampling) to the family's test materials (per-map 1-D Wasserstein; lower is closer)."""

@@ -32,7 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from family_eval import distance_table, family_distances, write_report
+from family_eval import EVAL_SEED, distance_table, family_distances, write_report
 
 from stablematerials.io import load_material
 from stablematerials.render import render_plane
@@ -60,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-per-family", type=int, default=8, help="generated materials per family")
     p.add_argument("--eval-steps", type=int, default=25, help="DDIM steps when generating")
+    p.add_argument("--eval-seed", type=int, default=EVAL_SEED, help="first sampling seed of the evaluation (another "
+                   "seed re-measures the same trained models: the evaluation's own noise)")  # fmt: skip
     p.add_argument("--guidance", type=float, default=GUIDANCE, help="guidance scale when generating (the report's "
                    "name gets _guidanceG when it is not the default)")
     p.add_argument("--semi-weight", type=float, default=SemiConfig.weight)
@@ -128,10 +130,11 @@ def model_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 def variant(args: argparse.Namespace) -> str:
     """The semi-supervised variant's name: the discriminator view, "_anchor" when maps are held to the snapshot,
     "_trajectory" when part of the image batch is judged along the model's own trajectory, "_guided" when the
-    judged fakes are guided."""
+    judged fakes are guided, "_weightW" when the adversarial weight is not the default."""
     anchored = args.semi_anchor_weight > 0 and anchor_maps_for(args.semi_view, None)
     return (args.semi_view + ("_anchor" if anchored else "") + ("_trajectory" if args.semi_trajectory_share > 0 else "")
-            + ("_guided" if args.semi_guidance != 1 else ""))
+            + ("_guided" if args.semi_guidance != 1 else "")
+            + ("" if args.semi_weight == SemiConfig.weight else f"_weight{args.semi_weight:g}"))
 
 
 def train(args: argparse.Namespace, data: Path, families: list[str], held_out: list[str], images: Path) -> dict[str, Path]:
@@ -182,15 +185,17 @@ def main(argv: list[str] | None = None) -> int:
     runs = train(args, data, families, held_out, images)
     results = family_distances({label: out / "model" for label, out in runs.items()}, data, families,
                                per_family=args.eval_per_family, steps=args.eval_steps, guidance=args.guidance,
-                               size=args.crop, resolution=args.resolution)  # fmt: skip
+                               size=args.crop, resolution=args.resolution, seed=args.eval_seed)  # fmt: skip
     groups = {"held out": [f for f in families if f in held_out], "annotated": [f for f in families if f not in held_out]}
     text = distance_table(results, groups, list(runs))
     budget = (f"VAE {args.vae_steps if args.vae is None else 'reused'} steps, LDM {args.ldm_steps} steps, batch "
-              f"{args.batch_size}, crop {args.crop}, seed {args.seed}, {args.eval_per_family} samples per family at guidance {args.guidance:g}, "
+              f"{args.batch_size}, crop {args.crop}, seed {args.seed}, {args.eval_per_family} samples per family (seeds from {args.eval_seed}) at guidance {args.guidance:g}, "
               f"{'tiny models' if args.small else 'default models'}, discriminator view and images: {args.semi_view}, "
               f"adversarial weight {args.semi_weight} from step {args.semi_start}, anchor weight "
               f"{args.semi_anchor_weight if anchor_maps_for(args.semi_view, None) else 0} on the maps the view does not show, trajectory share {args.semi_trajectory_share}, fakes guided at {args.semi_guidance:g}")  # fmt: skip
-    name = f"semi_supervised_{variant(args)}" + ("" if args.guidance == GUIDANCE else f"_guidance{args.guidance:g}")
+    name = (f"semi_supervised_{variant(args)}" + ("" if args.guidance == GUIDANCE else f"_guidance{args.guidance:g}")
+            + ("" if args.eval_seed == EVAL_SEED else f"_evalseed{args.eval_seed}")
+            + ("" if args.eval_per_family == 8 else f"_{args.eval_per_family}each"))  # fmt: skip
     report = write_report(args.work, name, "Semi-supervised benchmark", budget, results, text)
     print(report)
     return 0

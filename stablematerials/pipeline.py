@@ -30,7 +30,7 @@ OUTPUT_TYPES = ("material", "pil", "np", "pt", "latent")
 STUDENT_SUBFOLDER = "unet_lcm"
 
 
-def apply_guidance(cond_out: torch.Tensor, uncond_out: torch.Tensor, scale: float) -> torch.Tensor:
+def apply_guidance(cond_out: torch.Tensor, uncond_out: torch.Tensor, scale: float | torch.Tensor) -> torch.Tensor:
     """Classifier-free guidance of a UNet output (Ho & Salimans 2022, arXiv 2207.12598): u + scale * (c - u)."""
     return uncond_out + scale * (cond_out - uncond_out)
 

@@ -24,7 +24,7 @@ from diffusers import DDPMScheduler, LCMScheduler, UNet2DConditionModel
 
 from stablematerials.io import AtomicFolder
 from stablematerials.latents import normalize_latents
-from stablematerials.pipeline import StableMaterialsPipeline, guidance_scale_embedding
+from stablematerials.pipeline import StableMaterialsPipeline, apply_guidance, guidance_scale_embedding
 
 from .checkpoint import resume_or_seed, save_checkpoint
 from .config import LCMConfig, parse_config
@@ -191,8 +191,8 @@ def distill(cfg: LCMConfig) -> Path:
                 ).sample.float()  # fmt: skip
                 x0_c, x0_u = predicted_x0(noise_scheduler, both, torch.cat([noisy, noisy]), torch.cat([t_start, t_start]), ptype).chunk(2)
                 eps_c, eps_u = predicted_noise(noise_scheduler, both, torch.cat([noisy, noisy]), torch.cat([t_start, t_start]), ptype).chunk(2)
-                wv = w.view(-1, 1, 1, 1)
-                x0_guided, eps_guided = x0_c + wv * (x0_c - x0_u), eps_c + wv * (eps_c - eps_u)
+                scale = w.view(-1, 1, 1, 1) + 1.0  # the LCM weight w is the usual guidance scale minus 1
+                x0_guided, eps_guided = apply_guidance(x0_c, x0_u, scale), apply_guidance(eps_c, eps_u, scale)
                 x_prev = ddim_step(noise_scheduler, x0_guided, eps_guided, t_end)
                 # The target network's consistency function at t_n.
                 tgt = target(x_prev, t_end, timestep_cond=w_emb, encoder_hidden_states=cond).sample.float()
