@@ -1,4 +1,4 @@
-"""Files a front end offers for download: a zip of the material folder in a chosen naming, and a `.glb`.
+"""Files a front end offers: a zip of the material folder in a chosen naming, a `.glb`, and its pictures as PNGs.
 
 Each file is written atomically into its own fresh sub-folder of `out_dir` (so two requests never collide and the
 download keeps the material's name); `prune_outputs` removes sub-folders older than a given age.
@@ -81,8 +81,9 @@ def save_pictures(pictures: Mapping[str, "Image.Image"], out_dir: str | os.PathL
     A front end should hand its server these files, not the images: gradio saves a returned PIL image into its
     cache by truncating and rewriting a file named after the image's content, so when two requests return the same
     picture (a history thumbnail, an all-black metallic map) one of them can serve that file while it is empty
-    (measured: "Too little data for declared Content-Length" under a full queue). A file path is instead copied into
-    the cache atomically and never rewritten.
+    (seen once in CI under a full queue: "Too little data for declared Content-Length"; a reader racing gradio's
+    re-save of one image read a short file 49 times in 3000). A file path is instead copied into the cache
+    atomically, and a copy that exists is never rewritten.
     """
     for key in pictures:
         if not key or Path(key).name != key or key.startswith("."):
