@@ -284,6 +284,10 @@ class VAEModelConfig:
     latent_channels: int = 12  # compact latents (the published VAE has 18): fewer would blur the normal detail
     norm_num_groups: int = 16  # divides every width above
     latent_norm: Literal["per_channel", "global"] = "per_channel"  # per-channel mean/std: material latent channels differ in offset and scale (stablematerials/latents.py)
+    # Self-attention in the middle block (diffusers' default). Trained on small crops, it sees a few hundred tokens and
+    # then thousands at 512 px: off keeps the autoencoder purely convolutional, so a crop and a whole material are
+    # coded alike (and a 512 px decode skips a 4096-token attention).
+    mid_block_attention: bool = True
 
     def check(self) -> None:
         for c in self.block_out_channels:
@@ -304,14 +308,19 @@ class VAELossConfig:
     kl: float = 1e-5  # per latent element: about 1e-4 of the reconstruction term, a near-deterministic latent of bounded scale
     render: float = 0.5  # L1 between renders under random lights: ties the maps together as a renderer sees them
     render_lights: int = 2  # random point lights per sample for the rendering loss
+    # L1 between the basecolors averaged over color_pool x color_pool cells: the mean colour of every region. The
+    # per-pixel L1 lets a small autoencoder trade a shifted hue for sharper detail (default model v2 turned blue
+    # fabric brown); this term prices the shift directly.
+    color: float = 0.0
+    color_pool: int = 16  # cell size in pixels: larger than the texture's grain, smaller than a brick or a tile
     disc: float = 0.0  # patch-discriminator weight; 0 (off) for short CPU runs, 0.1 once reconstructions are good
     disc_start: int = 1000  # steps of plain reconstruction before the discriminator joins in
     disc_lr: float = 1e-4  # the discriminator's AdamW rate
 
     def check(self) -> None:
-        if min(self.basecolor, self.normal, self.height, self.roughness, self.metallic, self.kl, self.render, self.disc) < 0:
+        if min(self.basecolor, self.normal, self.height, self.roughness, self.metallic, self.kl, self.render, self.disc, self.color) < 0:
             raise ValueError("loss weights must be >= 0")
-        require_positive("loss", render_lights=self.render_lights)
+        require_positive("loss", render_lights=self.render_lights, color_pool=self.color_pool)
 
 
 @dataclasses.dataclass

@@ -24,6 +24,12 @@ def map_l1(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
     return {name: (pred[:, s] - target[:, s]).abs().mean() for name, s in MAP_CHANNELS.items()}
 
 
+def lowpass_l1(pred: torch.Tensor, target: torch.Tensor, channels: slice, pool: int) -> torch.Tensor:
+    """L1 between `channels` of two (B, C, H, W) tensors averaged over pool x pool cells: regional mean values."""
+    pool = min(pool, pred.shape[-1], pred.shape[-2])
+    return (F.avg_pool2d(pred[:, channels], pool) - F.avg_pool2d(target[:, channels], pool)).abs().mean()
+
+
 def kl_per_element(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mean, exp(logvar)) || N(0, 1)) averaged over latent elements (Kingma & Welling 2014)."""
     return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean()

@@ -32,6 +32,7 @@ def build_vae(cfg: VAEModelConfig, sample_size: int) -> AutoencoderKL:
         latent_channels=cfg.latent_channels,
         norm_num_groups=cfg.norm_num_groups,
         sample_size=sample_size,
+        mid_block_add_attention=cfg.mid_block_attention,
     )
 
 

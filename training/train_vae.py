@@ -31,7 +31,7 @@ from .data import (
     material_root,
     preview_records,
 )
-from .losses import hinge_d_loss, hinge_g_loss, kl_per_element, map_l1, render_l1
+from .losses import MAP_CHANNELS, hinge_d_loss, hinge_g_loss, kl_per_element, lowpass_l1, map_l1, render_l1
 from .models import AutoencoderStep, PatchDiscriminator, build_vae
 from .runtime import (
     JsonlLog,
@@ -151,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
                 rend = render_l1(recon, x, lights)
                 loss = loss + cfg.loss.kl * kl + cfg.loss.render * rend
                 parts = {"rec": sum(terms.values()), "kl": kl, "render": rend}
+                if cfg.loss.color:
+                    color = lowpass_l1(recon, x, MAP_CHANNELS["basecolor"], cfg.loss.color_pool)
+                    loss = loss + cfg.loss.color * color
+                    parts["color"] = color
                 if adversarial:
                     d_inner = accelerator.unwrap_model(disc)
                     d_inner.requires_grad_(False)  # the generator's loss must not train the discriminator
