@@ -209,7 +209,7 @@ def require_positive(section: str, **values: float) -> None:
     """Raise a ValueError naming the first value that is not > 0."""
     for name, value in values.items():
         if value <= 0:
-            raise ValueError(f"{section}.{name} must be > 0, got {value!r}")
+            raise ValueError(f"{section + '.' if section else ''}{name} must be > 0, got {value!r}")
 
 
 # ==============================================================================================
@@ -232,6 +232,10 @@ class DataConfig:
     rotations: bool = True  # quarter turns (normals turned accordingly): 4x more looks for free
     cache: bool = True  # keep decoded materials in RAM (float16): PNG decoding would dominate a CPU step
     num_workers: int = 0  # 0 decodes in the training process: with 2 cores a worker only steals compute
+    # A folder of latent shards (training.encode_latents): the UNet then trains on wrapped crop_size crops of
+    # pre-encoded materials instead of encoding material folders every step (root, resolution, flips, rotations and
+    # cache do not apply). None: encode the material folders under root.
+    latents: str | None = None
 
     def check(self) -> None:
         require_positive("data", crop_size=self.crop_size)
@@ -378,6 +382,12 @@ class DiffusionConfig:
     beta_start: float = 0.00085  # Stable Diffusion's values
     beta_end: float = 0.012
     prediction_type: Literal["epsilon", "v_prediction", "sample"] = "epsilon"  # compact latents make epsilon fine (field notes)
+    # Rescale the schedule so the last step is pure noise (Lin et al. 2024, arXiv 2305.08891). Without it the
+    # scaled-linear schedule keeps 6.8 % of the signal at t = T: training images' mean colour survives into x_T, the
+    # model learns to read it there, and a sampler starting from zero-mean noise gets the data set's mean colour
+    # (brown here) whatever the prompt. Needs v_prediction (epsilon is undefined at zero SNR); samplers then use
+    # "trailing" timesteps, which start at t = T.
+    rescale_betas_zero_snr: bool = False
     snr_gamma: float = 5.0  # Min-SNR loss weighting (Hang et al. 2023, arXiv 2303.09556); 0 turns it off
     cond_dropout: float = 0.1  # share of empty prompts, for classifier-free guidance (Ho & Salimans 2022)
     ema_decay: float = 0.999  # EMA of the weights, saved as the final UNet; ~1000-step horizon suits short runs
@@ -388,6 +398,8 @@ class DiffusionConfig:
             raise ValueError(f"diffusion.cond_dropout must be in [0, 1), got {self.cond_dropout}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"diffusion.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.rescale_betas_zero_snr and self.prediction_type == "epsilon":
+            raise ValueError("diffusion.rescale_betas_zero_snr needs prediction_type v_prediction or sample (epsilon is undefined at t = T)")
 
 
 @dataclasses.dataclass
@@ -504,11 +516,35 @@ class LDMConfig:
         default = LDMConfig()
         replaced = {"vae": (self.vae, default.vae), "text_encoder": (self.text_encoder, default.text_encoder),
                     "model": (self.model, default.model), "embedding_scale": (self.embedding_scale, 0.0)}  # fmt: skip
-        for key in ("num_train_timesteps", "beta_schedule", "beta_start", "beta_end", "prediction_type"):
+        for key in ("num_train_timesteps", "beta_schedule", "beta_start", "beta_end", "prediction_type", "rescale_betas_zero_snr"):
             replaced[f"diffusion.{key}"] = (getattr(self.diffusion, key), getattr(default.diffusion, key))
         for key, (value, default_value) in replaced.items():
             if value != default_value:
                 raise ValueError(f"{key} is set, but init_from ({self.init_from}) supplies it; leave {key} out")
+
+
+@dataclasses.dataclass
+class LatentCacheConfig:
+    """`python -m training.encode_latents`: procedural materials encoded once by a trained VAE, for train_ldm."""
+
+    output_dir: str = "runs/latents"  # shards of latents (safetensors) with their captions; train_ldm --data.latents
+    vae: str = "runs/vae/vae"  # the trained VAE folder
+    n: int = 6000  # materials: seeds seed_start.. in the training split only (val/test seeds stay unseen)
+    size: int = 512  # pixels: the scale the model generates at by default, so the UNet learns layouts at that scale
+    seed_start: int = 100_000  # far from the seeds of `stablematerials dataset` runs (0..), so VAE data and UNet data differ
+    families: list[str] = dataclasses.field(default_factory=list)  # empty: all 19 families, in turn
+    captions: int = 3  # caption variants per material (same parameters, other sentence shapes): wording generalises
+    wrap_margin: int = 32  # pixels wrapped around each side before encoding, cropped after: latents that tile
+    shard_size: int = 200  # materials per shard file; a finished shard is never redone (the job resumes)
+    batch_size: int = 4  # materials encoded together
+    workers: int = 1  # processes generating materials while this one encodes; 0: generate here too (no start-up cost)
+
+    def check(self) -> None:
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
+        require_positive("", n=self.n, size=self.size, captions=self.captions, shard_size=self.shard_size, batch_size=self.batch_size)
+        if self.size % 8 or self.wrap_margin % 8 or self.wrap_margin < 0:
+            raise ValueError(f"size ({self.size}) and wrap_margin ({self.wrap_margin}) must be multiples of 8")
 
 
 @dataclasses.dataclass

@@ -17,6 +17,7 @@ by (seed, rank, position), independent of worker processes and global RNG state.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -190,6 +191,95 @@ class MaterialDataset(Dataset):
         x = random_crop(x, self.crop_size, rng, self.wrap, self.flips, self.rotations)
         rec = self.records[index]
         return {"x": x, "caption": rec.caption, "name": rec.name, "family": rec.family or ""}
+
+
+def vae_digest(vae_folder: str | Path) -> str:
+    """A short digest of a VAE's weights (a VAE folder or a pipeline folder): latents are only valid for their VAE."""
+    path = Path(vae_folder)
+    if (path / "vae" / "config.json").is_file():
+        path = path / "vae"
+    files = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
+    if not files:
+        raise ValueError(f"{str(path)!r} holds no VAE weights")
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+class LatentDataset(Dataset):
+    """Pre-encoded materials (training/encode_latents.py) as wrapped latent crops: item (index, seed) ->
+    {"latents": (C, s, s) VAE latents, "caption": one of the material's caption variants, "name", "family"}.
+
+    The shards are read once into memory (float16). Crops wrap (the latents tile like the materials); mirrors and
+    turns are not applied: a latent has no known mirror (the encoder is not equivariant, and normals would turn).
+    """
+
+    def __init__(self, folder: str | Path, crop: int, vae_digest: str | None = None) -> None:
+        from safetensors import safe_open
+
+        files = sorted(Path(folder).glob("shard_*.safetensors"))
+        if not files:
+            raise ValueError(f"no latent shards (shard_*.safetensors) in {str(folder)!r}; run training.encode_latents")
+        latents, self.records = [], []
+        for f in files:
+            with safe_open(f, "pt") as shard:
+                meta = shard.metadata() or {}
+                if vae_digest is not None and meta.get("vae_digest") != vae_digest:
+                    raise ValueError(f"{f} was encoded by another VAE (digest {meta.get('vae_digest')}, this VAE {vae_digest})")
+                latents.append(shard.get_tensor("latents").half())
+                self.records += json.loads(meta["records"])
+        self.latents = torch.cat(latents)  # (N, C, h, w)
+        if crop > min(self.latents.shape[-2:]):
+            raise ValueError(f"latent crop {crop} is larger than the cached latents {tuple(self.latents.shape[-2:])}")
+        self.crop = crop
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def captions(self) -> list[str]:
+        """Every caption variant of every material."""
+        return [c for r in self.records for c in r["captions"]]
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        index, seed = key
+        rng = np.random.default_rng(seed)
+        z = self.latents[index]
+        h, w = z.shape[-2:]
+        top, left = int(rng.integers(h)), int(rng.integers(w))
+        z = torch.roll(z, shifts=(-top, -left), dims=(-2, -1))[:, : self.crop, : self.crop]
+        rec = self.records[index]
+        caption = rec["captions"][int(rng.integers(len(rec["captions"])))]
+        return {"latents": z.float(), "caption": caption, "name": rec["name"], "family": rec["family"]}
+
+
+def training_set(data, factor: int, vae_folder: str | Path) -> tuple[Dataset, list[str], str]:
+    """The annotated stream of train_ldm and distill_lcm from a DataConfig: (dataset, every caption, where from).
+
+    Latent shards when `data.latents` is set (checked against the VAE in `vae_folder`), else material folders.
+    """
+    if data.latents:
+        dataset = LatentDataset(data.latents, data.crop_size // factor, vae_digest(vae_folder))
+        return dataset, dataset.captions(), str(data.latents)
+    records = discover_materials(data.root, data.split, data.families, data.exclude_families)
+    dataset = MaterialDataset(records, data.crop_size, data.resolution, data.wrap, data.flips, data.rotations, data.cache)
+    return dataset, [r.caption for r in records], str(material_root(data.root, data.split))
+
+
+@torch.no_grad()
+def batch_latents(vae, batch: dict, device: torch.device) -> torch.Tensor:
+    """A training batch's normalised model latents: its cached VAE latents, or its materials encoded (a posterior sample)."""
+    from stablematerials.latents import normalize_latents
+
+    z = batch["latents"].to(device) if "latents" in batch else vae.encode(batch["x"].to(device)).latent_dist.sample()
+    return normalize_latents(vae.config, z)
+
+
+def default_sample_prompts(data, dataset: Dataset, count: int) -> list[str]:
+    """Captions to sample at fixed seeds when none are configured: the validation split's, or the latent set's first."""
+    if isinstance(dataset, LatentDataset):
+        return [r["captions"][0] for r in dataset.records[:count]]
+    return [r.caption for r in preview_records(data.root, "val", data.split, count, data.families or None)]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -23,19 +23,11 @@ import torch
 from diffusers import DDPMScheduler, LCMScheduler, UNet2DConditionModel
 
 from stablematerials.io import AtomicFolder
-from stablematerials.latents import normalize_latents
 from stablematerials.pipeline import StableMaterialsPipeline, apply_guidance, guidance_scale_embedding
 
 from .checkpoint import resume_or_seed, save_checkpoint
 from .config import LCMConfig, parse_config
-from .data import (
-    MaterialDataset,
-    ShardedBatchSampler,
-    batch_stream,
-    discover_materials,
-    material_root,
-    preview_records,
-)
+from .data import ShardedBatchSampler, batch_latents, batch_stream, default_sample_prompts, training_set
 from .losses import (
     consistency_loss,
     consistency_scalings,
@@ -109,18 +101,13 @@ def distill(cfg: LCMConfig) -> Path:
     solver_timesteps = torch.from_numpy(np.arange(1, cfg.lcm.num_ddim_timesteps + 1) * step_ratio - 1).to(device)
 
     # 2. Data and caption embeddings (computed once).
-    records = discover_materials(cfg.data.root, cfg.data.split, cfg.data.families, cfg.data.exclude_families)
-    dataset = MaterialDataset(
-        records, cfg.data.crop_size, cfg.data.resolution, cfg.data.wrap, cfg.data.flips, cfg.data.rotations, cfg.data.cache
-    )
-    prompts = cfg.sample.prompts or [
-        r.caption for r in preview_records(cfg.data.root, "val", cfg.data.split, cfg.sample.count, cfg.data.families or None)
-    ]
+    dataset, material_captions, source = training_set(cfg.data, factor, cfg.teacher)
+    prompts = cfg.sample.prompts or default_sample_prompts(cfg.data, dataset, cfg.sample.count)
     embeds = embed_captions(
-        teacher_pipe.text_encoder, teacher_pipe.tokenizer, [r.caption for r in records] + list(prompts), device,
+        teacher_pipe.text_encoder, teacher_pipe.tokenizer, material_captions + list(prompts), device,
         teacher_pipe.config.embedding_scale,
     )  # fmt: skip
-    logger.info("%d materials from %s, %d processes", len(dataset), material_root(cfg.data.root, cfg.data.split), accelerator.num_processes)
+    logger.info("%d materials from %s, %d processes", len(dataset), source, accelerator.num_processes)
 
     # 3. Student (teacher + zero guidance projection, or a given student) and its EMA target.
     if cfg.init_student:
@@ -169,8 +156,7 @@ def distill(cfg: LCMConfig) -> Path:
             batch = next(batches)
             if cfg.train.debug_log_samples:
                 log_sample_names(accelerator, out, step + 1, batch["name"])
-            with torch.no_grad():
-                latents = normalize_latents(vae.config, vae.encode(batch["x"].to(device)).latent_dist.sample())
+            latents = batch_latents(vae, batch, device)
             b = latents.shape[0]
             noise = torch.randn_like(latents)
             index = torch.randint(0, cfg.lcm.num_ddim_timesteps, (b,), device=device)

@@ -134,11 +134,17 @@ def build_train_scheduler(cfg: DiffusionConfig) -> DDPMScheduler:
         beta_end=cfg.beta_end,
         prediction_type=cfg.prediction_type,
         clip_sample=False,
+        rescale_betas_zero_snr=cfg.rescale_betas_zero_snr,
     )
 
 
 def inference_scheduler(train_scheduler: DDPMScheduler) -> DDIMScheduler:
-    """The scheduler saved with the pipeline: DDIM over the same schedule (the pipeline's default sampler)."""
+    """The scheduler saved with the pipeline: DDIM over the same schedule (the pipeline's default sampler).
+
+    A zero-terminal-SNR schedule samples with "trailing" timesteps, so the first step is at t = T where the
+    model was trained on pure noise (Lin et al. 2024, Sec. 3.3)."""
+    if train_scheduler.config.get("rescale_betas_zero_snr", False):
+        return DDIMScheduler.from_config(train_scheduler.config, clip_sample=False, set_alpha_to_one=False, timestep_spacing="trailing", steps_offset=0)
     return DDIMScheduler.from_config(train_scheduler.config, clip_sample=False, set_alpha_to_one=False, steps_offset=1)
 
 

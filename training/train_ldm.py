@@ -25,20 +25,19 @@ from diffusers.training_utils import EMAModel
 
 from stablematerials.conditioning import embedding_dim
 from stablematerials.io import AtomicFolder
-from stablematerials.latents import denormalize_latents, normalize_latents
+from stablematerials.latents import denormalize_latents
 from stablematerials.pipeline import StableMaterialsPipeline, apply_guidance
 
 from .checkpoint import resume_or_seed, save_checkpoint
 from .config import LDMConfig, parse_config
 from .data import (
     ImageDataset,
-    MaterialDataset,
     ShardedBatchSampler,
+    batch_latents,
     batch_stream,
-    discover_materials,
-    material_root,
+    default_sample_prompts,
     open_image_source,
-    preview_records,
+    training_set,
 )  # fmt: skip
 from .losses import (
     diffusion_target,
@@ -110,18 +109,13 @@ def train(cfg: LDMConfig) -> Path:
     text_encoder, tokenizer = (base.text_encoder, base.tokenizer) if base is not None else load_text_encoder(cfg.text_encoder)
 
     # 2. Data: materials, optional unannotated images, and every caption's embedding computed once.
-    records = discover_materials(cfg.data.root, cfg.data.split, cfg.data.families, cfg.data.exclude_families)
-    dataset = MaterialDataset(
-        records, cfg.data.crop_size, cfg.data.resolution, cfg.data.wrap, cfg.data.flips, cfg.data.rotations, cfg.data.cache
-    )
+    dataset, material_captions, source = training_set(cfg.data, factor, cfg.init_from or cfg.vae)
     images = None
     if cfg.semi.images:
         source = open_image_source(cfg.semi.images, cfg.semi.image_column, cfg.semi.caption_column)
         images = ImageDataset(source, cfg.data.crop_size, cfg.semi.resolution or cfg.data.resolution, cfg.data.flips, cfg.data.rotations)
-    prompts = cfg.sample.prompts or [
-        r.caption for r in preview_records(cfg.data.root, "val", cfg.data.split, cfg.sample.count, cfg.data.families or None)
-    ]
-    captions = [r.caption for r in records] + list(prompts)
+    prompts = cfg.sample.prompts or default_sample_prompts(cfg.data, dataset, cfg.sample.count)
+    captions = material_captions + list(prompts)
     if images is not None:
         captions += [images.source.caption(i) for i in range(len(images))]
     embed_dim = embedding_dim(text_encoder, None)
@@ -132,7 +126,7 @@ def train(cfg: LDMConfig) -> Path:
     embeds = embed_captions(text_encoder, tokenizer, captions, device, embedding_scale)
     logger.info(
         "%d materials from %s, %s images, %d captions (%d-d, x %.2f), %d processes", len(dataset),
-        material_root(cfg.data.root, cfg.data.split), len(images) if images else "no", len(embeds), embed_dim,
+        source, len(images) if images else "no", len(embeds), embed_dim,
         embedding_scale, accelerator.num_processes,
     )  # fmt: skip
 
@@ -229,8 +223,7 @@ def train(cfg: LDMConfig) -> Path:
             batch = next(batches)
             if cfg.train.debug_log_samples:
                 log_sample_names(accelerator, out, step + 1, batch["name"])
-            with torch.no_grad():
-                latents = normalize_latents(vae.config, vae.encode(batch["x"].to(device)).latent_dist.sample())
+            latents = batch_latents(vae, batch, device)
             b = latents.shape[0]
             noise = torch.randn_like(latents)
             t = torch.randint(0, num_t, (b,), device=device)

@@ -1,0 +1,127 @@
+"""The latent cache (training/encode_latents.py) and the UNet stages trained on it, with a zero-terminal-SNR schedule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from diffusers import AutoencoderKL
+from safetensors import safe_open
+from training_helpers import save_tiny_text_encoder
+
+from stablematerials.pipeline import StableMaterialsPipeline
+from stablematerials.procedural.dataset import split_of
+from training import distill_lcm, encode_latents, train_ldm
+from training.config import DiffusionConfig
+from training.data import LatentDataset, vae_digest
+
+UNET_MODEL = [
+    "--model.block_out_channels=16,32", "--model.attention_levels=false,true", "--model.attention_head_dim=8",
+    "--model.norm_num_groups=8",
+]  # fmt: skip
+LOOP = ["--train.batch_size=2", "--train.log_every=1", "--sample.count=1", "--data.crop_size=16"]
+
+
+def tiny_vae() -> AutoencoderKL:
+    torch.manual_seed(0)
+    return AutoencoderKL(
+        in_channels=9, out_channels=9, down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(8, 16), layers_per_block=1, latent_channels=4, norm_num_groups=4, mid_block_add_attention=False,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("latents")
+    vae = tiny_vae()
+    vae.register_to_config(latents_mean=[0.0] * 4, latents_std=[1.0] * 4)
+    vae.save_pretrained(root / "vae")
+    args = ["--vae", str(root / "vae"), "--output_dir", str(root / "latents"), "--n=5", "--size=32", "--shard_size=2",
+            "--captions=2", "--wrap_margin=8", "--workers=0", "--seed_start=0"]  # fmt: skip
+    assert encode_latents.main(args) == 0
+    return {"root": root, "vae": root / "vae", "latents": root / "latents", "text": save_tiny_text_encoder(root / "text")}
+
+
+def test_shards_hold_training_seeds_captions_and_the_vae_digest(cache: dict[str, Path]) -> None:
+    shards = sorted(cache["latents"].glob("shard_*.safetensors"))
+    assert [s.name for s in shards] == ["shard_00000.safetensors", "shard_00001.safetensors", "shard_00002.safetensors"]
+    records = []
+    for s in shards:
+        with safe_open(s, "pt") as f:
+            assert f.get_tensor("latents").shape[1:] == (4, 16, 16)  # 32 px at factor 2, the margin cropped off
+            assert f.metadata()["vae_digest"] == vae_digest(cache["vae"])
+            records += json.loads(f.metadata()["records"])
+    assert len(records) == 5 and all(split_of(r["seed"]) == "train" for r in records)  # val/test seeds stay unseen
+    assert len({r["family"] for r in records}) == 5  # families in turn
+    assert all(len(r["captions"]) == 2 and len(set(r["captions"])) == 2 for r in records)
+
+
+def test_a_rerun_keeps_finished_shards(cache: dict[str, Path]) -> None:
+    shards = sorted(cache["latents"].glob("shard_*.safetensors"))
+    stamps = [s.stat().st_mtime_ns for s in shards]
+    shards[-1].unlink()
+    args = ["--vae", str(cache["vae"]), "--output_dir", str(cache["latents"]), "--n=5", "--size=32", "--shard_size=2",
+            "--captions=2", "--wrap_margin=8", "--workers=0", "--seed_start=0"]  # fmt: skip
+    assert encode_latents.main(args) == 0
+    assert [s.stat().st_mtime_ns for s in shards[:-1]] == stamps[:-1] and shards[-1].is_file()
+
+
+def test_wrapped_encoding_tiles_like_the_material() -> None:
+    """Shifting a tileable material by k latent pixels shifts its wrapped encoding by k (the margin hides the borders)."""
+    from stablematerials.procedural import generate
+
+    vae = tiny_vae().eval()
+    x = generate("bricks", seed=1, size=32).to_model_tensor()[None]
+    shifted = torch.roll(x, shifts=(6, 10), dims=(-2, -1))  # 3 and 5 latent pixels at factor 2
+
+    def mismatch(encode) -> float:
+        return float((torch.roll(encode(x), shifts=(3, 5), dims=(-2, -1)) - encode(shifted)).abs().max())
+
+    wrapped = mismatch(lambda t: encode_latents.encode_wrapped(vae, t, margin=16))
+    plain = mismatch(lambda t: vae.encode(t).latent_dist.mean.detach())
+    assert wrapped < 0.1 * plain
+
+
+def test_latent_crops_wrap_and_pick_a_caption_variant(cache: dict[str, Path]) -> None:
+    data = LatentDataset(cache["latents"], crop=8, vae_digest=vae_digest(cache["vae"]))
+    item = data[(3, 123)]
+    full = data.latents[3].float()
+    assert item["latents"].shape == (4, 8, 8) and item["caption"] in data.records[3]["captions"]
+    # the crop is a window of the periodically extended latents
+    tiled = full.repeat(1, 2, 2)
+    hits = [(i, j) for i in range(16) for j in range(16) if torch.equal(tiled[:, i : i + 8, j : j + 8], item["latents"])]
+    assert hits
+    with pytest.raises(ValueError, match="another VAE"):
+        LatentDataset(cache["latents"], crop=8, vae_digest="0" * 16)
+    with pytest.raises(ValueError, match="larger than the cached latents"):
+        LatentDataset(cache["latents"], crop=32)
+
+
+def test_zero_snr_needs_a_prediction_that_exists_at_t_max() -> None:
+    with pytest.raises(ValueError, match="rescale_betas_zero_snr"):
+        DiffusionConfig(prediction_type="epsilon", rescale_betas_zero_snr=True).check()
+
+
+def test_teacher_and_student_train_on_the_cache_with_zero_terminal_snr(cache: dict[str, Path]) -> None:
+    root = cache["root"]
+    args = ["--output_dir", str(root / "ldm"), "--vae", str(cache["vae"]), "--text_encoder", str(cache["text"]),
+            "--data.latents", str(cache["latents"]), "--diffusion.prediction_type=v_prediction",
+            "--diffusion.rescale_betas_zero_snr=true", "--diffusion.snr_gamma=0", "--train.max_steps=2",
+            "--sample.steps=2", *UNET_MODEL, *LOOP]  # fmt: skip
+    assert train_ldm.main(args) == 0
+    pipe = StableMaterialsPipeline.from_pretrained(root / "ldm" / "model")
+    sched = pipe.scheduler.config
+    assert sched.rescale_betas_zero_snr and sched.timestep_spacing == "trailing" and sched.prediction_type == "v_prediction"
+    pipe.scheduler.set_timesteps(4)
+    assert int(pipe.scheduler.timesteps[0]) == 999  # sampling starts where training saw pure noise
+    m = pipe("red bricks", num_inference_steps=2, height=16, width=16, generator=torch.Generator().manual_seed(0)).images[0]
+    assert m.size == (16, 16)
+
+    lcm = ["--output_dir", str(root / "lcm"), "--teacher", str(root / "ldm" / "model"), "--data.latents", str(cache["latents"]),
+           "--train.max_steps=2", "--lcm.time_cond_proj_dim=16", *LOOP]  # fmt: skip
+    assert distill_lcm.main(lcm) == 0
+    student = StableMaterialsPipeline.from_pretrained(root / "lcm" / "model", student=True)
+    m = student("red bricks", num_inference_steps=4, height=16, width=16, generator=torch.Generator().manual_seed(0)).images[0]
+    assert m.size == (16, 16) and torch.isfinite(torch.from_numpy(m.basecolor)).all()
