@@ -125,3 +125,18 @@ def test_teacher_and_student_train_on_the_cache_with_zero_terminal_snr(cache: di
     student = StableMaterialsPipeline.from_pretrained(root / "lcm" / "model", student=True)
     m = student("red bricks", num_inference_steps=4, height=16, width=16, generator=torch.Generator().manual_seed(0)).images[0]
     assert m.size == (16, 16) and torch.isfinite(torch.from_numpy(m.basecolor)).all()
+
+
+def test_the_default_model_build_skips_finished_stages_and_names_a_failed_one(tmp_path: Path, capsys) -> None:
+    from training import build_default_model as build
+
+    commands = build.stage_commands(tmp_path)
+    assert list(commands) == ["data", "vae", "latents", "ldm", "lcm"]
+    data_done = commands["data"][0]
+    data_done.parent.mkdir(parents=True)
+    data_done.write_text("{}")  # a "finished" data stage without materials: it is skipped, and the VAE stage fails
+    assert build.main(["--work", str(tmp_path), "--until", "data"]) == 0
+    assert build.main(["--work", str(tmp_path), "--until", "vae"]) == 1
+    assert "stage vae failed" in capsys.readouterr().err
+    assert not commands["vae"][0].exists()
+    assert build.main(["--work", str(tmp_path), "--package", str(tmp_path / "model")]) == 2

@@ -358,6 +358,10 @@ class UNetModelConfig:
     attention_levels: list[bool] = dataclasses.field(default_factory=lambda: [False, True, True])  # no attention at full res: it costs the most and does the least for local texture
     attention_head_dim: int = 32  # heads of 32 channels, as in common small UNets
     norm_num_groups: int = 32  # GroupNorm default; divides every width above
+    # Also add the caption embedding to the timestep embedding (diffusers' addition_embed_type "text"), so every
+    # ResNet block is conditioned, not only the attention levels. With one caption token, cross-attention can only
+    # add a caption-dependent bias at the levels that have attention (the softmax over one key is 1).
+    text_time_embedding: bool = False
 
     def check(self) -> None:
         if len(self.attention_levels) != len(self.block_out_channels):

@@ -67,6 +67,7 @@ def build_unet(cfg: UNetModelConfig, latent_channels: int, cross_attention_dim: 
         attention_head_dim=cfg.attention_head_dim,
         norm_num_groups=cfg.norm_num_groups,
         cross_attention_dim=cross_attention_dim,
+        addition_embed_type="text" if cfg.text_time_embedding else None,
     )
 
 
