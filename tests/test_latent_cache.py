@@ -109,15 +109,20 @@ def test_teacher_and_student_train_on_the_cache_with_zero_terminal_snr(cache: di
     args = ["--output_dir", str(root / "ldm"), "--vae", str(cache["vae"]), "--text_encoder", str(cache["text"]),
             "--data.latents", str(cache["latents"]), "--diffusion.prediction_type=v_prediction",
             "--diffusion.rescale_betas_zero_snr=true", "--diffusion.snr_gamma=0", "--train.max_steps=2",
-            "--sample.steps=2", *UNET_MODEL, *LOOP]  # fmt: skip
+            "--sample.steps=2", "--model.text_time_embedding=true", *UNET_MODEL, *LOOP]  # fmt: skip
     assert train_ldm.main(args) == 0
     pipe = StableMaterialsPipeline.from_pretrained(root / "ldm" / "model")
     sched = pipe.scheduler.config
     assert sched.rescale_betas_zero_snr and sched.timestep_spacing == "trailing" and sched.prediction_type == "v_prediction"
     pipe.scheduler.set_timesteps(4)
     assert int(pipe.scheduler.timesteps[0]) == 999  # sampling starts where training saw pure noise
-    m = pipe("red bricks", num_inference_steps=2, height=16, width=16, generator=torch.Generator().manual_seed(0)).images[0]
-    assert m.size == (16, 16)
+    assert pipe.unet.config.addition_embed_type == "text"  # the caption also reaches every ResNet
+    m = pipe("red bricks", num_inference_steps=2, height=32, width=32, tileable=True, patched=True,
+             generator=torch.Generator().manual_seed(0)).images[0]  # fmt: skip
+    assert m.size == (32, 32)
+    other = pipe("blue tiles", num_inference_steps=2, height=32, width=32, tileable=True, patched=True,
+                 generator=torch.Generator().manual_seed(0)).images[0]  # fmt: skip
+    assert not torch.equal(torch.from_numpy(m.basecolor), torch.from_numpy(other.basecolor))
 
     lcm = ["--output_dir", str(root / "lcm"), "--teacher", str(root / "ldm" / "model"), "--data.latents", str(cache["latents"]),
            "--train.max_steps=2", "--lcm.time_cond_proj_dim=16", *LOOP]  # fmt: skip
