@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         errors = evaluate(net, eval_batch)
-        eval_log.write(step, errors)
+        if not (cfg.train.sample_every and step % cfg.train.sample_every == 0):  # else logged in the loop already
+            eval_log.write(step, errors)
         logger.info("final validation: %s", json.dumps({k: round(v, 4) for k, v in errors.items()}))
         inner = accelerator.unwrap_model(net).unet.eval()
         with AtomicFolder(out / "model", overwrite=True) as tmp:
