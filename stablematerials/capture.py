@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import DiffusionPipeline, UNet2DModel
 from diffusers.utils import BaseOutput
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .components import load_component
 from .material import MODEL_CHANNELS, Material, resize_wrapped, unpack_model_channels
@@ -70,10 +70,13 @@ def load_photo(photo: PhotoLike) -> torch.Tensor:
             raise ValueError(f"photo {str(path)!r} is not a file")
         try:
             with Image.open(path) as im:
-                photo = im.convert("RGB")
+                photo = ImageOps.exif_transpose(im)  # phone photos store their turn in EXIF
+                photo.load()
         except (UnidentifiedImageError, OSError) as e:
             raise ValueError(f"photo {str(path)!r} is not a readable image: {e}") from e
-    if isinstance(photo, Image.Image):
+    if isinstance(photo, Image.Image) and photo.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey
+        arr = np.repeat(np.asarray(photo, dtype=np.float32)[..., None] / 65535.0, 3, axis=-1)
+    elif isinstance(photo, Image.Image):
         arr = np.asarray(photo.convert("RGB"), dtype=np.float32) / 255.0
     elif isinstance(photo, torch.Tensor):
         t = photo.detach().cpu()

@@ -224,3 +224,15 @@ def test_training_config_rejects_bad_values(tmp_path: Path) -> None:
         train_capture.main(["--output_dir", str(tmp_path), *TINY_RUN, "--data.exclude_families=granite"])
     with pytest.raises(ValueError, match="data.scale_max"):
         train_capture.main(["--output_dir", str(tmp_path), "--data.scale_max=0.1"])
+
+
+def test_photo_files_16_bit_grey_and_exif_turn(tmp_path: Path) -> None:
+    grey = (np.random.default_rng(0).random((40, 60)) * 65535).astype(np.uint16)
+    Image.fromarray(grey).save(tmp_path / "grey16.png")
+    loaded = load_photo(tmp_path / "grey16.png")
+    assert loaded.shape == (3, 40, 60) and torch.allclose(loaded[1], torch.from_numpy(grey / 65535.0).float(), atol=1e-6)
+    turned = Image.fromarray((photo(40, 60) * 255).astype(np.uint8))
+    exif = turned.getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    turned.save(tmp_path / "turned.jpg", exif=exif)
+    assert load_photo(str(tmp_path / "turned.jpg")).shape == (3, 60, 40)
