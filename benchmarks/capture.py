@@ -47,7 +47,12 @@ from stablematerials.material import Material, normal_from_height
 from stablematerials.metrics import capture_errors, max_seam_score
 from stablematerials.procedural import FAMILIES
 from stablematerials.procedural.dataset import dataset_material
-from stablematerials.render import DEFAULT_CAMERA_DISTANCE, DEFAULT_LIGHT_INTENSITY, linear_to_srgb, render_plane
+from stablematerials.render import (
+    DEFAULT_CAMERA_DISTANCE,
+    DEFAULT_LIGHT_INTENSITY,
+    linear_to_srgb,
+    render_plane,
+)
 from training.capture_config import CaptureConfig
 from training.capture_data import Lighting, make_photos, sample_view, shade, split_seed
 
@@ -150,7 +155,7 @@ def relit(material: Material, direction=(0.6, -0.45, 0.66)) -> np.ndarray:
     distance = 100.0
     intensity = DEFAULT_LIGHT_INTENSITY * (distance / DEFAULT_CAMERA_DISTANCE) ** 2
     with torch.no_grad():
-        img = render_plane(material.to_tensors(), torch.tensor([[unit * distance]], dtype=torch.float32), intensity, ambient=0.05)
+        img = render_plane(material.to_tensors(), torch.from_numpy(np.float32([[unit * distance]])), intensity, ambient=0.05)
     return img[0].permute(1, 2, 0).numpy()
 
 

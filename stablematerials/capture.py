@@ -24,7 +24,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ from .tiling import TilingState, enable_feature_rolling, tiling
 
 logger = logging.getLogger(__name__)
 
-PhotoLike = Union[Image.Image, np.ndarray, torch.Tensor, str, os.PathLike]
+PhotoLike = Image.Image | np.ndarray | torch.Tensor | str | os.PathLike
 OUTPUT_TYPES = ("material", "pil", "np", "pt")
 MIN_PHOTO_SIDE = 24  # smaller photos hold too little surface to read maps from (and cannot be made tileable)
 
@@ -187,7 +187,7 @@ class StableMaterialsCapturePipeline(DiffusionPipeline):
     `patch_size` is saved in model_index.json.
     """
 
-    _optional_components: list[str] = []
+    _optional_components: ClassVar[list[str]] = []
 
     def __init__(self, unet: UNet2DModel, patch_size: int = 2) -> None:
         super().__init__()
@@ -211,7 +211,7 @@ class StableMaterialsCapturePipeline(DiffusionPipeline):
         torch_dtype: torch.dtype | None = None,
         allow_pickle: bool = False,
         unet: UNet2DModel | None = None,
-    ) -> "StableMaterialsCapturePipeline":
+    ) -> StableMaterialsCapturePipeline:
         """Load a folder saved by `save_pretrained`: the UNet class that model_index.json names is built from `unet/`
         (safetensors only unless `allow_pickle`); no code from the folder runs."""
         folder = Path(pretrained_model_name_or_path)

@@ -80,7 +80,7 @@ def min_cut_path(cost: np.ndarray, margin: int = 1, cyclic: bool = False) -> np.
 
 def _gaussian_blur(x: torch.Tensor, sigma: float, circular_dims: tuple[int, ...] = ()) -> torch.Tensor:
     """Separable Gaussian blur of (B, C, H, W); edges wrap along `circular_dims` (-1, -2), else replicate."""
-    radius = max(1, int(math.ceil(3 * sigma)))
+    radius = max(1, math.ceil(3 * sigma))
     t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
     k = k / k.sum()

@@ -8,17 +8,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import make_material
 from PIL import Image
 
-from stablematerials.capture import StableMaterialsCapturePipeline, load_photo, output_size, tile_plan
+from stablematerials.capture import (
+    StableMaterialsCapturePipeline,
+    load_photo,
+    output_size,
+    tile_plan,
+)
 from stablematerials.material import Material
 from stablematerials.metrics import capture_errors, max_seam_score, seam_score
 from stablematerials.procedural import generate
 from stablematerials.render import render_plane
 from stablematerials.seamless import make_tileable, min_cut_path, tileable_crop
 from stablematerials.tiny import tiny_capture_pipeline
-
-from conftest import make_material
 
 
 def photo(h: int = 48, w: int = 72, seed: int = 0) -> np.ndarray:

@@ -27,7 +27,12 @@ from PIL import Image
 from stablematerials.material import unpack_model_channels
 from stablematerials.procedural import FAMILIES
 from stablematerials.procedural.dataset import dataset_material, split_of
-from stablematerials.render import DEFAULT_CAMERA_DISTANCE, linear_to_srgb, render_plane, srgb_to_linear
+from stablematerials.render import (
+    DEFAULT_CAMERA_DISTANCE,
+    linear_to_srgb,
+    render_plane,
+    srgb_to_linear,
+)
 
 from .augment import dihedral
 from .capture_config import CaptureDataConfig, PhotoConfig
@@ -99,7 +104,7 @@ def _homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 def _sample_wrapped(texture: torch.Tensor, px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
     """Bilinear lookup of a tileable (C, S, S) texture at pixel coordinates (H, W) that may leave [0, S)."""
-    c, h, w = texture.shape
+    _, h, w = texture.shape
     padded = F.pad(texture[None], (1, 1, 1, 1), mode="circular")
     gx = 2.0 * (torch.remainder(px, w) + 1.0) / (w + 2) - 1.0
     gy = 2.0 * (torch.remainder(py, h) + 1.0) / (h + 2) - 1.0
@@ -135,7 +140,7 @@ class Lighting:
     ambient: torch.Tensor
     gain: torch.Tensor
 
-    def to(self, device) -> "Lighting":
+    def to(self, device) -> Lighting:
         return Lighting(*(t.to(device) for t in (self.positions, self.intensity, self.ambient, self.gain)))
 
 
@@ -170,7 +175,7 @@ def random_lighting(batch: int, cfg: PhotoConfig, rng: np.random.Generator) -> L
                 pos[b, i] = dirs[i] * FAR
                 inten[b, i] = rng.uniform(0.05, 0.3) * FAR**2
         ambient[b] = rng.uniform(0.0, cfg.ambient_max)
-    t = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
+    t = lambda a: torch.tensor(a, dtype=torch.float32)
     return Lighting(t(pos), t(inten), t(ambient), torch.ones(batch, 3))
 
 

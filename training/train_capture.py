@@ -21,7 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stablematerials.capture import StableMaterialsCapturePipeline, build_predictor, run_predictor
+from stablematerials.capture import (
+    StableMaterialsCapturePipeline,
+    build_predictor,
+    run_predictor,
+)
 from stablematerials.io import AtomicFolder
 from stablematerials.material import Material
 from stablematerials.metrics import capture_errors
@@ -32,7 +36,15 @@ from .capture_data import MaterialPool, batch_for_step, shade, training_families
 from .checkpoint import resume_or_seed, save_checkpoint
 from .config import parse_config
 from .losses import MAP_CHANNELS, render_l1
-from .runtime import JsonlLog, Progress, ensure_finite, make_accelerator, make_lr_scheduler, make_optimizer, start_run
+from .runtime import (
+    JsonlLog,
+    Progress,
+    ensure_finite,
+    make_accelerator,
+    make_lr_scheduler,
+    make_optimizer,
+    start_run,
+)
 
 logger = logging.getLogger("training.train_capture")
 
