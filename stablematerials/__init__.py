@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 __all__ = [
     "MAP_NAMES",
     "Material",
+    "StableMaterialsCapturePipeline",
     "StableMaterialsPipeline",
     "StableMaterialsPipelineOutput",
     "load_material",
@@ -24,10 +25,16 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .capture import StableMaterialsCapturePipeline
     from .pipeline import StableMaterialsPipeline, StableMaterialsPipelineOutput
     from .render import render_preview
 
-_LAZY = {"StableMaterialsPipeline": "pipeline", "StableMaterialsPipelineOutput": "pipeline", "render_preview": "render"}
+_LAZY = {
+    "StableMaterialsCapturePipeline": "capture",
+    "StableMaterialsPipeline": "pipeline",
+    "StableMaterialsPipelineOutput": "pipeline",
+    "render_preview": "render",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -83,3 +83,52 @@ def map_distribution_distance(generated: list[Material], reference: list[Materia
         channels = range(2) if name == "normal" else range(gen.shape[-1])
         out[name] = float(np.mean([wasserstein_1d(gen[..., c], ref[..., c]) for c in channels]))
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Maps read from a photo against the true maps (capture benchmark and training evaluation)
+# ----------------------------------------------------------------------------------------------
+
+
+def _srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def _linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+
+
+def exposure_normalized_basecolor_error(predicted: np.ndarray, true: np.ndarray) -> float:
+    """Mean absolute sRGB error of a basecolor after the exposure that fits best: one gain on the predicted linear
+    values (least squares against the true linear values), since a photo cannot tell a dark surface under a bright
+    light from a bright surface under a dim one."""
+    p, t = _srgb_to_linear(np.asarray(predicted, np.float64)), _srgb_to_linear(np.asarray(true, np.float64))
+    gain = float((p * t).sum() / max((p * p).sum(), 1e-12))
+    return float(np.abs(_linear_to_srgb(p * gain) - _linear_to_srgb(t)).mean())
+
+
+def normal_angle_error(predicted: np.ndarray, true: np.ndarray) -> float:
+    """Mean angle in degrees between two (H, W, 3) normal maps (unit vectors)."""
+    p = np.asarray(predicted, np.float64)
+    t = np.asarray(true, np.float64)
+    p = p / np.maximum(np.linalg.norm(p, axis=-1, keepdims=True), 1e-12)
+    t = t / np.maximum(np.linalg.norm(t, axis=-1, keepdims=True), 1e-12)
+    return float(np.degrees(np.arccos(np.clip((p * t).sum(-1), -1.0, 1.0))).mean())
+
+
+def capture_errors(predicted: Material, true: Material) -> dict[str, float]:
+    """Per-map errors of maps read from a photo: basecolor after exposure normalisation, normal mean angle (degrees),
+    height after removing each map's mean level (a photo shows relief, not its absolute level), roughness and
+    metallic mean absolute error, and the share of pixels whose metallic is on the right side of 0.5."""
+    if predicted.size != true.size:
+        raise ValueError(f"maps differ in size: {predicted.size} vs {true.size}")
+    return {
+        "basecolor": exposure_normalized_basecolor_error(predicted.basecolor, true.basecolor),
+        "normal_deg": normal_angle_error(predicted.normal, true.normal),
+        "height": float(np.abs((predicted.height - predicted.height.mean()) - (true.height - true.height.mean())).mean()),
+        "roughness": float(np.abs(predicted.roughness - true.roughness).mean()),
+        "metallic": float(np.abs(predicted.metallic - true.metallic).mean()),
+        "metallic_accuracy": float(((predicted.metallic >= 0.5) == (true.metallic >= 0.5)).mean()),
+    }

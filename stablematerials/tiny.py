@@ -109,3 +109,12 @@ def tiny_pipeline(seed: int = 0, student: bool = False, vision: bool = True):
         vision_encoder=vision_encoder,
         processor=processor,
     )
+
+
+def tiny_capture_pipeline(seed: int = 0, patch_size: int = 2):
+    """A `StableMaterialsCapturePipeline` with a tiny random predictor (2 levels: sizes in multiples of 4 * patch)."""
+    from .capture import StableMaterialsCapturePipeline, build_predictor
+
+    torch.manual_seed(seed)
+    unet = build_predictor((8, 16), layers_per_block=1, patch_size=patch_size, mid_block=True, norm_num_groups=4)
+    return StableMaterialsCapturePipeline(unet=unet.eval(), patch_size=patch_size)

@@ -1,0 +1,140 @@
+"""Make a photo tileable without ghosting: overlap its opposite borders and join them along a minimum-error cut.
+
+A photo of a surface does not wrap: its left and right (top and bottom) edges differ. Cross-fading the photo with a
+shifted copy of itself hides the seam but leaves double images (two brick courses on top of each other). Here the
+photo's last `b` columns are laid over its first `b` columns, as in image quilting (Efros & Freeman 2001,
+"Image Quilting for Texture Synthesis and Transfer", Sec. 2.1), and the two layers are joined along the path of least
+difference through that overlap (dynamic programming). Every output pixel is one of the photo's own pixels except a
+few on the cut, so the structure stays sharp. Brightness that differs between the two layers (a light falling off
+across the photo) is joined separately, in two bands (Brown & Lowe 2007, "Automatic Panoramic Image Stitching",
+Sec. 6): the low frequencies fade linearly across the whole overlap, the high frequencies switch at the cut.
+
+The result is `b` pixels smaller along each axis and wraps exactly: column W - b - 1 (the photo's column W - b - 1) is
+followed by column 0, which comes from the photo's column W - b. Away from the overlap band it equals the photo
+(`tileable_crop` says which part of the photo the result shows).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["make_tileable", "min_cut_path", "overlap_width", "tileable_crop"]
+
+_FEATHER = 1.0  # the high-frequency switch at the cut is softened over about 2 * _FEATHER pixels
+
+
+def overlap_width(n: int, overlap: float) -> int:
+    """The overlap band in pixels for a side of n pixels: `overlap` of it, at least 8 and at most n / 3."""
+    if not 0.0 < overlap < 0.5:
+        raise ValueError(f"overlap must be a fraction in (0, 0.5), got {overlap!r}")
+    return int(min(max(8, round(n * overlap)), n // 3))
+
+
+def tileable_crop(height: int, width: int, overlap: float) -> tuple[int, int, int, int]:
+    """The region of the photo that `make_tileable` shows: (top, left, height, width)."""
+    return 0, 0, height - overlap_width(height, overlap), width - overlap_width(width, overlap)
+
+
+def min_cut_path(cost: np.ndarray, margin: int = 1, cyclic: bool = False) -> np.ndarray:
+    """The cheapest path down the rows of `cost` (N, b) moving at most one column per row: (N,) column indices.
+
+    Columns stay in [margin, b - 1 - margin]. With `cyclic=True` the path also closes on itself (its last and first
+    positions differ by at most one), as the cut of a band that wraps around must.
+    """
+    n, b = cost.shape
+    lo, hi = margin, b - margin  # allowed columns [lo, hi)
+    if hi - lo < 1:
+        raise ValueError(f"overlap band of {b} pixels is too narrow for a cut with margin {margin}")
+    c = cost[:, lo:hi].astype(np.float64)
+    width = hi - lo
+    starts = np.arange(width) if cyclic else np.array([0])
+    # acc[s, j]: cheapest path ending at column j of this row, among paths that started at column starts[s]
+    # (without cyclic: one row of states, any start).
+    acc = np.full((len(starts), width), np.inf)
+    if cyclic:
+        acc[np.arange(len(starts)), starts] = c[0, starts]
+    else:
+        acc[0] = c[0]
+    moves = np.zeros((n, len(starts), width), dtype=np.int8)
+    for row in range(1, n):
+        left = np.concatenate([np.full((len(starts), 1), np.inf), acc[:, :-1]], axis=1)
+        right = np.concatenate([acc[:, 1:], np.full((len(starts), 1), np.inf)], axis=1)
+        stacked = np.stack([left, acc, right])  # from column j-1, j, j+1
+        choice = stacked.argmin(axis=0)
+        moves[row] = choice.astype(np.int8) - 1
+        acc = np.take_along_axis(stacked, choice[None], axis=0)[0] + c[row]
+    if cyclic:  # the end must be a neighbour of the start
+        j = np.arange(width)
+        acc = np.where(np.abs(j[None, :] - starts[:, None]) <= 1, acc, np.inf)
+    s, j = np.unravel_index(np.argmin(acc), acc.shape)
+    path = np.empty(n, dtype=np.int64)
+    for row in range(n - 1, -1, -1):
+        path[row] = j
+        j = j + moves[row, s, j]
+    return path + lo
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: float, circular_dims: tuple[int, ...] = ()) -> torch.Tensor:
+    """Separable Gaussian blur of (B, C, H, W); edges wrap along `circular_dims` (-1, -2), else replicate."""
+    radius = max(1, math.ceil(3 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    for dim in (-1, -2):
+        size = x.shape[dim]
+        r = min(radius, size - 1) if dim not in circular_dims else radius
+        kk = k[radius - r : radius + r + 1] if r < radius else k
+        kk = kk / kk.sum()
+        pad = (r, r, 0, 0) if dim == -1 else (0, 0, r, r)
+        mode = "circular" if dim in circular_dims and r <= size else "replicate"
+        padded = F.pad(x, pad, mode=mode)
+        weight = kk.view(1, 1, 1, -1) if dim == -1 else kk.view(1, 1, -1, 1)
+        x = F.conv2d(padded, weight.expand(c, 1, *weight.shape[-2:]), groups=c)
+    return x
+
+
+def _join_columns(x: torch.Tensor, b: int, rows_wrap: bool) -> torch.Tensor:
+    """Lay the last b columns of (1, C, H, W) over the first b and join them: (1, C, H, W - b), wrapping left-right.
+
+    `rows_wrap`: the image already wraps top-bottom, so the cut must close on itself along the rows.
+    """
+    w = x.shape[-1]
+    sigma = max(1.0, b / 6)
+    circ = (-2,) if rows_wrap else ()
+    low = _gaussian_blur(x, sigma, circ)
+    high = x - low
+    first, last = slice(0, b), slice(w - b, w)
+    # The cut goes where the fine structure of the two layers agrees (the low band is faded anyway).
+    diff = (high[..., first] - high[..., last]).pow(2).sum(dim=1, keepdim=True)
+    diff = _gaussian_blur(diff, 1.0, circ)[0, 0].double().cpu().numpy()  # (H, b)
+    margin = min(2, (b - 1) // 2)
+    path = torch.from_numpy(min_cut_path(diff, margin=margin, cyclic=rows_wrap)).to(x)  # (H,)
+    cols = torch.arange(b, dtype=x.dtype, device=x.device)
+    # 0: the last columns' layer (continues the photo's right side), 1: the first columns' (continues into column b).
+    sharp = ((cols[None, :] - path[:, None]) / (2 * _FEATHER) + 0.5).clamp(0.0, 1.0)[None, None]  # (1, 1, H, b)
+    ramp = ((cols + 0.5) / b)[None, None, None, :]
+    band = ramp * low[..., first] + (1 - ramp) * low[..., last] + sharp * high[..., first] + (1 - sharp) * high[..., last]
+    return torch.cat([band, x[..., b : w - b]], dim=-1)
+
+
+def make_tileable(image: torch.Tensor, overlap: float = 0.125) -> torch.Tensor:
+    """A tileable version of an image (C, H, W) or (1, C, H, W): (…, H - bh, W - bw), b = `overlap_width`.
+
+    Left-right first, then top-bottom (whose cut closes around the already wrapping columns). Deterministic.
+    """
+    squeeze = image.ndim == 3
+    x = image[None] if squeeze else image
+    if x.ndim != 4 or x.shape[0] != 1:
+        raise ValueError(f"make_tileable takes one image (C, H, W), got shape {tuple(image.shape)}")
+    h, w = x.shape[-2:]
+    if min(h, w) < 24:
+        raise ValueError(f"image is too small to make tileable: {w}x{h} (at least 24 px per side)")
+    x = x.float()
+    x = _join_columns(x, overlap_width(w, overlap), rows_wrap=False)
+    x = _join_columns(x.transpose(-1, -2), overlap_width(h, overlap), rows_wrap=True).transpose(-1, -2)
+    return x[0] if squeeze else x

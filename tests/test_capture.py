@@ -1,0 +1,242 @@
+"""Photo -> maps: the capture pipeline (tiny seeded predictor), tileable photos, capture metrics and training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_material
+from PIL import Image
+
+from stablematerials.capture import (
+    StableMaterialsCapturePipeline,
+    load_photo,
+    output_size,
+    tile_plan,
+)
+from stablematerials.material import Material
+from stablematerials.metrics import capture_errors, max_seam_score, seam_score
+from stablematerials.procedural import generate
+from stablematerials.render import render_plane
+from stablematerials.seamless import make_tileable, min_cut_path, tileable_crop
+from stablematerials.tiny import tiny_capture_pipeline
+
+
+def photo(h: int = 48, w: int = 72, seed: int = 0) -> np.ndarray:
+    """A photo that does not tile: bumps under a light falling off from left to right, plus noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    bumps = 0.5 + 0.3 * np.sin(x / 3.1 + 1.0) * np.cos(y / 4.3)
+    light = 0.4 + 0.6 * x / w
+    img = np.stack([bumps * light, 0.8 * bumps * light, 0.5 * light], -1) + rng.normal(0, 0.02, (h, w, 3))
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def pipe() -> StableMaterialsCapturePipeline:
+    return tiny_capture_pipeline(0)
+
+
+def test_round_trip_through_save_and_load(pipe, tmp_path: Path) -> None:
+    pipe.save_pretrained(tmp_path / "model")
+    index = json.loads((tmp_path / "model" / "model_index.json").read_text())
+    assert index["_class_name"] == "StableMaterialsCapturePipeline" and index["unet"] == ["diffusers", "UNet2DModel"]
+    assert index["patch_size"] == 2 and (tmp_path / "model" / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    (tmp_path / "model" / "pipeline.py").write_text("raise SystemExit('code from the folder must not run')\n")
+    loaded = StableMaterialsCapturePipeline.from_pretrained(tmp_path / "model")
+    a, b = pipe(photo()).images[0], loaded(photo()).images[0]
+    assert isinstance(b, Material) and b.size == (48, 72)
+    for name, arr in a.maps().items():
+        np.testing.assert_array_equal(arr, getattr(b, name), err_msg=name)
+    assert b.metadata["model"] == str(tmp_path / "model") and b.metadata["source"] == "capture"
+
+
+def test_deterministic_and_output_types(pipe) -> None:
+    img = photo()
+    first, second = pipe(img).images[0], pipe(Image.fromarray((img * 255).astype(np.uint8))).images[0]
+    np.testing.assert_array_equal(first.normal, pipe(img).images[0].normal)
+    assert np.abs(first.basecolor - second.basecolor).max() < 0.05  # the same photo, rounded to 8 bits
+    arr = pipe(img, output_type="np").images[0]
+    assert arr.shape == (48, 72, 9) and np.allclose(arr, first.to_numpy(), atol=1e-6)
+    assert pipe(img, output_type="pt").images[0].shape == (9, 48, 72)
+    assert set(pipe(img, output_type="pil").images[0]) == {"basecolor", "normal", "height", "roughness", "metallic"}
+
+
+def brick_photo() -> np.ndarray:
+    """A 64 x 56 photo of procedural bricks under a near point light: textured, and not tileable."""
+    maps = generate("bricks", 3, 64).to_tensors()
+    return render_plane(maps, torch.tensor([[[1.5, 0.5, 1.5]]]))[0].permute(1, 2, 0).numpy()[:, :56]
+
+
+def test_tileable_maps_wrap_and_exact_framing_does_not(pipe) -> None:
+    img = brick_photo()
+    assert max(seam_score(img, 0), seam_score(img, 1)) > 2.0  # the photo itself does not tile
+    tiled = pipe(img).images[0]
+    assert tiled.size == (64, 56) and max_seam_score(tiled) <= 1.05
+    assert tiled.metadata["photo_crop"] == list(tileable_crop(64, 56, 0.125)) and tiled.metadata["tileable"]
+    framed = pipe(img, tileable=False).images[0]
+    assert framed.size == (64, 56) and framed.metadata["photo_crop"] == [0, 0, 64, 56]
+    # Exact framing: the network on the photo as it is (zero padding, no wrap), pixel for pixel.
+    direct = Material.from_model_tensor(pipe.predict(load_photo(img)[None], circular=False))
+    np.testing.assert_allclose(framed.to_numpy(), direct.to_numpy(), atol=1e-6)
+    assert np.abs(framed.basecolor - tiled.basecolor).mean() > 0.01
+
+
+def test_circular_prediction_is_shift_equivariant(pipe) -> None:
+    x, _ = pipe.prepare_photo(load_photo(photo(64, 96)), (64, 96), tileable=True, overlap=0.125)
+    out = pipe.predict(x, circular=True)
+    shifted = pipe.predict(torch.roll(x, (8, 16), dims=(-2, -1)), circular=True)
+    torch.testing.assert_close(torch.roll(shifted, (-8, -16), dims=(-2, -1)), out, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("shape", [(40, 90), (90, 40), (33, 57)])
+def test_non_square_photos(pipe, shape) -> None:
+    for tileable in (True, False):
+        m = pipe(photo(*shape), tileable=tileable).images[0]
+        assert m.size == shape
+        assert np.isfinite(m.to_numpy()).all() and np.allclose(np.linalg.norm(m.normal, axis=-1), 1, atol=1e-4)
+
+
+def test_output_size_limit_and_large_outputs_in_tiles(pipe) -> None:
+    assert output_size(3000, 1000, 1024) == (1024, 341) and output_size(500, 300, 1024) == (500, 300)
+    assert output_size(3000, 1000, None) == (3000, 1000)
+    img = photo(150, 100)
+    small = pipe(img, max_size=64).images[0]
+    assert small.size == (64, 43)
+    # Above tile_size the maps come from overlapping tiles: still the right size, and still wrapping.
+    big = pipe(brick_photo(), tile_size=32, max_size=None).images[0]
+    assert big.size == (64, 56) and max_seam_score(big) <= 1.05
+    framed = pipe(img, tile_size=32, tileable=False).images[0]
+    assert framed.size == (150, 100) and np.isfinite(framed.to_numpy()).all()
+
+
+def test_tile_plan_covers_every_pixel() -> None:
+    for n, wrap in [(100, False), (100, True), (40, True), (40, False), (257, True)]:
+        length, starts, _ = tile_plan(n, 48, 12, wrap)
+        covered = np.zeros(n, int)
+        for s in starts:
+            covered[(np.arange(length) + s) % n] += 1
+        assert covered.min() >= 1 and (wrap or max(starts) + length <= n), (n, wrap)
+
+
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        (None, "NoneType"),
+        ("/no/such/photo.png", "is not a file"),
+        (np.zeros((40, 40, 5)), "(H, W, 3)"),
+        (np.zeros((10, 40, 3)), "at least 24"),
+        (np.full((40, 40, 3), np.nan, np.float32), "NaN"),
+        (torch.zeros(2, 3, 32, 32), "(3, H, W)"),
+        (np.zeros((40, 40, 3), dtype=np.int64), "uint8"),
+        ([], "empty list"),
+    ],
+)
+def test_bad_photos_raise_one_clear_line(pipe, bad, words) -> None:
+    with pytest.raises(ValueError) as info:
+        pipe(bad)
+    assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_unreadable_file_and_bad_options(pipe, tmp_path: Path) -> None:
+    junk = tmp_path / "photo.jpg"
+    junk.write_bytes(b"not an image at all")
+    with pytest.raises(ValueError, match="not a readable image"):
+        pipe(str(junk))
+    for kwargs, words in [({"output_type": "latent"}, "output_type"), ({"max_size": 3}, "max_size"),
+                          ({"overlap": 0.7}, "overlap"), ({"tile_size": 30}, "tile_size")]:  # fmt: skip
+        with pytest.raises(ValueError, match=words):
+            pipe(photo(), **kwargs)
+    with pytest.raises(ValueError, match="no model_index.json"):
+        StableMaterialsCapturePipeline.from_pretrained(tmp_path)
+
+
+def test_make_tileable_wraps_and_keeps_the_photo_elsewhere() -> None:
+    img = torch.from_numpy(photo(80, 120)).permute(2, 0, 1)
+    out = make_tileable(img, 0.125)
+    _, _, h, w = tileable_crop(80, 120, 0.125)
+    assert out.shape == (3, h, w)
+    arr = out.permute(1, 2, 0).numpy()
+    assert max(seam_score(arr, 0), seam_score(arr, 1)) <= 1.0
+    bh, bw = 80 - h, 120 - w
+    np.testing.assert_array_equal(arr[bh:, bw:], photo(80, 120)[bh:h, bw:w])  # untouched outside the overlap band
+
+
+def test_min_cut_path_follows_the_cheap_column_and_closes_when_cyclic() -> None:
+    cost = np.ones((30, 10))
+    cost[:, 6] = 0.0
+    assert (min_cut_path(cost, margin=1) == 6).all()
+    cost = np.random.default_rng(0).random((50, 12))
+    path = min_cut_path(cost, margin=2, cyclic=True)
+    assert abs(int(path[0]) - int(path[-1])) <= 1 and np.abs(np.diff(path)).max() <= 1
+    assert path.min() >= 2 and path.max() <= 9
+
+
+def test_capture_errors() -> None:
+    m = make_material(32)
+    zero = capture_errors(m, m)
+    assert zero["basecolor"] < 1e-9 and zero["normal_deg"] < 0.05 and zero["metallic_accuracy"] == 1.0
+    # Half the exposure in linear light costs nothing after exposure normalisation; a flat normal costs its angle.
+    darker = m.maps() | {"basecolor": (m.basecolor**2.2 * 0.5) ** (1 / 2.2)}
+    assert capture_errors(Material(**darker), m)["basecolor"] < 0.01
+    flat = Material(**(m.maps() | {"normal": np.broadcast_to(np.float32([0, 0, 1]), m.normal.shape)}))
+    expected = np.degrees(np.arccos(np.clip(m.normal[..., 2], -1, 1))).mean()
+    assert abs(capture_errors(flat, m)["normal_deg"] - expected) < 1e-3
+    inverted = Material(**(m.maps() | {"metallic": 1 - m.metallic}))
+    assert capture_errors(inverted, m)["metallic_accuracy"] == 0.0
+
+
+TINY_RUN = [
+    "--model.block_out_channels=8,16", "--model.norm_num_groups=4", "--data.crop_size=32", "--data.material_size=64",
+    "--data.pool_size=4", "--data.refresh_steps=2", "--eval.size=32", "--eval.count=2", "--train.batch_size=2",
+    "--train.max_steps=4", "--train.checkpoint_every=2", "--train.log_every=1", "--train.sample_every=2",
+    "--train.warmup_steps=1",
+]  # fmt: skip
+
+
+def test_training_smoke_resumes_exactly(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from training import train_capture
+
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert train_capture.main(["--output_dir", str(straight), *TINY_RUN]) == 0
+    assert train_capture.main(["--output_dir", str(split), *TINY_RUN, "--train.stop_at=2"]) == 0
+    assert not (split / "model").exists() and (split / "checkpoints" / "checkpoint-00000002").is_dir()
+    assert train_capture.main(["--output_dir", str(split), *TINY_RUN, "--resume", "latest"]) == 0
+
+    def records(run: Path) -> list[dict]:
+        return [json.loads(line) for line in (run / "losses.jsonl").read_text().splitlines()]
+
+    assert [r["step"] for r in records(split)] == [1, 2, 3, 4]
+    assert records(split) == records(straight)  # the same data, weights and optimiser state after the resume
+    weights = [load_file(run / "model" / "unet" / "diffusion_pytorch_model.safetensors") for run in (straight, split)]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    evals = [json.loads(line) for line in (straight / "eval.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in evals] == [2, 4] and "normal_deg" in evals[-1]
+    pipe = StableMaterialsCapturePipeline.from_pretrained(straight / "model")
+    assert pipe(photo()).images[0].size == (48, 72)
+
+
+def test_training_config_rejects_bad_values(tmp_path: Path) -> None:
+    from training import train_capture
+
+    with pytest.raises(ValueError, match="unknown material families"):
+        train_capture.main(["--output_dir", str(tmp_path), *TINY_RUN, "--data.exclude_families=granite"])
+    with pytest.raises(ValueError, match="data.scale_max"):
+        train_capture.main(["--output_dir", str(tmp_path), "--data.scale_max=0.1"])
+
+
+def test_photo_files_16_bit_grey_and_exif_turn(tmp_path: Path) -> None:
+    grey = (np.random.default_rng(0).random((40, 60)) * 65535).astype(np.uint16)
+    Image.fromarray(grey).save(tmp_path / "grey16.png")
+    loaded = load_photo(tmp_path / "grey16.png")
+    assert loaded.shape == (3, 40, 60) and torch.allclose(loaded[1], torch.from_numpy(grey / 65535.0).float(), atol=1e-6)
+    turned = Image.fromarray((photo(40, 60) * 255).astype(np.uint8))
+    exif = turned.getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    turned.save(tmp_path / "turned.jpg", exif=exif)
+    assert load_photo(str(tmp_path / "turned.jpg")).shape == (3, 60, 40)
