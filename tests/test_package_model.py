@@ -42,3 +42,16 @@ def test_package_student_only(tmp_path, tiny_pipe):
     assert torch.allclose(pipe.unet.conv_in.weight, expected.unet.conv_in.weight.half().float())
     assert pipe("bricks").images[0].metadata["num_inference_steps"] == 4
     assert main(["--model", str(tmp_path), "--out", str(tmp_path / "x"), "--card", str(card)]) == 2
+
+
+def test_package_native_size_sets_the_default_output(tmp_path, tiny_pipe):
+    model, card = _run_folder(tmp_path, tiny_pipe)
+    out = tmp_path / "native"
+    factor = tiny_pipe.vae_scale_factor
+    size = 4 * tiny_pipe.unet.config.sample_size * factor  # e.g. a 32x32-latent UNet shipped for 4x its crop
+    assert main(["--model", str(model), "--out", str(out), "--card", str(card), "--native-size", str(size)]) == 0
+    for folder in ("unet", "unet_lcm"):
+        assert json.loads((out / folder / "config.json").read_text())["sample_size"] == size // factor
+    pipe = StableMaterialsPipeline.from_pretrained(out, student=True)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe("bricks").images[0].size == (size, size)  # the default size follows

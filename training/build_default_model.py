@@ -29,6 +29,7 @@ logger = logging.getLogger("training.build_default_model")
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 STAGES = ("data", "vae", "latents", "ldm", "lcm", "package")
+NATIVE_SIZE = 512  # the default output: the scale the UNet learned whole materials at (latents_v3.yaml size)
 DATA_MATERIALS = 2000  # the autoencoder's materials: it trains on 128 px crops, 16 per material, so 2000 suffice
 
 
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.package:
         from .package_model import package
 
-        package(args.work / "lcm" / "model", args.package, args.card.read_text(), overwrite=True)
+        package(args.work / "lcm" / "model", args.package, args.card.read_text(), overwrite=True, native_size=NATIVE_SIZE)
     return 0
 
 

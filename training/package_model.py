@@ -51,20 +51,35 @@ def _is_unchanged_minilm(text_encoder: torch.nn.Module) -> bool:
     return len(shared) >= len(ours) - 2 and all(torch.equal(ours[k].float(), reference[k].float()) for k in shared)
 
 
-def package(model: Path, out: Path, card_notes: str, overwrite: bool, student_only: bool = False) -> Path:
-    """Write the packaged model; `student_only` keeps just the 4-step student, stored as `unet/` (half the bytes)."""
+def package(
+    model: Path, out: Path, card_notes: str, overwrite: bool, student_only: bool = False, native_size: int | None = None
+) -> Path:
+    """Write the packaged model; `student_only` keeps just the 4-step student, stored as `unet/` (half the bytes).
+
+    `native_size` (pixels) sets the UNets' `sample_size`: the size users get by default (diffusers' convention) and
+    the window of patched attention. None keeps the training crop.
+    """
+    from diffusers import UNet2DConditionModel
+
     has_student = (model / "unet_lcm" / "config.json").is_file()
     if student_only and not has_student:
         raise ValueError(f"{model} has no unet_lcm/ to keep")
     pipe = StableMaterialsPipeline.from_pretrained(model, student=student_only, torch_dtype=torch.float32)
     student = has_student and not student_only
     link_text = _is_unchanged_minilm(pipe.text_encoder)
+    sample_size = None
+    if native_size is not None:
+        if native_size % pipe.vae_scale_factor:
+            raise ValueError(f"native_size {native_size} is not a multiple of the VAE's factor {pipe.vae_scale_factor}")
+        sample_size = native_size // pipe.vae_scale_factor
+        pipe.unet.register_to_config(sample_size=sample_size)
     with AtomicFolder(out, overwrite=overwrite) as tmp:
         pipe.to(torch.float16).save_pretrained(tmp)
         if student:
-            from diffusers import UNet2DConditionModel
-
-            UNet2DConditionModel.from_pretrained(model / "unet_lcm").to(torch.float16).save_pretrained(tmp / "unet_lcm")
+            unet_lcm = UNet2DConditionModel.from_pretrained(model / "unet_lcm")
+            if sample_size is not None:
+                unet_lcm.register_to_config(sample_size=sample_size)
+            unet_lcm.to(torch.float16).save_pretrained(tmp / "unet_lcm")
         if link_text:
             weights = minilm_dir() / "model.safetensors"
             for name, digests in (("text_encoder", {"model.safetensors": _sha256(weights)}), ("tokenizer", {})):
@@ -110,11 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--card", type=Path, required=True, help="model card (Markdown) to store as README.md")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--student-only", action="store_true", help="keep only the 4-step student, as unet/")
+    p.add_argument("--native-size", type=int, help="default output size in pixels (the UNets' sample_size x the VAE factor)")
     args = p.parse_args(argv)
     if not (args.model / "model_index.json").is_file():
         print(f"package_model: {args.model} is not a pipeline folder", file=sys.stderr)
         return 2
-    out = package(args.model, args.out, args.card.read_text(), args.overwrite, args.student_only)
+    out = package(args.model, args.out, args.card.read_text(), args.overwrite, args.student_only, args.native_size)
     print(f"packaged {out}")
     return 0
 
