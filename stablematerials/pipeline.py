@@ -18,7 +18,14 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from .components import load_component
-from .conditioning import ImageLike, encode_images, encode_text, is_image_prompt, load_image_prompt
+from .conditioning import (
+    ImageLike,
+    encode_images,
+    encode_text,
+    is_image_prompt,
+    is_sentence_encoder,
+    load_image_prompt,
+)
 from .latents import denormalize_latents
 from .material import Material, unpack_model_channels
 from .tiling import TilingState, enable_feature_rolling, tiling
@@ -59,8 +66,9 @@ class StableMaterialsPipeline(DiffusionPipeline):
     """Latent diffusion for PBR materials (StableMaterials, Vecchio 2024, arXiv 2406.09293).
 
     Components: `vae` (AutoencoderKL, 9 channels in and out), `unet` (UNet2DConditionModel conditioned on a single
-    embedding token), `scheduler`, `text_encoder` + `tokenizer`, and optionally `vision_encoder` (CLIP vision
-    with projection) + `processor` for image prompts. A UNet with `time_cond_proj_dim` is a latent-consistency
+    embedding token), `scheduler`, `text_encoder` + `tokenizer`, and optionally `vision_encoder` + `processor` for
+    image prompts: CLIP vision with projection (published model) or a pooled CNN (ConvNext, this project's models,
+    whose image embeddings are unit vectors like the sentence embeddings of their text prompts). A UNet with `time_cond_proj_dim` is a latent-consistency
     student: the guidance scale is embedded and classifier-free guidance is off. `embedding_scale` (saved in
     model_index.json) multiplies prompt embeddings before the UNet: 1 for the published model (CLIP projections),
     sqrt(D) for this project's models, whose unit-norm sentence embeddings it brings to unit variance per entry.
@@ -258,7 +266,15 @@ class StableMaterialsPipeline(DiffusionPipeline):
         if images:
             if self.vision_encoder is None or self.processor is None:
                 raise ValueError("this model has no vision encoder, so it takes text prompts only")
-            emb = encode_images(self.vision_encoder, self.processor, [im for _, im in images], device)
+            emb = encode_images(
+                self.vision_encoder, self.processor, [im for _, im in images], device,
+                normalize=is_sentence_encoder(self.text_encoder),
+            )  # fmt: skip
+            width = self.unet.config.cross_attention_dim
+            if emb.shape[-1] != width:
+                raise ValueError(
+                    f"the vision encoder gives {emb.shape[-1]}-d image embeddings but the UNet takes {width}-d ones"
+                )
             parts.update({i: e for (i, _), e in zip(images, emb)})
         return torch.stack([parts[i] for i in range(len(items))]) * self.config.embedding_scale
 
@@ -273,14 +289,15 @@ class StableMaterialsPipeline(DiffusionPipeline):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Prompts -> (B * n, 1, D) embeddings, and the negative ones when guidance is on.
 
-        The default negative is the embedding of a black image when a vision encoder exists (the published model
-        was trained with it as its unconditional input), otherwise of the empty text.
+        The default negative is what the UNet saw as its unconditional input: the embedding of a black image for the
+        published model (CLIP text and vision towers), the empty text for models with a sentence encoder.
         """
         embeds = self._encode_items(items, device)  # (B, D)
         negative = None
         if do_classifier_free_guidance:
             if negative_prompt is None:
-                if self.vision_encoder is not None and self.processor is not None:
+                published_style = self.vision_encoder is not None and not is_sentence_encoder(self.text_encoder)
+                if published_style:
                     neg_items = [load_image_prompt(np.zeros((224, 224, 3), np.uint8))]
                 else:
                     neg_items = [""]

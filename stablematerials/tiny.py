@@ -92,12 +92,29 @@ def tiny_vision_encoder(seed: int = 0, projection_dim: int = 32):
     return CLIPVisionModelWithProjection(config).eval(), processor
 
 
-def tiny_pipeline(seed: int = 0, student: bool = False, vision: bool = True):
-    """A complete `StableMaterialsPipeline` with tiny random components (64 px default output)."""
+def tiny_image_encoder(seed: int = 0, embed_dim: int = 32):
+    """A random tiny ConvNext image encoder of the default model's kind (stages 8/16/embed_dim), 32 px inputs."""
+    from .image_encoder import build_image_encoder
+
+    return build_image_encoder(embed_dim, hidden_sizes=(8, 16), depths=(1, 1, 1), image_size=32, seed=seed)
+
+
+def tiny_pipeline(seed: int = 0, student: bool = False, vision: bool | str = True):
+    """A complete `StableMaterialsPipeline` with tiny random components (64 px default output).
+
+    `vision`: True or "clip" for a CLIP vision tower (the published model's kind), "convnext" for the default
+    model's kind of image encoder, False for none."""
     from .pipeline import StableMaterialsPipeline
 
     text_encoder, tokenizer = tiny_text_encoder(seed)
-    vision_encoder, processor = tiny_vision_encoder(seed) if vision else (None, None)
+    if vision not in (True, False, "clip", "convnext"):
+        raise ValueError(f"vision must be True, False, 'clip' or 'convnext', got {vision!r}")
+    if vision == "convnext":
+        vision_encoder, processor = tiny_image_encoder(seed)
+    elif vision:
+        vision_encoder, processor = tiny_vision_encoder(seed)
+    else:
+        vision_encoder, processor = None, None
     scheduler_kwargs = dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False)
     scheduler = LCMScheduler(**scheduler_kwargs) if student else DDIMScheduler(**scheduler_kwargs)
     return StableMaterialsPipeline(
