@@ -102,16 +102,17 @@ def tiny_image_encoder(seed: int = 0, embed_dim: int = 32):
 def tiny_pipeline(seed: int = 0, student: bool = False, vision: bool | str = True):
     """A complete `StableMaterialsPipeline` with tiny random components (64 px default output).
 
-    `vision`: True or "clip" for a CLIP vision tower (the published model's kind), "convnext" for the default
-    model's kind of image encoder, False for none."""
+    `vision`: True or "convnext" for the default model's kind of image encoder (a ConvNext whose pooled features
+    are the prompt embedding), "clip" for a CLIP vision tower with projection (the published model's kind),
+    False for none."""
     from .pipeline import StableMaterialsPipeline
 
     text_encoder, tokenizer = tiny_text_encoder(seed)
     if vision not in (True, False, "clip", "convnext"):
         raise ValueError(f"vision must be True, False, 'clip' or 'convnext', got {vision!r}")
-    if vision == "convnext":
+    if vision is True or vision == "convnext":
         vision_encoder, processor = tiny_image_encoder(seed)
-    elif vision:
+    elif vision == "clip":
         vision_encoder, processor = tiny_vision_encoder(seed)
     else:
         vision_encoder, processor = None, None

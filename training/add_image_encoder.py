@@ -1,0 +1,76 @@
+"""Put a trained image-prompt encoder into a pipeline folder (one command):
+
+    python -m training.add_image_encoder --encoder runs/image_encoder/encoder --model assets/default-model
+    python -m training.add_image_encoder --encoder ... --model runs/v3/model --out runs/v3/model_with_images
+
+`--encoder` is the `encoder/` folder written by `training/train_image_encoder.py` (vision_encoder/ + processor/).
+The model gets `vision_encoder/` (weights as float16 by default: half the bytes; the CPU loader computes in
+float32) and `processor/`, and model_index.json names them; with `--out` a copy of the model is changed instead.
+The result is loaded and run once with an image prompt as a check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stablematerials.image_encoder import add_image_encoder
+from stablematerials.io import AtomicFolder
+
+logger = logging.getLogger("training.add_image_encoder")
+
+
+def check(model: Path) -> str:
+    """Load the model, encode a picture, generate a tiny material from it; a one-line summary."""
+    from stablematerials.conditioning import is_sentence_encoder, load_image_prompt
+    from stablematerials.loading import load_pipeline
+
+    pipe = load_pipeline(model, device="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    if not is_sentence_encoder(pipe.text_encoder):
+        raise ValueError(f"{model} has a CLIP-style text encoder; this encoder is for sentence-encoder models")
+    picture = load_image_prompt(np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    start = time.perf_counter()
+    embeds, _ = pipe.encode_prompt([picture], torch.device("cpu"), 1, False)
+    seconds = time.perf_counter() - start
+    m = pipe(image=picture, height=64, width=64, num_inference_steps=1, generator=torch.Generator().manual_seed(0)).images[0]
+    norm = float(embeds.norm()) / pipe.config.embedding_scale
+    return f"image embedding norm {norm:.3f} (x embedding_scale), encoded in {seconds * 1000:.0f} ms; material {m.size}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--encoder", required=True, type=Path, help="encoder folder (vision_encoder/ + processor/)")
+    p.add_argument("--model", required=True, type=Path, help="pipeline folder to add it to")
+    p.add_argument("--out", type=Path, help="write a changed copy here instead of changing --model")
+    p.add_argument("--dtype", choices=["float16", "float32"], default="float16", help="stored weight type")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        target = args.model
+        if args.out is not None:
+            if not (args.model / "model_index.json").is_file():
+                raise ValueError(f"{args.model} is not a pipeline folder: it has no model_index.json")
+            with AtomicFolder(args.out, overwrite=args.overwrite) as tmp:
+                shutil.copytree(args.model, tmp, dirs_exist_ok=True)
+                add_image_encoder(tmp, args.encoder, getattr(torch, args.dtype))
+            target = args.out
+        else:
+            add_image_encoder(args.model, args.encoder, getattr(torch, args.dtype))
+        print(f"added the image encoder to {target}: {check(target)}")
+    except (ValueError, FileExistsError) as e:
+        print(f"add_image_encoder: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
