@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,27 +64,24 @@ def build_image_encoder(
     return ConvNextModel(config).eval(), image_processor(image_size)
 
 
-def encoder_input_size(processor) -> int:
-    """The square input size a processor produces."""
-    crop = getattr(processor, "crop_size", None) or {}
-    return int(crop.get("height") or processor.size["shortest_edge"])
-
-
 def add_image_encoder(model: str | os.PathLike, encoder: str | os.PathLike, dtype: torch.dtype | None = None) -> None:
     """Put the image encoder saved in `encoder` (`vision_encoder/` and `processor/` subfolders) into the pipeline
     folder `model`: the two folders are copied (weights cast to `dtype` when given) and model_index.json names them.
 
-    Each folder appears whole (written beside, then renamed) and model_index.json is rewritten atomically last, so
-    an interrupted call leaves the model as it was or complete.
+    Each folder appears whole (written beside, then swapped in) and model_index.json is rewritten atomically last,
+    so an interrupted call leaves a model that loads as before or complete.
     """
     from transformers import AutoConfig, CLIPImageProcessor, ConvNextModel
 
-    from .io import atomic_write_text
+    from .io import AtomicFolder, atomic_write_text
 
     model, encoder = Path(model), Path(encoder)
     index_path = model / "model_index.json"
     if not index_path.is_file():
         raise ValueError(f"{model} is not a pipeline folder: it has no model_index.json")
+    text_class = (json.loads(index_path.read_text()).get("text_encoder") or [None, ""])[1] or ""
+    if text_class.endswith("WithProjection"):
+        raise ValueError(f"{model} prompts with {text_class} (CLIP space); this encoder learns a sentence encoder's space")
     for sub in ("vision_encoder", "processor"):
         if not (encoder / sub).is_dir():
             raise ValueError(f"{encoder} has no {sub}/ folder (train one with training/train_image_encoder.py)")
@@ -99,19 +95,12 @@ def add_image_encoder(model: str | os.PathLike, encoder: str | os.PathLike, dtyp
             if unet_width != width:
                 raise ValueError(f"the encoder gives {width}-d embeddings but {model / unet} takes {unet_width}-d ones")
 
-    staged = {}
-    for sub in ("vision_encoder", "processor"):
-        tmp = model / f".{sub}.partial"
-        shutil.rmtree(tmp, ignore_errors=True)
-        staged[sub] = tmp
     vision = ConvNextModel.from_pretrained(encoder / "vision_encoder", torch_dtype=torch.float32)
-    (vision.to(dtype) if dtype is not None else vision).save_pretrained(staged["vision_encoder"])
-    CLIPImageProcessor.from_pretrained(encoder / "processor").save_pretrained(staged["processor"])
-    for sub, tmp in staged.items():
-        final = model / sub
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
+    processor = CLIPImageProcessor.from_pretrained(encoder / "processor")
+    with AtomicFolder(model / "vision_encoder", overwrite=True) as tmp:
+        (vision.to(dtype) if dtype is not None else vision).save_pretrained(tmp)
+    with AtomicFolder(model / "processor", overwrite=True) as tmp:
+        processor.save_pretrained(tmp)
     index = json.loads(index_path.read_text())
     index["vision_encoder"], index["processor"] = VISION_ENTRY, PROCESSOR_ENTRY
     atomic_write_text(index_path, json.dumps(index, indent=2, sort_keys=True) + "\n")
