@@ -3,9 +3,10 @@
 The published model feeds the projected CLIP text or image embedding to cross-attention as a single token.
 Any transformers text model works the same way: CLIP-style models give `text_embeds`; others (the MiniLM
 sentence encoder of the embedded default model) are mean-pooled over their tokens and L2-normalised, as
-sentence-transformers does. Image encoders give `image_embeds` (CLIP vision with projection) or `pooler_output`
-(a CNN such as the default model's ConvNext, trained to land on the sentence embedding of what the picture shows).
-In a sentence encoder's space every prompt is a unit vector, so image embeddings are normalised there too.
+sentence-transformers does. Image encoders give `image_embeds` (CLIP vision with projection), `pooler_output`
+(a pooled backbone such as ConvNext) or `logits` (a CNN whose head projects its pooled features to the prompt
+width: the default model's ResNet, trained to land on the sentence embedding of what the picture shows). In a
+sentence encoder's space every prompt is a unit vector, so image embeddings are normalised there too.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ def _as_rgb(im: Image.Image) -> Image.Image:
     im = ImageOps.exif_transpose(im)
     if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # 16/32-bit grey: scale to 8 bits, do not clip
         arr = np.asarray(im, dtype=np.float32)
-        peak = 1.0 if im.mode == "F" and arr.max(initial=0.0) <= 1.0 else (255.0 if arr.max(initial=0.0) <= 255 else 65535.0)
+        top = arr.max(initial=0.0)
+        peak = 1.0 if im.mode == "F" and top <= 1.0 else 255.0 if top <= 255 else 65535.0
         im = Image.fromarray(np.round(np.clip(arr / peak, 0.0, 1.0) * 255).astype(np.uint8))
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         rgba = im.convert("RGBA")
@@ -129,17 +131,17 @@ def encode_images(
     vision_encoder: torch.nn.Module, processor, images: list[Image.Image], device: torch.device, normalize: bool = False
 ) -> torch.Tensor:
     """Images -> (B, D) float32 embeddings: `image_embeds` of a CLIP-style tower, else the `pooler_output` of a
-    vision backbone (ConvNext, ResNet: pooled features, (B, D) or (B, D, 1, 1)); unit vectors when `normalize`."""
+    pooled backbone ((B, D) or (B, D, 1, 1)), else the `logits` of a model whose head is the projection (the
+    default model's ResNet); unit vectors when `normalize`."""
     pixel_values = processor(images=images, return_tensors="pt")["pixel_values"]
     dtype = next(vision_encoder.parameters()).dtype
     out = vision_encoder(pixel_values=pixel_values.to(device=device, dtype=dtype))
-    embeds = getattr(out, "image_embeds", None)
-    if embeds is None:
-        embeds = getattr(out, "pooler_output", None)
+    found = [getattr(out, k, None) for k in ("image_embeds", "pooler_output", "logits")]
+    embeds = next((e for e in found if e is not None), None)
     if embeds is None:
         raise ValueError(
-            f"{type(vision_encoder).__name__} gives neither image_embeds nor pooler_output; use a "
-            "CLIPVisionModelWithProjection or a pooled backbone such as ConvNextModel"
+            f"{type(vision_encoder).__name__} gives no image_embeds, pooler_output or logits; use e.g. a "
+            "CLIPVisionModelWithProjection or ResNetForImageClassification"
         )
     embeds = embeds.flatten(1).float()
     return F.normalize(embeds, dim=-1) if normalize else embeds
@@ -152,5 +154,5 @@ def embedding_dim(text_encoder: torch.nn.Module | None, vision_encoder: torch.nn
             continue
         cfg = enc.config
         width = getattr(cfg, "projection_dim", None) or getattr(cfg, "hidden_size", None)
-        return int(width if width is not None else cfg.hidden_sizes[-1])  # CNN backbones: the last stage's width
+        return int(width if width is not None else cfg.num_labels)  # the default model's ResNet: its head's outputs
     return None

@@ -67,8 +67,8 @@ class StableMaterialsPipeline(DiffusionPipeline):
 
     Components: `vae` (AutoencoderKL, 9 channels in and out), `unet` (UNet2DConditionModel conditioned on a single
     embedding token), `scheduler`, `text_encoder` + `tokenizer`, and optionally `vision_encoder` + `processor` for
-    image prompts: CLIP vision with projection (published model) or a pooled CNN (ConvNext, this project's models,
-    whose image embeddings are unit vectors like the sentence embeddings of their text prompts). A UNet with `time_cond_proj_dim` is a latent-consistency
+    image prompts: CLIP vision with projection (published model) or a CNN with a projection head (a ResNet, this
+    project's models, whose image embeddings are unit vectors like the sentence embeddings of their text prompts). A UNet with `time_cond_proj_dim` is a latent-consistency
     student: the guidance scale is embedded and classifier-free guidance is off. `embedding_scale` (saved in
     model_index.json) multiplies prompt embeddings before the UNet: 1 for the published model (CLIP projections),
     sqrt(D) for this project's models, whose unit-norm sentence embeddings it brings to unit variance per entry.

@@ -93,24 +93,25 @@ def tiny_vision_encoder(seed: int = 0, projection_dim: int = 32):
 
 
 def tiny_image_encoder(seed: int = 0, embed_dim: int = 32):
-    """A random tiny ConvNext image encoder of the default model's kind (stages 8/16/embed_dim), 32 px inputs."""
+    """A random tiny image encoder of the default model's kind (a ResNet of stages 8/16 projected to embed_dim),
+    32 px inputs."""
     from .image_encoder import build_image_encoder
 
-    return build_image_encoder(embed_dim, hidden_sizes=(8, 16), depths=(1, 1, 1), image_size=32, seed=seed)
+    return build_image_encoder(embed_dim, hidden_sizes=(8, 16), depths=(1, 1), image_size=32, seed=seed)
 
 
 def tiny_pipeline(seed: int = 0, student: bool = False, vision: bool | str = True):
     """A complete `StableMaterialsPipeline` with tiny random components (64 px default output).
 
-    `vision`: True or "convnext" for the default model's kind of image encoder (a ConvNext whose pooled features
-    are the prompt embedding), "clip" for a CLIP vision tower with projection (the published model's kind),
-    False for none."""
+    `vision`: True or "resnet" for the default model's kind of image encoder (a ResNet whose projected pooled
+    features are the prompt embedding), "clip" for a CLIP vision tower with projection (the published model's
+    kind), False for none."""
     from .pipeline import StableMaterialsPipeline
 
     text_encoder, tokenizer = tiny_text_encoder(seed)
-    if vision not in (True, False, "clip", "convnext"):
-        raise ValueError(f"vision must be True, False, 'clip' or 'convnext', got {vision!r}")
-    if vision is True or vision == "convnext":
+    if vision not in (True, False, "clip", "resnet"):
+        raise ValueError(f"vision must be True, False, 'clip' or 'resnet', got {vision!r}")
+    if vision is True or vision == "resnet":
         vision_encoder, processor = tiny_image_encoder(seed)
     elif vision == "clip":
         vision_encoder, processor = tiny_vision_encoder(seed)

@@ -75,7 +75,7 @@ def test_tiny_run_stops_resumes_exactly_and_exports(tmp_path):
         "--text_encoder", str(tmp_path / "text"), "--data.cache", str(tmp_path / "cache"),
         "--data.per_family", "1", "--data.views", "1", "--data.eval_per_family", "1", "--data.image_size", "32",
         "--data.material_size", "64", "--data.workers", "1", "--model.hidden_sizes", "8,16",
-        "--model.depths", "1,1,1", "--train.batch_size", "4", "--train.max_steps", "3", "--train.warmup_steps", "1",
+        "--model.depths", "1,1", "--train.batch_size", "4", "--train.max_steps", "3", "--train.warmup_steps", "1",
         "--train.checkpoint_every", "1", "--train.log_every", "1", "--eval_every", "3",
     ]  # fmt: skip
     threads = torch.get_num_threads()

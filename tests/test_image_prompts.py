@@ -1,4 +1,4 @@
-"""Image prompts with the default model's kind of encoder (a ConvNext in the sentence-embedding space): every
+"""Image prompts with the default model's kind of encoder (a ResNet projecting into the sentence-embedding space): every
 accepted input type, save/load, the embedding space, bad pictures, adding an encoder to a model folder."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def gen(seed: int) -> torch.Generator:
 def pipe():
     from stablematerials.tiny import tiny_pipeline
 
-    p = tiny_pipeline(seed=0, vision="convnext")
+    p = tiny_pipeline(seed=0, vision="resnet")
     p.set_progress_bar_config(disable=True)
     return p
 
@@ -88,12 +88,12 @@ def test_image_embeddings_live_where_text_embeddings_do(pipe, picture):
 def test_round_trip_through_save_pretrained(pipe, picture, tmp_path):
     pipe.save_pretrained(tmp_path / "m")
     index = json.loads((tmp_path / "m" / "model_index.json").read_text())
-    assert index["vision_encoder"] == ["transformers", "ConvNextModel"]
+    assert index["vision_encoder"] == ["transformers", "ResNetForImageClassification"]
     again = StableMaterialsPipeline.from_pretrained(tmp_path / "m")
     again.set_progress_bar_config(disable=True)
     a = pipe(image=picture, generator=gen(7), **KW).images
     b = again(image=picture, generator=gen(7), **KW).images
-    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(a, b, atol=1e-5)  # reloaded weights may take other kernels: float rounding only
 
 
 def test_add_image_encoder_to_a_model_folder(picture, tmp_path):
@@ -106,7 +106,7 @@ def test_add_image_encoder_to_a_model_folder(picture, tmp_path):
     add_image_encoder(tmp_path / "m", tmp_path / "enc", torch.float16)
     pipe = StableMaterialsPipeline.from_pretrained(tmp_path / "m", torch_dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
-    assert type(pipe.vision_encoder).__name__ == "ConvNextModel"
+    assert type(pipe.vision_encoder).__name__ == "ResNetForImageClassification"
     assert pipe(image=picture, generator=gen(0), **KW).images.shape == (1, 32, 32, 9)
     # An encoder of another width is refused before anything is written.
     wide, _ = tiny_image_encoder(seed=3, embed_dim=48)

@@ -3,7 +3,7 @@
     python -m training.train_image_encoder --output_dir runs/image_encoder --data.textures TEXTURES_ROOT
     python -m training.train_image_encoder --config my.yaml --train.max_steps 200 --resume latest
 
-The encoder (`stablematerials.image_encoder`, a ConvNext of 1.95 M parameters) learns to put a picture where the
+The encoder (`stablematerials.image_encoder`, a ResNet of 1.62 M parameters with a projection head) learns to put a picture where the
 frozen MiniLM text encoder puts the caption of what it shows, so the diffusion UNet, trained on caption embeddings
 only, takes it as a prompt. Data (`training/image_encoder_data.py`): procedural materials of train seeds under
 random views, lights and camera faults, and real texture images captioned from their file names; rendered once
@@ -67,14 +67,14 @@ class EncoderDataConfig:
 
 @dataclasses.dataclass
 class EncoderModelConfig:
-    """The ConvNext (its last stage is the text embedding's width, 384 for MiniLM)."""
+    """The ResNet (basic blocks; its projection head is as wide as the text embedding, 384 for MiniLM)."""
 
-    hidden_sizes: list[int] = dataclasses.field(default_factory=lambda: [32, 64, 128])  # 1/4, 1/8, 1/16 scale
-    depths: list[int] = dataclasses.field(default_factory=lambda: [2, 2, 3, 1])  # the wide last stage: one block
+    hidden_sizes: list[int] = dataclasses.field(default_factory=lambda: [32, 64, 128, 256])  # 1/4 ... 1/32 scale
+    depths: list[int] = dataclasses.field(default_factory=lambda: [1, 1, 2, 1])  # 1.62 M parameters in all
 
     def check(self) -> None:
-        if len(self.depths) != len(self.hidden_sizes) + 1:
-            raise ValueError(f"model.depths needs {len(self.hidden_sizes) + 1} entries (one per stage), got {self.depths}")
+        if len(self.depths) != len(self.hidden_sizes):
+            raise ValueError(f"model.depths needs one entry per stage ({len(self.hidden_sizes)}), got {self.depths}")
 
 
 @dataclasses.dataclass
@@ -83,13 +83,14 @@ class EncoderLossConfig:
 
     cosine: float = 1.0
     contrastive: float = 0.2  # at 0.2 its gradient is about the cosine term's size at the start
+    family: float = 0.0  # cross-entropy over the 19 family prototypes (pictures whose family is known)
     temperature: float = 0.05  # caption embeddings differ by cosines of 0.05-0.3; a smaller scale cannot rank them
     positive_cosine: float = 0.97  # targets at least this close to the own one are positives
 
     def check(self) -> None:
         require_positive("loss", temperature=self.temperature)
-        if self.cosine < 0 or self.contrastive < 0 or self.cosine + self.contrastive == 0:
-            raise ValueError("loss.cosine and loss.contrastive must be >= 0, not both 0")
+        if min(self.cosine, self.contrastive, self.family) < 0 or self.cosine + self.contrastive + self.family == 0:
+            raise ValueError("loss.cosine, loss.contrastive and loss.family must be >= 0, not all 0")
 
 
 @dataclasses.dataclass
@@ -106,8 +107,8 @@ class ImageEncoderConfig:
         default_factory=lambda: TrainConfig(
             max_steps=2500,  # about 8 passes over the pictures; 30-40 minutes on 2 CPU cores at batch 64
             batch_size=64,
-            lr=2e-3,  # AdamW for a small ConvNext from scratch (its paper: 4e-3 at batch 4096 with long warm-up)
-            weight_decay=0.05,  # ConvNext's value
+            lr=2e-3,  # AdamW for a small BatchNorm CNN from scratch
+            weight_decay=0.05,  # mild: 2,470 materials, about 8 passes
             lr_schedule="cosine",
             warmup_steps=100,
             checkpoint_every=200,
@@ -166,17 +167,22 @@ def augment(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
 
 def embed(model, pixels: torch.Tensor) -> torch.Tensor:
     """Unit image embeddings (B, D), as `stablematerials.conditioning.encode_images` gives them."""
-    return F.normalize(model(pixel_values=pixels).pooler_output.flatten(1).float(), dim=-1)
+    return F.normalize(model(pixel_values=pixels).logits.float(), dim=-1)
 
 
-def encoder_losses(e: torch.Tensor, target: torch.Tensor, bank: torch.Tensor, loss) -> dict[str, torch.Tensor]:
-    """Cosine loss to the own target and multi-positive InfoNCE over the target bank (B, D), (B, D), (N, D)."""
+def encoder_losses(
+    e: torch.Tensor, target: torch.Tensor, bank: torch.Tensor, prototypes: torch.Tensor, family: torch.Tensor, loss
+) -> dict[str, torch.Tensor]:
+    """Cosine loss to the own target, multi-positive InfoNCE over the target bank, and cross-entropy over the family
+    prototypes: e, target (B, D), bank (N, D), prototypes (F, D), family (B,) indices (-1: unknown)."""
     cosine = 1.0 - (e * target).sum(-1).mean()
     logits = e @ bank.T / loss.temperature  # (B, N)
     positive = (target @ bank.T) >= loss.positive_cosine
     contrastive = (torch.logsumexp(logits, -1) - torch.logsumexp(logits.masked_fill(~positive, -1e9), -1)).mean()
-    total = loss.cosine * cosine + loss.contrastive * contrastive
-    return {"loss": total, "cosine": cosine, "contrastive": contrastive}
+    known = family >= 0
+    fam = F.cross_entropy(e[known] @ prototypes.T / loss.temperature, family[known]) if known.any() else e.sum() * 0
+    total = loss.cosine * cosine + loss.contrastive * contrastive + loss.family * fam
+    return {"loss": total, "cosine": cosine, "contrastive": contrastive, "family": fam}
 
 
 @torch.no_grad()
@@ -216,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     train_idx = data.where("train")
     bank_items = np.unique(data.picture_item[train_idx])
     bank = data.targets[bank_items]  # (N, D): every training caption target
+    names = list(FAMILIES)
+    item_family = torch.tensor([names.index(it["family"]) if it["family"] in names else -1 for it in data.items])
     logger.info("%d training pictures of %d items; %d held-out pictures", len(train_idx), len(bank_items),
                 len(data.picture_item) - len(train_idx))  # fmt: skip
 
@@ -234,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         picks = np.sort(rng.choice(train_idx, cfg.train.batch_size, replace=False))
         pixels = augment(to_pixels(data.pictures[picks]), rng)
         target = data.targets[data.picture_item[picks]]
-        losses = encoder_losses(embed(model, pixels), target, bank, cfg.loss)
+        family = item_family[data.picture_item[picks]]
+        losses = encoder_losses(embed(model, pixels), target, bank, data.prototypes, family, cfg.loss)
         accelerator.backward(losses["loss"])
         accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
         optimizer.step()
