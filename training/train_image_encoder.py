@@ -52,7 +52,7 @@ class EncoderDataConfig:
 
     cache: str = "runs/image_encoder_data"  # outside the repo: about 1 GB of pictures
     textures: str = ""  # root of unpacked Debian texture packages (<root>/<package>/usr/...); empty: none
-    per_family: int = 130  # training materials per family (2,470): variety of parameters matters most
+    per_family: int = 200  # training materials per family (3,800): variety of parameters matters most
     views: int = 6  # photographs per training material: lights and views vary per picture
     texture_crops: int = 4  # crops per training texture image (about 1,200 images)
     eval_per_family: int = 30  # held-out test-seed materials per family, one like and one unlike view each
@@ -98,20 +98,20 @@ class ImageEncoderConfig:
     output_dir: str = "runs/image_encoder"
     text_encoder: str = ""  # folder of the sentence encoder whose space to learn; empty: MiniLM from its package
     seed: int = 0
-    eval_every: int = 500  # steps between held-out checks (about 10 s each)
+    eval_every: int = 1000  # steps between held-out checks (about 10 s each)
     resume: str | None = None  # "latest" or a checkpoint folder
     data: EncoderDataConfig = dataclasses.field(default_factory=EncoderDataConfig)
     model: EncoderModelConfig = dataclasses.field(default_factory=EncoderModelConfig)
     loss: EncoderLossConfig = dataclasses.field(default_factory=EncoderLossConfig)
     train: TrainConfig = dataclasses.field(
         default_factory=lambda: TrainConfig(
-            max_steps=2500,  # about 8 passes over the pictures; 30-40 minutes on 2 CPU cores at batch 64
+            max_steps=5000,  # about 11 passes over the pictures; about 30 minutes on 2 CPU cores at batch 64
             batch_size=64,
             lr=2e-3,  # AdamW for a small BatchNorm CNN from scratch
             weight_decay=0.05,  # mild: 2,470 materials, about 8 passes
             lr_schedule="cosine",
             warmup_steps=100,
-            checkpoint_every=200,
+            checkpoint_every=500,
             log_every=20,
         )
     )  # fmt: skip
