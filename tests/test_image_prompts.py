@@ -193,3 +193,23 @@ def test_text_only_model_refuses_image_prompts(picture):
     pipe = tiny_pipeline(seed=0, vision=False)
     with pytest.raises(ValueError, match="no vision encoder, so it takes text prompts only"):
         pipe(image=picture, **KW)
+
+
+def test_batch_from_a_folder_of_pictures(tmp_path):
+    """`stablematerials batch FOLDER`: every picture becomes an image prompt of the model's image encoder."""
+    from stablematerials import load_material
+    from stablematerials.cli import main as cli_main
+    from stablematerials.tiny import tiny_pipeline
+
+    tiny_pipeline(seed=0).save_pretrained(tmp_path / "model")
+    (tmp_path / "photos").mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("oak", "slate"):
+        Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(tmp_path / "photos" / f"{name}.jpg")
+    args = ["batch", str(tmp_path / "photos"), "--out", str(tmp_path / "out"), "--model", str(tmp_path / "model"),
+            "--size", "32", "--steps", "2", "--preview-size", "32", "--no-progress"]  # fmt: skip
+    assert cli_main(args) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["counts"]["generated"] == 2
+    a, b = (load_material(tmp_path / "out" / n) for n in ("oak", "slate"))
+    assert a.size == (32, 32) and not np.allclose(a.basecolor, b.basecolor)
