@@ -35,7 +35,7 @@ def family_distances(
             for i in range(per_family):
                 g = torch.Generator().manual_seed(seed + i)
                 generated += pipe(refs[i % len(refs)].caption, num_inference_steps=steps, guidance_scale=guidance,
-                                  generator=g, height=size, width=size, tileable=True).images  # fmt: skip
+                                  generator=g, height=size, width=size, tileable=True, output_type="material").images  # fmt: skip
             results.setdefault(family, {})[label] = map_distribution_distance(generated, reference)
     return results
 

@@ -70,7 +70,8 @@ def generate(pipe: StableMaterialsPipeline, prompts: list[str], steps: int, guid
     out, t0 = [], time.perf_counter()
     for i, prompt in enumerate(prompts):
         g = torch.Generator().manual_seed(20_000 + i)
-        out += pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, height=size, width=size, generator=g).images
+        out += pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, height=size, width=size, generator=g,
+                    output_type="material").images
     return out, (time.perf_counter() - t0) / len(prompts)
 
 

@@ -1,7 +1,8 @@
 """The `stablematerials` command: one subcommand per module in `stablematerials.commands`.
 
 Each such module defines `HELP` (one line), `add_arguments(parser)` and `run(args) -> int` (the exit code).
-Errors a user can fix (`ValueError`, `FileNotFoundError`, `FileExistsError`) print one line on stderr and exit 2.
+Errors a user can fix (`ValueError`, any `OSError` such as a missing file or an unwritable folder, running out of
+memory) print one line on stderr and exit 2; a closed output pipe (`... | head`) ends quietly.
 """
 
 from __future__ import annotations
@@ -59,13 +60,30 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         _quiet_libraries()
     try:
-        return int(args._run(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:
-        print(f"stablematerials {args.command}: error: {e}", file=sys.stderr)
+        code = int(args._run(args) or 0)
+        sys.stdout.flush()  # inside the try: a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (`stablematerials procedural --list | head -3`): stop printing, quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a writer whose pipe closed
+    except (ValueError, OSError, MemoryError) as e:
+        print(f"stablematerials {args.command}: error: {describe_error(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"stablematerials {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def describe_error(error: BaseException) -> str:
+    """One line for an error a user can act on: its message, an OSError as 'what: path', memory as advice."""
+    if isinstance(error, MemoryError):
+        return "out of memory; try a smaller --size or fewer materials at once"
+    if isinstance(error, OSError) and error.strerror:
+        where = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror}{where}"
+    text = str(error) or type(error).__name__
+    return text.splitlines()[0] if text.strip() else type(error).__name__
 
 
 if __name__ == "__main__":

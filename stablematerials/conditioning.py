@@ -11,7 +11,10 @@ sentence encoder's space every prompt is a unit vector, so image embeddings are 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Union
 
@@ -27,6 +30,16 @@ MAX_IMAGE_SIDE = 1024  # encoders see 128-224 px; a larger picture is reduced on
 _ALPHA_BACKGROUND = (128, 128, 128)  # transparent parts of a picture are shown on neutral grey
 
 
+def check_image_file(path: str | os.PathLike) -> None:
+    """Raise ValueError unless `path` is an image file that can be read as an image prompt (only its header and
+    structure are checked here; the pixels are decoded when it is used)."""
+    with _open_image_file(path) as im:
+        try:
+            im.verify()
+        except (OSError, SyntaxError, ValueError) as e:
+            raise ValueError(f"image prompt {str(path)!r} is not a readable image: {e}") from e
+
+
 def load_image_prompt(image: ImageLike) -> Image.Image:
     """An image prompt as an RGB PIL image, at most MAX_IMAGE_SIDE on its longer side: from PIL, an (H, W, 3)
     array (uint8, uint16, or float in [0, 1]), a (3, H, W) tensor in [0, 1], or a file path.
@@ -36,17 +49,12 @@ def load_image_prompt(image: ImageLike) -> Image.Image:
     if isinstance(image, Image.Image):
         return _as_rgb(image)
     if isinstance(image, (str, os.PathLike)):
-        path = Path(image)
-        if not path.is_file():
-            raise ValueError(f"image prompt {str(path)!r} is not a file")
-        try:
-            with Image.open(path) as im:
+        with _open_image_file(image) as im:
+            try:
                 im.draft("RGB", (MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))  # JPEG: decode at a reduced scale, much faster
                 return _as_rgb(im)
-        except Image.DecompressionBombError as e:
-            raise ValueError(f"image prompt {str(path)!r} is too large to open safely: {e}") from e
-        except (UnidentifiedImageError, OSError, SyntaxError) as e:
-            raise ValueError(f"image prompt {str(path)!r} is not a readable image: {e}") from e
+            except (UnidentifiedImageError, OSError, SyntaxError) as e:
+                raise ValueError(f"image prompt {str(image)!r} is not a readable image: {e}") from e
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu().float()
         if image.ndim != 3 or image.shape[0] not in (1, 3):
@@ -55,6 +63,32 @@ def load_image_prompt(image: ImageLike) -> Image.Image:
     if isinstance(image, np.ndarray):
         return _as_rgb(Image.fromarray(_array_to_uint8(image)))
     raise TypeError(f"cannot use an object of type {type(image).__name__} as an image prompt")
+
+
+@contextlib.contextmanager
+def _open_image_file(path: str | os.PathLike) -> Iterator[Image.Image]:
+    """An image file opened by PIL (header read, pixels not decoded yet), or one clear ValueError when it is missing,
+    not an image, or above PIL's decompression-bomb limit (`Image.MAX_IMAGE_PIXELS`: PIL itself refuses only twice
+    that, and between the two it warns and decodes)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"image prompt {str(path)!r} is not a file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below, with one clear message
+            im = Image.open(path)
+    except Image.DecompressionBombError as e:
+        raise ValueError(f"image prompt {str(path)!r} is too large to open safely: {e}") from e
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise ValueError(f"image prompt {str(path)!r} is not a readable image: {e}") from e
+    with im:
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit and im.width * im.height > limit:
+            raise ValueError(
+                f"image prompt {str(path)!r} is too large to open safely: {im.width}x{im.height} pixels, more than "
+                f"{limit} (PIL's decompression-bomb limit)"
+            )
+        yield im
 
 
 def _array_to_uint8(arr: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from typing import Literal
 import numpy as np
 
 from .material import MAP_NAMES, Material, flip_normal_convention
+from .values import slug
 
 logger = logging.getLogger(__name__)
 
@@ -140,15 +141,68 @@ class AtomicFolder:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return
         old = None
-        if self.target.exists():
-            if not self.overwrite:
-                shutil.rmtree(self.tmp, ignore_errors=True)
-                raise FileExistsError(f"{self.target} appeared while it was being written")
-            old = self.target.with_name(f".{self.target.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(self.target, old)
-        os.replace(self.tmp, self.target)
+        try:
+            if self.target.exists():
+                if not self.overwrite:
+                    raise FileExistsError(f"{self.target} appeared while it was being written")
+                old = self.target.with_name(f".{self.target.name}.old-{uuid.uuid4().hex[:8]}")
+                os.replace(self.target, old)
+            os.replace(self.tmp, self.target)
+        except BaseException:
+            shutil.rmtree(self.tmp, ignore_errors=True)  # nothing half-written stays behind
+            if old is not None and not self.target.exists():
+                os.replace(old, self.target)  # the previous content comes back
+            raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def is_material_folder(path: str | os.PathLike) -> bool:
+    """True for a folder this project wrote (metadata.json) or one holding a recognised basecolor map."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return False
+    return (folder / METADATA_FILE).is_file() or "basecolor" in find_material_files(folder)
+
+
+def check_output_folder(target: str | os.PathLike, overwrite: bool = False, what: str = "a material") -> Path:
+    """Check, before any work, that a material folder can be written at `target`; return it as a Path.
+
+    ValueError when the path is empty or is the current folder or one of its parents (it cannot be replaced by a
+    folder), when its location cannot be written (a read-only or system folder), FileExistsError when something is
+    there and `overwrite` is off, or when it is not a material folder (or an empty folder): `overwrite` never
+    deletes a folder of other files; the user removes it."""
+    if str(target).strip() == "":
+        raise ValueError(f"the output path is empty: name a new folder for {what}, e.g. bricks")
+    path = Path(target).expanduser()
+    resolved = path.resolve()
+    if resolved == Path.cwd().resolve() or resolved in Path.cwd().resolve().parents or resolved.parent == resolved:
+        raise ValueError(f"the output {str(target)!r} is the current folder or one of its parents: name a new folder for {what}")
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise FileExistsError(f"{path} already exists (use --overwrite to replace it)")
+        if path.is_dir() and any(path.iterdir()) and not is_material_folder(path):
+            raise FileExistsError(
+                f"{path} is not a material folder (no metadata.json or basecolor map): refusing to replace it; "
+                "choose another output folder or remove it yourself"
+            )
+        if not path.is_dir():
+            raise FileExistsError(f"{path} is a file, not a material folder: refusing to replace it")
+    _check_writable(resolved.parent)
+    return path
+
+
+def _check_writable(folder: Path) -> None:
+    """ValueError unless a folder can be created in `folder` (or in its nearest existing parent)."""
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"cannot write into {folder}: {existing} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".stablematerials-check-", dir=existing))
+    except OSError as e:
+        raise ValueError(f"cannot write into {existing}: {e.strerror or e}") from None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -219,8 +273,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def _sanitize(name: str) -> str:
-    clean = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
-    return clean or "material"
+    """A material name as its file names spell it (its case kept)."""
+    return slug(name, limit=255, lower=False)
 
 
 def material_files(
@@ -262,7 +316,7 @@ def save_material(
     EXR with `exr=True`; basecolor, roughness and metallic are 8-bit PNG. `metadata.json` records the material's
     metadata plus the naming, normal convention and file names. `extra_files` (name -> bytes) are written too.
     """
-    folder = Path(folder)
+    folder = check_output_folder(folder, overwrite)
     if bit_depth not in (8, 16):
         raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth!r}")
     name = _sanitize(name or folder.name)

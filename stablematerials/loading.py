@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 from pathlib import Path
@@ -12,32 +13,54 @@ import torch
 logger = logging.getLogger(__name__)
 
 MODEL_ENV = "STABLEMATERIALS_MODEL"
-MIN_DEFAULT_SIZE = 256  # a texture below 256 px is of little use in a scene
-
-
-def default_output_size(native: int) -> int:
-    """The output size used when the user names none: the model's training size, at least 256 px (a smaller
-    model generates larger outputs with windowed attention)."""
-    return max(int(native), MIN_DEFAULT_SIZE)
+PACKAGED_MODEL = Path(__file__).resolve().parent / "default_model"  # where an installed wheel holds it
+CHECKOUT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "default-model"  # in a source checkout
+# What each model variant (`generation.MODEL_VARIANTS`) asks `load_pipeline` for.
+_VARIANT_STUDENT = {"auto": None, "student": True, "teacher": False}
 
 
 def default_model_path() -> Path:
-    """The embedded default model: `$STABLEMATERIALS_MODEL`, else `assets/default-model` of this checkout."""
+    """The embedded default model: `$STABLEMATERIALS_MODEL`, else the copy installed with the package, else
+    `assets/default-model` of this source checkout."""
     env = os.environ.get(MODEL_ENV)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[1] / "assets" / "default-model"
+    if (PACKAGED_MODEL / "model_index.json").is_file():
+        return PACKAGED_MODEL
+    return CHECKOUT_MODEL
+
+
+def variant_student(variant: str) -> bool | None:
+    """The `student` argument of `load_pipeline` for a model variant ("auto", "student", "teacher")."""
+    if variant not in _VARIANT_STUDENT:
+        raise ValueError(f"model variant must be one of {', '.join(_VARIANT_STUDENT)}, got {variant!r}")
+    return _VARIANT_STUDENT[variant]
+
+
+def check_model_folder(path: str | os.PathLike) -> Path:
+    """Raise ValueError unless `path` is a readable pipeline folder (one with a valid model_index.json)."""
+    folder = Path(path).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"model {str(path)!r} is a file, not a model folder (give the folder holding model_index.json)")
+    if not folder.is_dir():
+        raise ValueError(f"model folder {str(path)!r} does not exist")
+    index = folder / "model_index.json"
+    try:
+        json.loads(index.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"model folder {str(path)!r} is not a pipeline folder: it has no model_index.json") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"model folder {str(path)!r} is unreadable: {index.name}: {e}") from e
+    return folder
 
 
 def resolve_model(model: str | os.PathLike | None) -> Path | str:
     """The model to load: the given folder or hub id, or the default model (a clear error when it is missing)."""
     if model is not None:
-        path = Path(model)
-        if path.is_dir() or os.path.isabs(str(model)) or str(model).startswith("."):
-            if not path.is_dir():
-                raise ValueError(f"model folder {str(model)!r} does not exist")
-            return path
-        return str(model)  # a hub id
+        path = Path(model).expanduser()
+        if path.exists() or path.is_absolute() or str(model).startswith("."):
+            return check_model_folder(path)
+        return str(model)  # a hub id ("owner/name"): from_pretrained downloads it unless the hub is off
     path = default_model_path()
     if not (path / "model_index.json").is_file():
         raise ValueError(
@@ -57,6 +80,47 @@ def has_teacher(path: Path | str) -> bool:
     return (Path(path) / "unet" / "config.json").is_file()
 
 
+def _uses_student(where: Path | str, student: bool | None) -> bool:
+    """Whether `load_pipeline(where, student)` loads the student; ValueError when the folder lacks that UNet."""
+    local = (Path(where) / "model_index.json").is_file()
+    if local and not has_student(where) and not has_teacher(where):
+        raise ValueError(f"model {str(where)!r} has no UNet: neither unet/ nor unet_lcm/ holds a config.json")
+    use_student = has_student(where) if student is None else student
+    if use_student and not has_student(where):
+        raise ValueError(f"model {str(where)!r} has no student UNet (unet_lcm/)")
+    if not use_student and local and not has_teacher(where):
+        raise ValueError(f"model {str(where)!r} ships only its 4-step student (unet_lcm/, no unet/): use the student")
+    return use_student
+
+
+def check_model_steps(model: Path | str, student: bool | None, steps: int) -> None:
+    """ValueError unless the scheduler of a local model folder can take `steps` denoising steps (read from its
+    scheduler config, without loading weights); hub ids are checked when loaded."""
+    import diffusers
+    from diffusers import LCMScheduler
+
+    from .pipeline import max_inference_steps
+
+    folder = Path(model)
+    config_file = folder / "scheduler" / "scheduler_config.json"
+    if not config_file.is_file():
+        return
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{config_file} is unreadable: {e}") from e
+    cls = getattr(diffusers, str(config.get("_class_name")), None)
+    if cls is None:
+        return
+    scheduler = (LCMScheduler if _uses_student(folder, student) else cls).from_config(config)
+    limit = max_inference_steps(scheduler)
+    if steps > limit:
+        raise ValueError(
+            f"steps must be from 1 to {limit} for this model ({type(scheduler).__name__} over "
+            f"{scheduler.config.num_train_timesteps} training timesteps), got {steps}"
+        )
+
+
 def load_pipeline(
     model: str | os.PathLike | None = None,
     student: bool | None = None,
@@ -67,11 +131,7 @@ def load_pipeline(
     from .pipeline import StableMaterialsPipeline
 
     where = resolve_model(model)
-    use_student = has_student(where) if student is None else student
-    if use_student and not has_student(where):
-        raise ValueError(f"model {str(where)!r} has no student UNet (unet_lcm/)")
-    if not use_student and (Path(where) / "model_index.json").is_file() and not has_teacher(where):
-        raise ValueError(f"model {str(where)!r} ships only its 4-step student (unet_lcm/, no unet/): use the student")
+    use_student = _uses_student(where, student)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if torch_dtype is None and str(device) == "cpu":

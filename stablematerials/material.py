@@ -34,7 +34,8 @@ MODEL_SLICES: dict[str, slice] = {
 
 
 def rebuild_normal(xy: torch.Tensor) -> torch.Tensor:
-    """Unit normals from their X, Y components: (B, 2, H, W) in [-1, 1] -> (B, 3, H, W)."""
+    """Unit normals from their X, Y components: (B, 2, H, W) -> (B, 3, H, W). Inside the unit disk
+    Z = sqrt(1 - x^2 - y^2); outside it (x^2 + y^2 > 1) X, Y are divided by their length and Z is 0."""
     sum_sq = (xy * xy).sum(dim=1, keepdim=True)  # (B, 1, H, W)
     outside = sum_sq > 1.0
     scale = torch.where(outside, sum_sq.clamp_min(1e-12).rsqrt(), torch.ones_like(sum_sq))
@@ -53,7 +54,9 @@ def unpack_model_channels(x: torch.Tensor) -> dict[str, torch.Tensor]:
     x = x.float()
     to01 = lambda t: (t * 0.5 + 0.5).clamp(0.0, 1.0)  # noqa: E731
     maps = {name: to01(x[:, sl]) for name, sl in MODEL_SLICES.items() if name != "normal"}
-    maps["normal"] = rebuild_normal(x[:, MODEL_SLICES["normal"]].clamp(-1.0, 1.0))
+    # The decoded X, Y as they are, not clamped first: clamping each to [-1, 1] turns the direction of a normal that
+    # left the unit disk; rebuild_normal keeps its direction and scales it back to length 1 (as published).
+    maps["normal"] = rebuild_normal(x[:, MODEL_SLICES["normal"]])
     return {name: maps[name] for name in MAP_NAMES}
 
 

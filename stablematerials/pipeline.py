@@ -26,20 +26,44 @@ from .conditioning import (
     is_sentence_encoder,
     load_image_prompt,
 )
+from .generation import DEFAULT_GUIDANCE, STUDENT_STEPS, TEACHER_STEPS, native_size
 from .latents import denormalize_latents
 from .material import Material, unpack_model_channels
+from .published import StableMaterialsMaterial
 from .tiling import TilingState, enable_feature_rolling, tiling
 
 logger = logging.getLogger(__name__)
 
 PromptInput = Union[str, ImageLike, list]
-OUTPUT_TYPES = ("material", "pil", "np", "pt", "latent")
+OUTPUT_TYPES = ("pil", "material", "np", "pt", "latent")
 STUDENT_SUBFOLDER = "unet_lcm"
+# Far beyond any useful guidance (3 to 15); a student embeds 1000 (w - 1), which overflows float32 near 3e35.
+MAX_GUIDANCE_SCALE = 1000.0
 
 
 def apply_guidance(cond_out: torch.Tensor, uncond_out: torch.Tensor, scale: float | torch.Tensor) -> torch.Tensor:
     """Classifier-free guidance of a UNet output (Ho & Salimans 2022, arXiv 2207.12598): u + scale * (c - u)."""
     return uncond_out + scale * (cond_out - uncond_out)
+
+
+def max_inference_steps(scheduler) -> int:
+    """The most denoising steps `scheduler` can take: every timestep must lie inside its training schedule.
+
+    DDIM with `steps_offset` 1 (the published configs) reaches timestep 1000 of a 1000-step schedule at 1000 steps,
+    so it stops at 999; an LCM scheduler stops at its `original_inference_steps` (50)."""
+    train_steps = int(scheduler.config.num_train_timesteps)
+    upper = train_steps
+    if isinstance(scheduler, LCMScheduler):
+        upper = min(upper, int(scheduler.config.get("original_inference_steps") or upper))
+    for n in range(upper, 0, -1):
+        try:
+            scheduler.set_timesteps(n, device="cpu")
+        except ValueError:
+            continue
+        timesteps = scheduler.timesteps
+        if len(timesteps) == n and int(timesteps.min()) >= 0 and int(timesteps.max()) < train_steps:
+            return n
+    return 1
 
 
 def guidance_scale_embedding(w: torch.Tensor, embedding_dim: int) -> torch.Tensor:
@@ -56,8 +80,9 @@ def guidance_scale_embedding(w: torch.Tensor, embedding_dim: int) -> torch.Tenso
 
 @dataclass
 class StableMaterialsPipelineOutput(BaseOutput):
-    """`images`: a list of `Material` (output_type "material"), of dicts of PIL images ("pil"), a (B, H, W, 9)
-    array ("np"), a (B, 9, H, W) tensor ("pt") with maps in [0, 1] (normal encoded 0.5 n + 0.5), or latents."""
+    """`images`: a list of `StableMaterialsMaterial` with PIL maps (output_type "pil", the published default), a list
+    of `Material` ("material"), a (B, H, W, 9) array ("np"), a (B, 9, H, W) tensor ("pt") with maps in [0, 1]
+    (basecolor 0:3, normal encoded 0.5 n + 0.5 3:6, height 6, roughness 7, metallic 8), or latents."""
 
     images: Any
 
@@ -186,7 +211,34 @@ class StableMaterialsPipeline(DiffusionPipeline):
 
     @property
     def default_num_inference_steps(self) -> int:
-        return 4 if self.is_student else 50
+        return STUDENT_STEPS if self.is_student else TEACHER_STEPS
+
+    @property
+    def native_size(self) -> int:
+        """The output size (pixels) the model was trained at, and the default size of `__call__`."""
+        return native_size(self.unet.config, self.vae.config)
+
+    def _call_scheduler(self):
+        """A private scheduler instance for one call (a student samples with LCMScheduler)."""
+        cls = LCMScheduler if (self.is_student and not isinstance(self.scheduler, LCMScheduler)) else type(self.scheduler)
+        return cls.from_config(self.scheduler.config)
+
+    @property
+    def max_inference_steps(self) -> int:
+        """The most denoising steps this model's scheduler can take (see `max_inference_steps`)."""
+        return max_inference_steps(self._call_scheduler())
+
+    def check_steps(self, steps: int, label: str = "num_inference_steps") -> None:
+        """ValueError naming `label` unless `steps` is a whole number this model's scheduler can take."""
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+            raise ValueError(f"{label} must be a positive integer, got {steps!r}")
+        limit = self.max_inference_steps
+        if steps > limit:
+            scheduler = self._call_scheduler()
+            raise ValueError(
+                f"{label} must be from 1 to {limit} for this model ({type(scheduler).__name__} over "
+                f"{scheduler.config.num_train_timesteps} training timesteps), got {steps}"
+            )
 
     # ------------------------------------------------------------------------------------------
     # Steps of __call__
@@ -230,10 +282,11 @@ class StableMaterialsPipeline(DiffusionPipeline):
         for label, value in (("height", height), ("width", width)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0 or value % 8 or value % f:
                 raise ValueError(f"{label} must be a positive multiple of {max(8, f)}, got {value!r}")
-        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}")
+        self.check_steps(num_inference_steps)
         if not isinstance(guidance_scale, (int, float)) or not math.isfinite(guidance_scale) or guidance_scale < 0:
             raise ValueError(f"guidance_scale must be a finite number >= 0, got {guidance_scale!r}")
+        if guidance_scale > MAX_GUIDANCE_SCALE:
+            raise ValueError(f"guidance_scale must be at most {MAX_GUIDANCE_SCALE:g}, got {guidance_scale!r}")
         if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
             raise ValueError(f"num_images_per_prompt must be a positive integer, got {num_images_per_prompt!r}")
         if output_type not in OUTPUT_TYPES:
@@ -355,10 +408,10 @@ class StableMaterialsPipeline(DiffusionPipeline):
         if output_type in ("np", "pt"):
             stack = torch.cat([maps["basecolor"], maps["normal"] * 0.5 + 0.5, maps["height"], maps["roughness"], maps["metallic"]], dim=1)
             return stack.cpu() if output_type == "pt" else stack.permute(0, 2, 3, 1).cpu().numpy()
-        materials = [
-            Material.from_tensors({k: v[i] for k, v in maps.items()}, metadata[i]) for i in range(decoded.shape[0])
-        ]
-        return materials if output_type == "material" else [m.to_pil() for m in materials]
+        items = [{k: v[i] for k, v in maps.items()} for i in range(decoded.shape[0])]
+        if output_type == "pil":
+            return [StableMaterialsMaterial.from_model_maps(m, "pil", meta) for m, meta in zip(items, metadata)]
+        return [Material.from_tensors(m, meta) for m, meta in zip(items, metadata)]
 
     # ------------------------------------------------------------------------------------------
     # Generation
@@ -372,7 +425,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
         height: int | None = None,
         width: int | None = None,
         num_inference_steps: int | None = None,
-        guidance_scale: float = 7.5,
+        guidance_scale: float = DEFAULT_GUIDANCE,
         num_images_per_prompt: int = 1,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
@@ -381,7 +434,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
         tileable: bool = False,
         tileable_start: float = 0.25,
         patched: bool = False,
-        output_type: str = "material",
+        output_type: str = "pil",
         return_dict: bool = True,
         callback_on_step_end: Callable[["StableMaterialsPipeline", int, Any, dict], dict | None] | None = None,
     ) -> StableMaterialsPipelineOutput | tuple:
@@ -399,14 +452,15 @@ class StableMaterialsPipeline(DiffusionPipeline):
                 schedule on, and a wrapped decode).
             patched: self-attention in rolled windows of the training size, for sizes above it: memory grows with
                 the pixel count, not its square.
-            output_type: "material" (list of `Material`), "pil" (dicts of PIL images), "np", "pt", "latent".
+            output_type: "pil" (the published default: `StableMaterialsMaterial`s whose maps are PIL images),
+                "material" (list of `Material`), "np" (B, H, W, 9), "pt" (B, 9, H, W), "latent".
             callback_on_step_end: called as f(pipe, step, timestep, {"latents": ...}); may return new latents.
         """
         # 0. Defaults
         sample = self.unet.config.sample_size
-        sample = sample[0] if isinstance(sample, (list, tuple)) else sample
-        height = height if height is not None else sample * self.vae_scale_factor
-        width = width if width is not None else sample * self.vae_scale_factor
+        sample = sample[0] if isinstance(sample, (list, tuple)) else sample  # the latent training size: the window
+        height = height if height is not None else self.native_size
+        width = width if width is not None else self.native_size
         if num_inference_steps is None:
             num_inference_steps = self.default_num_inference_steps
 
@@ -444,8 +498,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
             unet_embeds = prompt_embeds
 
         # 3. Timesteps: a private scheduler instance per call, so concurrent calls never share its state.
-        scheduler_cls = LCMScheduler if (student and not isinstance(self.scheduler, LCMScheduler)) else type(self.scheduler)
-        scheduler = scheduler_cls.from_config(self.scheduler.config)
+        scheduler = self._call_scheduler()
         scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = scheduler.timesteps
 

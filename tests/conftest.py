@@ -15,7 +15,23 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from stablematerials.material import Material, normal_from_height  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-PUBLISHED_LAYOUT = REPO.parent / "shared" / "reference" / "stablematerials-published-layout"
+
+
+def _published_layout() -> Path:
+    """The published checkpoint's configs (no weights): $STABLEMATERIALS_PUBLISHED_LAYOUT, else
+    shared/reference/stablematerials-published-layout beside the checkout or beside one of its parents (a git
+    worktree lives deeper than the main checkout). Tests that need it skip when it is absent."""
+    env = os.environ.get("STABLEMATERIALS_PUBLISHED_LAYOUT")
+    if env:
+        return Path(env)
+    relative = Path("shared") / "reference" / "stablematerials-published-layout"
+    for parent in REPO.parents:
+        if (parent / relative).is_dir():
+            return parent / relative
+    return REPO.parent / relative
+
+
+PUBLISHED_LAYOUT = _published_layout()
 
 
 def make_material(size: int = 32, seed: int = 0, metal_fraction: float = 0.5) -> Material:

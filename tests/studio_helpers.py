@@ -36,11 +36,10 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_app(engine, max_queue: int = 4) -> Iterator[str]:
-    """Serve `app.build_demo(engine)` on a free loopback port in this process; yields the page URL."""
-    from stablematerials.commands.app import load_app_module
+    """Serve `stablematerials.webui.build_demo(engine)` on a free loopback port in this process; yields the page URL."""
+    from stablematerials.webui import build_demo
 
-    app = load_app_module()
-    demo = app.build_demo(engine)
+    demo = build_demo(engine)
     demo.queue(max_size=max_queue, default_concurrency_limit=1)
     _, url, _ = demo.launch(
         server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,

@@ -1,4 +1,5 @@
-"""The web UI end to end: `app.py` served on a loopback port with a tiny model, called through `gradio_client`."""
+"""The web UI end to end: `stablematerials.webui` served on a loopback port with a tiny model, called through
+`gradio_client`; `app.py` and `stablematerials app` as its launchers."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ pytest.importorskip("gradio", reason="the web UI needs the `app` extra (gradio)"
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-from stablematerials.commands.app import APP_FILE, is_loopback, load_app_module  # noqa: E402
+import stablematerials.webui as app  # noqa: E402
+from stablematerials.commands.app import is_loopback  # noqa: E402
 from stablematerials.studio import Limits, Studio  # noqa: E402
 from studio_helpers import running_app, save_tiny_student_model, write_photo  # noqa: E402
 
@@ -49,8 +51,7 @@ def made(client):
 def test_importing_app_starts_nothing():
     code = (
         "import sys, threading\n"
-        "from stablematerials.commands.app import load_app_module\n"
-        "app = load_app_module()\n"
+        "import stablematerials.webui as app\n"
         "assert callable(app.build_demo) and callable(app.main)\n"
         "print(threading.active_count(), 'stablematerials.pipeline' in sys.modules, 'diffusers' in sys.modules)\n"
     )
@@ -138,7 +139,7 @@ def test_bad_input_gets_a_clear_message(client, fields, message):
 def test_bad_files_and_folders_get_a_clear_message_and_the_server_keeps_going(client, tmp_path):
     fake = tmp_path / "photo.png"
     fake.write_text("not an image")
-    with pytest.raises(AppError, match="image prompt 'photo.png' is not an image this app can read"):
+    with pytest.raises(AppError, match="image prompt 'photo.png' is not a readable image"):
         client.predict(image=handle_file(str(fake)), api_name="/generate")
     empty = tmp_path / "model"
     empty.mkdir()
@@ -168,7 +169,6 @@ def test_pictures_reach_gradio_as_files_not_images(model_dir, tmp_path):
     same picture could serve it empty (seen once in CI under a full queue); every picture must go out as a file."""
     from stablematerials.material import Material
 
-    app = load_app_module()
     demo = app.build_demo(Studio(model_dir, limits=Limits(max_resolution=64)), work_dir=tmp_path)
     handlers = {f.fn.__name__: f.fn for f in demo.fns.values()}
     form = dict(prompt="moss", negative_prompt="", steps=2, guidance=7.5, seed=3, random_seed=False, tileable=True,
@@ -199,7 +199,6 @@ def test_page_loads_and_explains_when_no_model_exists(monkeypatch, tmp_path):
 
 
 def test_request_from_form():
-    app = load_app_module()
     form = dict(prompt=" moss ", image=None, negative_prompt="", steps=4.0, guidance=7.5, seed=12.0, random_seed=False,
                 tileable=True, resolution="64x32", variations=2.0, model="/m", model_folder="  ", naming="plain",
                 normal_convention="opengl", bit_depth=16)  # fmt: skip
@@ -214,13 +213,20 @@ def test_request_from_form():
         app.request_from_form(form | {"seed": 1.5})
 
 
-def test_command_line_options(tmp_path):
-    app = load_app_module()
-    assert load_app_module() is app and Path(app.__file__) == APP_FILE
+def test_command_line_options():
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("example.org")
     assert app.main(["--max-queue", "0"]) == 2
     with pytest.raises(SystemExit):
         app.main(["--no-such-option"])
-    with pytest.raises(ValueError, match="web UI file .* is missing"):
-        load_app_module(tmp_path / "app.py")
+
+
+def test_launchers_show_the_same_options():
+    """`python app.py` (a checkout) and `stablematerials app` (any install) start the same page with the same options."""
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
+    for cmd in ([sys.executable, "app.py", "--help"], [sys.executable, "-m", "stablematerials.cli", "app", "--help"]):
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+        assert out.returncode == 0 and "--max-queue" in out.stdout and "--model-folders" in out.stdout, out.stderr
+    bad = subprocess.run([sys.executable, "-m", "stablematerials.cli", "app", "--max-size", "30"], capture_output=True,
+                         text=True, env=env, cwd=REPO, timeout=120)  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.strip() == "stablematerials app: error: --max-size must be a positive multiple of 8, got 30"

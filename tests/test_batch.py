@@ -18,7 +18,8 @@ import pytest
 from PIL import Image
 
 from stablematerials import load_material
-from stablematerials.batch import BatchDefaults, derive_seed, expand_tasks, read_items
+from stablematerials.batch import derive_seed, expand_tasks, read_items
+from stablematerials.generation import GenerationRequest
 from stablematerials.cli import main as cli_main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,17 +112,19 @@ def maps_close(a: Path, b: Path) -> bool:
 def test_read_txt_csv_jsonl_and_image_folder(tmp_path):
     txt = tmp_path / "p.txt"
     txt.write_text("# materials\nmossy stone\n\n  rusty metal plate  \n# the end\nmossy stone\n")
-    items = read_items(txt, BatchDefaults(steps=3, size=64, tileable=False))
-    assert [it.prompt for it in items] == ["mossy stone", "rusty metal plate", "mossy stone"]
+    items = read_items(txt, GenerationRequest(steps=3, width=64, height=64, tileable=False))
+    assert [it.request.prompt for it in items] == ["mossy stone", "rusty metal plate", "mossy stone"]
     assert [it.name for it in items] == ["mossy_stone", "rusty_metal_plate", "mossy_stone_2"]  # unique names
-    assert all(it.error is None and it.steps == 3 and it.size == 64 and it.tileable is False for it in items)
+    assert all(it.error is None and it.request.steps == 3 and it.request.width == 64 for it in items)
+    assert all(it.request.tileable is False and it.request.variations == 1 for it in items)
     assert items[1].source == "p.txt:4"
 
     inputs = write_inputs(tmp_path / "in")
     by_name = {it.name: it for it in read_items(inputs["csv"])}
-    assert by_name["oak"].variations == 2 and by_name["oak"].guidance == 5.0 and by_name["oak"].seed is None
-    assert by_name["photo"].image == tmp_path / "in" / "photo.png" and by_name["photo"].tileable is False
-    assert "seed must be an integer" in by_name["tiles"].error and "'many'" in by_name["tiles"].error
+    oak, photo = by_name["oak"].request, by_name["photo"].request
+    assert oak.variations == 2 and oak.guidance == 5.0 and oak.seed is None
+    assert photo.image == str(tmp_path / "in" / "photo.png") and photo.tileable is False and photo.prompt == ""
+    assert "seed must be a whole number" in by_name["tiles"].error and "'many'" in by_name["tiles"].error
 
     items = read_items(inputs["jsonl"])
     assert [it.error is None for it in items] == [True, True, True, True, False]
@@ -138,15 +141,15 @@ def test_read_txt_csv_jsonl_and_image_folder(tmp_path):
     assert "exactly one of prompt or image" in errors[2]
     assert "not valid JSON" in errors[3]
     assert "duplicate name 'x'" in errors[4]
-    assert "size must be a multiple of 8" in errors[5]
-    assert "steps must be an integer" in errors[6]
+    assert "size: width must be a positive multiple of 8 pixels, got 30" in errors[5]
+    assert "steps must be a whole number from 1 to 1000, got True" in errors[6]
 
     images = tmp_path / "images"
     images.mkdir()
     for n in ("b", "a"):
         Image.new("RGB", (8, 8)).save(images / f"{n}.png")
     (images / "notes.md").write_text("not an image")
-    assert [(it.name, it.image.name) for it in read_items(images)] == [("a", "a.png"), ("b", "b.png")]
+    assert [(it.name, Path(it.request.image).name) for it in read_items(images)] == [("a", "a.png"), ("b", "b.png")]
 
     with pytest.raises(ValueError, match="must end in"):
         read_items(tmp_path / "in" / "photo.png")
@@ -330,7 +333,7 @@ def test_two_processes_split_without_overlap_and_match_one_process(reference_run
     owner = {t.output_name: k % 2 for k, t in enumerate(tasks)}
     assert all(r["process_index"] == owner[r["name"]] for r in rows)  # round-robin split
     reasons = {r["name"]: r["reason"] for r in rows if r["status"] == "failed"}
-    assert set(reasons) == {"broken", "tiles"} and "seed must be an integer" in reasons["tiles"]
+    assert set(reasons) == {"broken", "tiles"} and "seed must be a whole number" in reasons["tiles"]
     for name in GOOD:  # same items and seeds -> the same materials as the single-process JSONL run
         assert maps_close(out / name, ref / name), name
     assert (out / "contact_sheet.png").is_file() and not any(p.name.startswith(".") for p in out.iterdir())
@@ -346,4 +349,4 @@ def test_missing_model_is_a_clear_error_before_any_work(tmp_path, monkeypatch, c
     assert (
         cli_main(["batch", str(prompts), "--out", str(tmp_path / "out"), "--model", str(tmp_path), "--size", "30"]) == 2
     )
-    assert "--size must be a positive multiple of 8" in capsys.readouterr().err
+    assert "--size: width must be a positive multiple of 8 pixels, got 30" in capsys.readouterr().err

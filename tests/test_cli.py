@@ -44,12 +44,12 @@ def test_generate_from_image(tmp_path, tiny_model_dir):
     "args, message",
     [
         (["generate", "--out", "X"], "give a text prompt or --image"),
-        (["generate", "x", "--out", "X", "--size", "abc"], "--size must be N or WxH, got 'abc'"),
-        (["generate", "x", "--out", "X", "--size", "30"], "height must be a positive multiple of 8, got 30"),
+        (["generate", "x", "--out", "X", "--size", "abc"], "--size must be N or WxH in pixels (e.g. 512 or 768x512), got 'abc'"),
+        (["generate", "x", "--out", "X", "--size", "30"], "--size: width must be a positive multiple of 8 pixels, got 30"),
         (["generate", "x", "--out", "X", "--image", "nope.png"], "either a text prompt or --image"),
         (["generate", "--image", "nope.png", "--out", "X"], "'nope.png' is not a file"),
-        (["generate", "x", "--out", "X", "--steps", "0"], "num_inference_steps must be a positive integer, got 0"),
-        (["generate", "x", "--out", "X", "-n", "0"], "-n must be at least 1"),
+        (["generate", "x", "--out", "X", "--steps", "0"], "steps must be a whole number from 1 to 1000, got 0"),
+        (["generate", "x", "--out", "X", "-n", "0"], "-n must be a whole number from 1 to 64, got 0"),
     ],
 )
 def test_generate_bad_input(tmp_path, tiny_model_dir, capsys, monkeypatch, args, message):

@@ -30,13 +30,13 @@ def test_default_model_is_a_student_with_its_teacher_beside_it() -> None:
     assert not teacher.is_student and teacher.unet.config.time_cond_proj_dim is None
     teacher.set_progress_bar_config(disable=True)
     m = teacher("grey cobblestone pavement", num_inference_steps=10, height=SIZE, width=SIZE,
-                generator=torch.Generator().manual_seed(0)).images[0]  # fmt: skip
+                generator=torch.Generator().manual_seed(0), output_type="material").images[0]  # fmt: skip
     assert m.size == (SIZE, SIZE) and all(np.isfinite(a).all() for a in m.maps().values())
 
 
 def test_default_student_makes_seamless_materials(student) -> None:
     assert student.is_student
-    kw = dict(num_inference_steps=4, height=SIZE, width=SIZE)
+    kw = dict(num_inference_steps=4, height=SIZE, width=SIZE, output_type="material")
     tiled = student("mossy cobblestone path", tileable=True, generator=torch.Generator().manual_seed(1), **kw).images[0]
     plain = student("mossy cobblestone path", tileable=False, generator=torch.Generator().manual_seed(1), **kw).images[0]
     assert set(tiled.maps()) == {"basecolor", "normal", "height", "roughness", "metallic"}
@@ -46,7 +46,8 @@ def test_default_student_makes_seamless_materials(student) -> None:
 
 def _mean_maps(pipe, prompt: str, n: int = 4) -> dict[str, np.ndarray]:
     """Mean basecolor (RGB), roughness and metallic of `n` materials for `prompt` at fixed seeds."""
-    ms = pipe([prompt] * n, num_inference_steps=4, height=SIZE, width=SIZE, generator=torch.Generator().manual_seed(0)).images
+    ms = pipe([prompt] * n, num_inference_steps=4, height=SIZE, width=SIZE, generator=torch.Generator().manual_seed(0),
+              output_type="material").images
     return {
         "basecolor": np.mean([m.basecolor.reshape(-1, 3).mean(0) for m in ms], axis=0),
         "roughness": np.mean([m.roughness.mean() for m in ms]),

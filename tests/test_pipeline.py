@@ -16,11 +16,9 @@ def gen(seed):
 
 def test_output_types(tiny_pipe):
     kw = dict(prompt="rusty metal", num_inference_steps=2, generator=gen(0))
-    mats = tiny_pipe(**kw).images
+    mats = tiny_pipe(**kw, output_type="material").images
     assert len(mats) == 1 and isinstance(mats[0], Material) and mats[0].size == (16, 16)
     assert mats[0].basecolor.shape == (16, 16, 3) and mats[0].metadata["prompt"] == "rusty metal"
-    pil = tiny_pipe(**kw | {"generator": gen(0)}, output_type="pil").images[0]
-    assert isinstance(pil["basecolor"], Image.Image) and pil["height"].mode == "L"
     arr = tiny_pipe(**kw | {"generator": gen(0)}, output_type="np").images
     assert isinstance(arr, np.ndarray) and arr.shape == (1, 16, 16, 9)
     pt = tiny_pipe(**kw | {"generator": gen(0)}, output_type="pt").images
@@ -31,7 +29,12 @@ def test_output_types(tiny_pipe):
     np.testing.assert_allclose(arr[0, ..., 0:3], mats[0].basecolor, atol=1e-6)
     np.testing.assert_allclose(arr[0, ..., 3:6], mats[0].normal * 0.5 + 0.5, atol=1e-6)
     assert torch.allclose(pt[0].permute(1, 2, 0), torch.from_numpy(arr[0]))
-    as_tuple = tiny_pipe(**kw | {"generator": gen(0)}, return_dict=False)
+    # The default output type is the published one: material objects whose maps are PIL images.
+    pil = tiny_pipe(**kw | {"generator": gen(0)}).images[0]
+    assert isinstance(pil.basecolor, Image.Image) and pil.height.mode == "L" and pil.size == [16, 16]
+    assert np.array_equal(np.asarray(pil.basecolor), np.asarray(mats[0].to_pil()["basecolor"]))
+    assert pil.metadata["prompt"] == "rusty metal"
+    as_tuple = tiny_pipe(**kw | {"generator": gen(0)}, return_dict=False, output_type="material")
     assert isinstance(as_tuple, tuple) and isinstance(as_tuple[0][0], Material)
 
 
@@ -161,7 +164,7 @@ def test_text_only_model_refuses_image_prompt():
 
     pipe = tiny_pipeline(vision=False)
     pipe.set_progress_bar_config(disable=True)
-    assert pipe("bricks", num_inference_steps=1).images[0].size == (16, 16)
+    assert pipe("bricks", num_inference_steps=1, output_type="material").images[0].size == (16, 16)
     with pytest.raises(ValueError, match="no vision encoder"):
         pipe(image=np.zeros((8, 8, 3)), num_inference_steps=1)
 
@@ -230,7 +233,7 @@ def test_windowed_attention_matches_global_for_one_window(tiny_pipe):
 
 def test_patched_generation_above_training_size(tiny_pipe):
     out = tiny_pipe("bricks", height=64, width=48, num_inference_steps=2, patched=True, tileable=True, generator=gen(0))
-    assert out.images[0].size == (64, 48)
+    assert out.images[0].size == [64, 48]
 
 
 def test_thread_isolation(tiny_pipe):
@@ -283,3 +286,40 @@ def test_embedding_scale_is_saved_loaded_and_applied(tiny_pipe, tmp_path):
     np.testing.assert_allclose(loaded("bricks", num_inference_steps=2, generator=gen(0), output_type="np").images, b, atol=1e-5)
     with pytest.raises(ValueError, match="embedding_scale must be a positive number, got 0"):
         StableMaterialsPipeline(**tiny_pipe.components, embedding_scale=0)
+
+
+# ------------------------------------------------------------------------------------------------
+# The published API: material objects with PIL maps and their helpers
+# ------------------------------------------------------------------------------------------------
+
+
+def test_published_readme_code_keeps_working(tiny_pipe, tmp_path):
+    """`material = pipe(prompt, tileable=True).images[0]; material.basecolor.save(...)`, as the published README."""
+    material = tiny_pipe("old rusty metal bars", tileable=True, num_inference_steps=2, generator=gen(4)).images[0]
+    for name in ("basecolor", "normal", "height", "roughness", "metallic"):
+        getattr(material, name).save(tmp_path / f"{name}.png")
+    assert Image.open(tmp_path / "basecolor.png").mode == "RGB" and Image.open(tmp_path / "height.png").mode == "L"
+    rich = tiny_pipe("old rusty metal bars", tileable=True, num_inference_steps=2, generator=gen(4),
+                     output_type="material").images[0]  # fmt: skip
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "normal.png")), np.asarray(rich.to_pil()["normal"]))
+
+
+def test_published_material_helpers(tiny_pipe):
+    material = tiny_pipe("bricks", num_inference_steps=2, generator=gen(1)).images[0]
+    maps = material.as_dict()
+    assert list(maps) == ["basecolor", "normal", "height", "roughness", "metallic"]
+    assert [m.mode for m in material.as_list()] == ["RGB", "RGB", "L", "L", "L"]
+    tensor = material.as_tensor()  # basecolor, normal X and Y, height, roughness, metallic in [0, 1]
+    assert tensor.shape == (8, 16, 16) and 0 <= tensor.min() and tensor.max() <= 1
+    np.testing.assert_allclose(tensor[0].numpy() * 255, np.asarray(maps["basecolor"])[..., 0], atol=0.5 + 1e-4)
+    np.testing.assert_allclose(tensor[5].numpy() * 255, np.asarray(maps["height"]), atol=0.5 + 1e-4)
+    assert material.size == [16, 16]
+    assert material.tile(2) is material and material.size == [32, 32]  # in place, as published
+    assert np.array_equal(np.asarray(material.height)[:16, :16], np.asarray(material.height)[16:, 16:])
+    assert material.resize(8) is material and material.size == [8, 8]
+    assert material.resize((8, 4)).size == [8, 4] and material.basecolor.size == (4, 8)  # PIL: (width, height)
+    rich = material.to_material()
+    assert rich.size == (8, 4) and np.allclose(np.linalg.norm(rich.normal, axis=-1), 1, atol=1e-5)
+    arrays = tiny_pipe("bricks", num_inference_steps=2, generator=gen(1), output_type="np").images
+    stacked = tiny_pipe("bricks", num_inference_steps=2, generator=gen(1)).images[0].as_tensor()
+    np.testing.assert_allclose(arrays[0][..., [0, 1, 2, 3, 4, 6, 7, 8]], stacked.permute(1, 2, 0).numpy(), atol=1e-6)

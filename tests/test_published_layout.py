@@ -66,7 +66,8 @@ def test_loads_published_layout_and_generates(published_copy):
     assert pipe.vision_encoder is not None and pipe.vae_scale_factor == 8
     assert pipe.config.embedding_scale == 1.0  # the published model_index.json has none: CLIP embeddings as they are
     assert pipe.vae.config.latents_mean is None  # one global scaling factor, as published
-    text = pipe("old rusty metal bars", height=64, width=64, num_inference_steps=2, generator=torch.Generator().manual_seed(0))
+    text = pipe("old rusty metal bars", height=64, width=64, num_inference_steps=2, generator=torch.Generator().manual_seed(0),
+                output_type="material")  # fmt: skip
     m = text.images[0]
     assert m.size == (64, 64) and np.isfinite(m.basecolor).all()
     img = pipe(np.full((50, 50, 3), 200, np.uint8), height=64, width=64, num_inference_steps=2, tileable=True)
@@ -91,6 +92,47 @@ def test_student_from_unet_lcm(published_copy):
     assert pipe.is_student and isinstance(pipe.scheduler, LCMScheduler)
     m = pipe("bricks", height=64, width=64, generator=torch.Generator().manual_seed(0)).images[0]
     assert m.metadata["num_inference_steps"] == 4
+
+
+def _published_maps(decoded: torch.Tensor) -> dict[str, np.ndarray]:
+    """The published pipeline's maps of one decoded (9, H, W) tensor, as 8-bit pixels, written from its description:
+    maps = decoded / 2 + 1/2, each clamped to [0, 1]; the normal's Z rebuilt from the decoded X, Y as they are
+    (Z = sqrt(1 - x^2 - y^2), and where x^2 + y^2 > 1: X, Y divided by their length, Z = 0), encoded n / 2 + 1/2;
+    PIL images by truncation (torchvision's to_pil_image multiplies by 255 and casts to bytes)."""
+    x = decoded.float() * 0.5 + 0.5
+    xy = x[3:5] * 2 - 1
+    sum_sq = (xy**2).sum(dim=0)
+    outside = sum_sq > 1
+    z = torch.where(outside, torch.zeros_like(sum_sq), torch.sqrt((1 - sum_sq).clamp_min(0)))
+    xy = torch.where(outside, xy / sum_sq.sqrt().clamp_min(1e-12), xy)
+    normal = torch.cat([xy, z[None]]) * 0.5 + 0.5
+    maps = {"basecolor": x[0:3], "normal": normal, "height": x[5:6], "roughness": x[6:7], "metallic": x[7:8]}
+    to8 = lambda t: (t.clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).squeeze(-1).numpy()  # noqa: E731
+    return {name: to8(t) for name, t in maps.items()}
+
+
+@pytest.mark.parametrize("student", [False, True], ids=["teacher", "student"])
+def test_pil_output_matches_the_published_maps(published_copy, student):
+    """On identical weights, every map of the default output (PIL) is within 1/255 of the published pipeline's, and
+    the normal follows the published rebuild: the old clamp of X, Y first would be off by far more here."""
+    pipe = StableMaterialsPipeline.from_pretrained(published_copy, student=student)
+    pipe.set_progress_bar_config(disable=True)
+    kw = dict(prompt="bricks", height=64, width=64, num_inference_steps=2)
+    latents = pipe(**kw, generator=torch.Generator().manual_seed(3), output_type="latent").images
+    with torch.no_grad():  # the published decode: latents / scaling_factor through the VAE
+        decoded = pipe.vae.decode(latents / pipe.vae.config.scaling_factor).sample[0]
+    expected = _published_maps(decoded)
+    material = pipe(**kw, generator=torch.Generator().manual_seed(3)).images[0]
+    assert sorted(material.as_dict()) == sorted(expected)
+    for name, image in material.as_dict().items():
+        got = np.asarray(image).astype(int)
+        assert got.shape == expected[name].shape, name
+        assert np.abs(got - expected[name]).max() <= 1, name  # rounding here, truncation there
+    # The decoded normals leave [-1, 1]: clamping X and Y first turns them, as the project did before.
+    xy = decoded[3:5]
+    assert xy.abs().max() > 1.2
+    clamped = _published_maps(torch.cat([decoded[:3], xy.clamp(-1, 1), decoded[5:]]))["normal"].astype(int)
+    assert np.abs(clamped - expected["normal"]).max() > 8
 
 
 def test_save_pretrained_round_trip(published_copy, tmp_path):

@@ -102,7 +102,7 @@ def test_bad_requests_name_the_bad_value(fields, message):
 def test_image_prompt_must_be_an_image(tmp_path):
     fake = tmp_path / "photo.png"
     fake.write_text("this is text, not pixels")
-    with pytest.raises(ValueError, match="image prompt 'photo.png' is not an image this app can read"):
+    with pytest.raises(ValueError, match="image prompt 'photo.png' is not a readable image"):
         GenerationRequest(image=str(fake)).validate()
     with pytest.raises(ValueError, match="is not a file"):
         GenerationRequest(image=str(tmp_path / "missing.jpg")).validate()
@@ -215,7 +215,7 @@ def test_the_request_picks_the_student_or_the_teacher(studio, model_dir, tmp_pat
 
 def test_generate_returns_materials_seeds_progress_and_seams(result):
     out, steps = result
-    assert steps == [(k, 8) for k in range(1, 9)]  # the student's default 4 steps per variation, one by one
+    assert steps == [(k, 4) for k in range(1, 5)]  # the student's default 4 steps, both variations in one batch
     assert out.seed == 11 and out.seeds == (11, 12)
     assert out.request.steps == 4 and out.request.seed == 11
     assert len(out.materials) == 2 and all(m.size == (32, 32) for m in out.materials)

@@ -7,7 +7,6 @@ import json
 import logging
 import math
 import os
-import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,6 +17,7 @@ from accelerate.utils import ProjectConfiguration, set_seed
 
 from stablematerials.io import AtomicFolder, save_material
 from stablematerials.material import Material
+from stablematerials.values import slug
 
 from .config import TrainConfig, save_config
 
@@ -206,15 +206,12 @@ def lookup(embeddings: dict[str, torch.Tensor], captions: list[str]) -> torch.Te
     return torch.stack([embeddings[c] for c in captions]).unsqueeze(1)
 
 
-def _slug(text: str, limit: int = 40) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")[:limit] or "sample"
-
-
 def save_samples(materials: list[Material], folder: Path, labels: list[str]) -> Path:
     """Write sample materials as plain material folders `NN_label` inside `folder` (replaced atomically)."""
     with AtomicFolder(folder, overwrite=True) as tmp:
         for i, (material, label) in enumerate(zip(materials, labels)):
-            save_material(material, tmp / f"{i:02d}_{_slug(label)}", naming="plain")
+            name = slug(label, limit=40, lower=False, fallback="sample")
+            save_material(material, tmp / f"{i:02d}_{name}", naming="plain")
     return folder
 
 
@@ -225,10 +222,15 @@ def world_info() -> str:
 
 @torch.no_grad()
 def generate_materials(pipe, prompts: list[str], seed: int, steps: int, guidance_scale: float, size: int, tileable: bool) -> list[Material]:
-    """One material per prompt, prompt i with seed + i (so every run and step draws the same noise)."""
-    generators = [torch.Generator().manual_seed(seed + i) for i in range(len(prompts))]
+    """One material per prompt, prompt i with seed + i (so every run and step draws the same noise), made as every
+    front end makes them (`stablematerials.generation.generate`)."""
+    from stablematerials.generation import GenerationRequest, Limits, generate
+
     pipe.set_progress_bar_config(disable=True)
-    return pipe(
-        prompt=list(prompts), num_inference_steps=steps, guidance_scale=guidance_scale, generator=generators,
-        height=size, width=size, tileable=tileable, output_type="material",
-    ).images  # fmt: skip
+    limits = Limits(max_resolution=max(size, 8), max_variations=1, max_steps=10**4, max_guidance=1e3)
+    requests = [
+        GenerationRequest(prompt=prompt, seed=seed + i, steps=steps, guidance=guidance_scale, width=size, height=size,
+                          tileable=tileable)
+        for i, prompt in enumerate(prompts)
+    ]  # fmt: skip
+    return [generate(pipe, request, limits=limits).materials[0] for request in requests]

@@ -6,13 +6,12 @@ share and merges the summary; `pipelines/batch.py` is the distributed entry poin
 
 from __future__ import annotations
 
-from .items import BatchDefaults, BatchItem, BatchTask, derive_seed, expand_tasks, read_items
+from .items import BatchItem, BatchTask, derive_seed, expand_tasks, read_items
 from .report import TaskResult, contact_sheet, write_contact_sheet, write_summary
 from .runner import BatchConfig, OutputOptions, exit_code, generate_task, run_batch, run_tasks
 
 __all__ = [
     "BatchConfig",
-    "BatchDefaults",
     "BatchItem",
     "BatchTask",
     "OutputOptions",

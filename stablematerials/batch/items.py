@@ -10,50 +10,28 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import math
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..generation import MAX_SEED, GenerationRequest, Limits, local_limits, variation_seeds
+from ..values import parse_bool, parse_float, parse_int, parse_size, parse_text, slug
+
 PROMPT_FILE_TYPES = (".txt", ".csv", ".jsonl")
 IMAGE_FILE_TYPES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".exr")
 FIELDS = ("prompt", "image", "name", "seed", "steps", "guidance", "size", "tileable", "negative_prompt", "variations")
-MAX_SEED = 2**63 - 1
-MAX_VARIATIONS = 64
-MAX_SIZE = 4096
 _NAME_LENGTH = 48
 
 
 @dataclass(frozen=True)
-class BatchDefaults:
-    """Values for fields an item leaves out (from the command line). `seed` is the base seed for derived seeds."""
-
-    steps: int | None = None  # None: the pipeline's default (4 for a student, 50 otherwise)
-    guidance: float = 7.5
-    size: int | None = None  # None: the model's training size
-    tileable: bool = True
-    negative_prompt: str | None = None
-    variations: int = 1
-    seed: int = 0
-
-
-@dataclass(frozen=True)
 class BatchItem:
-    """One line of the prompt file (or one image of a folder), validated; `error` says why it cannot run."""
+    """One line of the prompt file (or one image of a folder): its `request` (the command line's template with the
+    line's fields), or the `error` that says why it cannot run."""
 
     index: int
     name: str
     source: str  # where it came from, e.g. "prompts.csv:3"
-    prompt: str | None = None
-    image: Path | None = None
-    seed: int | None = None
-    steps: int | None = None
-    guidance: float = 7.5
-    size: int | None = None
-    tileable: bool = True
-    negative_prompt: str | None = None
-    variations: int = 1
+    request: GenerationRequest | None = None
     error: str | None = None
 
 
@@ -66,78 +44,17 @@ class BatchTask:
     seed: int
     output_name: str
 
-
-# ----------------------------------------------------------------------------------------------
-# Field values
-# ----------------------------------------------------------------------------------------------
-
-
-def _as_int(field: str, value: Any, low: int, high: int) -> int:
-    """An integer in [low, high] from an int or a decimal string."""
-    number: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, float) and value.is_integer():
-        number = int(value)
-    elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
-        number = int(value)
-    if number is None or not low <= number <= high:
-        raise ValueError(f"{field} must be an integer from {low} to {high}, got {value!r}")
-    return number
-
-
-def _as_float(field: str, value: Any, low: float, high: float) -> float:
-    """A finite number in [low, high] from a number or a string."""
-    number: float | None = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
-    if number is None or not math.isfinite(number) or not low <= number <= high:
-        raise ValueError(f"{field} must be a number from {low:g} to {high:g}, got {value!r}")
-    return number
-
-
-def _as_bool(field: str, value: Any) -> bool:
-    """true/false, yes/no, 1/0 (any case) or a JSON boolean."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "1", "on"):
-        return True
-    if text in ("false", "no", "0", "off"):
-        return False
-    raise ValueError(f"{field} must be true or false, got {value!r}")
-
-
-def _as_text(field: str, value: Any) -> str:
-    """A non-empty string."""
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{field} must be a non-empty string, got {value!r}")
-    return value.strip()
-
-
-def _as_size(value: Any) -> int:
-    """A square size in pixels: a positive multiple of 8."""
-    size = _as_int("size", value, 8, MAX_SIZE)
-    if size % 8:
-        raise ValueError(f"size must be a multiple of 8, got {value!r}")
-    return size
-
-
-def slug(text: str) -> str:
-    """A folder-safe name from free text: lower case, [a-z0-9_-], at most 48 characters."""
-    clean = re.sub(r"[^a-z0-9-]+", "_", text.lower()).strip("_-")
-    return clean[:_NAME_LENGTH].rstrip("_-")
+    @property
+    def request(self) -> GenerationRequest:
+        """The item's request for this one material: its seed, one variation."""
+        assert self.item.request is not None, "a task of an invalid item has no request"
+        return replace(self.item.request, seed=self.seed, variations=1)
 
 
 def _as_name(value: Any) -> str:
-    """An item name usable as a folder name."""
-    text = _as_text("name", value)
-    clean = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")
+    """An item name usable as a folder name (its case kept)."""
+    text = parse_text("name", value)
+    clean = slug(text, limit=255, lower=False, fallback="")
     if not clean:
         raise ValueError(f"name {value!r} has no letters or digits to name a folder with")
     return clean
@@ -149,7 +66,7 @@ def _as_name(value: Any) -> str:
 
 
 def _item_from_record(
-    index: int, record: dict[str, Any], defaults: BatchDefaults, base_dir: Path, source: str
+    index: int, record: dict[str, Any], template: GenerationRequest, limits: Limits, base_dir: Path, source: str
 ) -> BatchItem:
     """Validate one raw record (strings from CSV/TXT or JSON values); raises ValueError naming the bad field."""
     unknown = sorted(set(record) - set(FIELDS))
@@ -159,34 +76,31 @@ def _item_from_record(
     has_prompt, has_image = "prompt" in values, "image" in values
     if has_prompt == has_image:
         raise ValueError("give exactly one of prompt or image")
-    prompt = _as_text("prompt", values["prompt"]) if has_prompt else None
     image = None
     if has_image:
-        image = Path(_as_text("image", values["image"])).expanduser()
+        image = Path(parse_text("image", values["image"])).expanduser()
         image = image if image.is_absolute() else base_dir / image
-    name = _as_name(values["name"]) if "name" in values else None
-    return BatchItem(
-        index=index,
-        name=name or "",
-        source=source,
-        prompt=prompt,
-        image=image,
-        seed=_as_int("seed", values["seed"], 0, MAX_SEED) if "seed" in values else None,
-        steps=_as_int("steps", values["steps"], 1, 1000) if "steps" in values else defaults.steps,
-        guidance=_as_float("guidance", values["guidance"], 0.0, 100.0) if "guidance" in values else defaults.guidance,
-        size=_as_size(values["size"]) if "size" in values else defaults.size,
-        tileable=_as_bool("tileable", values["tileable"]) if "tileable" in values else defaults.tileable,
-        negative_prompt=(
-            _as_text("negative_prompt", values["negative_prompt"])
-            if "negative_prompt" in values
-            else defaults.negative_prompt
-        ),
-        variations=(
-            _as_int("variations", values["variations"], 1, MAX_VARIATIONS)
-            if "variations" in values
-            else defaults.variations
-        ),
-    )
+    fields: dict[str, Any] = {
+        "prompt": parse_text("prompt", values["prompt"]) if has_prompt else "",
+        "image": str(image) if image is not None else None,
+        "seed": parse_int("seed", values["seed"], 0, MAX_SEED) if "seed" in values else None,
+    }
+    if "steps" in values:
+        fields["steps"] = parse_int("steps", values["steps"], 1, limits.max_steps)
+    if "guidance" in values:
+        fields["guidance"] = parse_float("guidance", values["guidance"], 0.0, limits.max_guidance)
+    if "size" in values:
+        fields["height"], fields["width"] = parse_size("size", values["size"])
+    if "tileable" in values:
+        fields["tileable"] = parse_bool("tileable", values["tileable"])
+    if "negative_prompt" in values:
+        fields["negative_prompt"] = parse_text("negative_prompt", values["negative_prompt"])
+    if "variations" in values:
+        fields["variations"] = parse_int("variations", values["variations"], 1, limits.max_variations)
+    request = replace(template, **fields)
+    request.validate(limits, check_files=False)  # an unreadable image is found when its turn comes
+    name = _as_name(values["name"]) if "name" in values else ""
+    return BatchItem(index=index, name=name, source=source, request=request)
 
 
 def _records(source: Path) -> list[tuple[str, dict[str, Any] | str]]:
@@ -205,7 +119,7 @@ def _records(source: Path) -> list[tuple[str, dict[str, Any] | str]]:
         raise ValueError(
             f"prompt file {str(source)!r} must end in {', '.join(PROMPT_FILE_TYPES)}, or be a folder of images"
         )
-    text = source.read_text(encoding="utf-8-sig")
+    text = _read_text(source)
     out: list[tuple[str, dict[str, Any] | str]] = []
     if suffix == ".txt":
         for n, line in enumerate(text.splitlines(), 1):
@@ -226,8 +140,13 @@ def _records(source: Path) -> list[tuple[str, dict[str, Any] | str]]:
             )
     else:
         reader = csv.DictReader(text.splitlines())
-        if not reader.fieldnames:
-            raise ValueError(f"CSV file {str(source)!r} has no header line")
+        header = [name.strip() for name in reader.fieldnames or []]
+        if not set(header) & set(FIELDS):
+            first = ",".join(header)[:60]
+            raise ValueError(
+                f"CSV file {str(source)!r} has no header line (its first line, {first!r}, names no field); "
+                f"add one such as 'prompt,seed' (fields: {', '.join(FIELDS)})"
+            )
         for row in reader:
             where = f"{source.name}:{reader.line_num}"
             if None in row:
@@ -237,13 +156,29 @@ def _records(source: Path) -> list[tuple[str, dict[str, Any] | str]]:
     return out
 
 
-def read_items(source: str | Path, defaults: BatchDefaults | None = None) -> list[BatchItem]:
+def _read_text(source: Path) -> str:
+    """A prompt file's text (UTF-8, with or without a byte-order mark); ValueError naming the line that is not."""
+    data = source.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ValueError(
+            f"{source.name}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x}); save the prompt file as UTF-8"
+        ) from None
+
+
+def read_items(
+    source: str | Path, template: GenerationRequest | None = None, limits: Limits | None = None
+) -> list[BatchItem]:
     """Items of a prompt file (.txt one prompt a line with # comments, .csv with a header, .jsonl) or image folder.
 
-    Relative image paths are relative to the prompt file's folder. Items without a name are named after their
-    prompt (or image file); an explicit name used twice makes the later item invalid.
+    Each item's request is `template` (the command line's settings) with the item's own fields. Relative image
+    paths are relative to the prompt file's folder. Items without a name are named after their prompt (or image
+    file); an explicit name used twice makes the later item invalid.
     """
-    defaults = defaults or BatchDefaults()
+    template = template or GenerationRequest()
+    limits = limits or local_limits()
     source = Path(source)
     base_dir = source if source.is_dir() else source.parent
     items: list[BatchItem] = []
@@ -252,10 +187,10 @@ def read_items(source: str | Path, defaults: BatchDefaults | None = None) -> lis
             items.append(BatchItem(index=index, name="", source=where, error=record))
             continue
         try:
-            items.append(_item_from_record(index, record, defaults, base_dir, where))
+            items.append(_item_from_record(index, record, template, limits, base_dir, where))
         except ValueError as e:
             raw = record.get("name", record.get("prompt"))
-            name = slug(raw) if isinstance(raw, str) else ""
+            name = slug(raw, fallback="") if isinstance(raw, str) else ""
             items.append(BatchItem(index=index, name=name, source=where, error=str(e)))
     return _assign_names(items)
 
@@ -272,7 +207,7 @@ def _assign_names(items: list[BatchItem]) -> list[BatchItem]:
             taken.add(it.name)
             out.append(it)
             continue
-        base = it.name or slug(it.prompt or (it.image.stem if it.image else "")) or "item"
+        base = it.name or (it.request.base_name if it.request else "item")
         name = base if base not in taken and base not in explicit else f"{base}_{it.index}"
         taken.add(name)
         out.append(replace(it, name=name))
@@ -299,14 +234,18 @@ def expand_tasks(items: list[BatchItem], base_seed: int = 0) -> list[BatchTask]:
     tasks: list[BatchTask] = []
     used: set[str] = set()
     for it in items:
-        count = it.variations if it.error is None else 1
+        count = it.request.variations if it.request is not None and it.error is None else 1
         names = [it.name] if count == 1 else [f"{it.name}_v{k}" for k in range(1, count + 1)]
         clash = next((n for n in names if n in used), None)
         if clash is not None and it.error is None:
             it = replace(it, error=f"output folder {clash!r} is already used by another item")
             names = names[:1]
         used.update(names)
-        for k, output_name in enumerate(names, 1):
-            seed = (it.seed + k - 1) & MAX_SEED if it.seed is not None else derive_seed(base_seed, it.name, k)
+        own = it.request.seed if it.request is not None else None
+        if own is not None:
+            seeds = variation_seeds(own, count)
+        else:
+            seeds = [derive_seed(base_seed, it.name, k) for k in range(1, count + 1)]
+        for k, (output_name, seed) in enumerate(zip(names, seeds), 1):
             tasks.append(BatchTask(item=it, variation=k, seed=seed, output_name=output_name))
     return tasks

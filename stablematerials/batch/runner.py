@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..generation import GenerationRequest, Limits, local_limits
 from ..io import METADATA_FILE
-from .items import BatchDefaults, BatchTask, expand_tasks, read_items
+from .items import BatchTask, expand_tasks, read_items
 from .report import (
     PARTIAL_PREFIX,
     SUMMARY_JSON,
@@ -37,11 +38,9 @@ BATCH_KEY = "batch"  # the key of the batch record in each material's metadata.j
 
 @dataclass(frozen=True)
 class OutputOptions:
-    """How each material folder is written."""
+    """What each material folder holds besides the maps (their naming, normal convention and bit depth are the
+    request's)."""
 
-    naming: str = "plain"
-    normal_convention: str = "opengl"
-    bit_depth: int = 16
     orm: bool = False
     glb: bool = False
     preview_size: int = 256  # 0: no preview.png
@@ -49,14 +48,16 @@ class OutputOptions:
 
 @dataclass(frozen=True)
 class BatchConfig:
-    """Everything a batch run needs besides the process layout."""
+    """Everything a batch run needs besides the process layout. `template` is the request every item starts from
+    (the command line's model, variant, sampling defaults and file naming); an item's own fields replace its
+    values. `base_seed` seeds the items that have no seed of their own (`derive_seed`)."""
 
     prompts: Path
     out_dir: Path
-    model: str | None = None  # None: the embedded default model
-    student: bool | None = None  # None: the student when the model has one
-    defaults: BatchDefaults = field(default_factory=BatchDefaults)
+    template: GenerationRequest = field(default_factory=GenerationRequest)
+    base_seed: int = 0
     output: OutputOptions = field(default_factory=OutputOptions)
+    limits: Limits = field(default_factory=local_limits)
     max_items: int | None = None  # per process: stop after generating this many materials
     progress: bool = True
 
@@ -90,13 +91,12 @@ def _done_result(task: BatchTask, folder: Path, process_index: int) -> TaskResul
     )
 
 
-def generate_task(pipe, task: BatchTask, out_dir: Path, options: OutputOptions, process_index: int = 0) -> TaskResult:
+def generate_task(
+    pipe, task: BatchTask, out_dir: Path, options: OutputOptions, process_index: int = 0, limits: Limits | None = None
+) -> TaskResult:
     """Generate one task's material and write its folder; a bad input gives a failed row instead of an exception."""
-    import torch
-
-    from ..conditioning import load_image_prompt
     from ..export import export_texture_set, glb_bytes
-    from ..metrics import seam_scores
+    from ..generation import generate
 
     item = task.item
     folder = out_dir / task.output_name
@@ -109,19 +109,9 @@ def generate_task(pipe, task: BatchTask, out_dir: Path, options: OutputOptions, 
         return row
     start = time.perf_counter()
     try:
-        prompt_args: dict[str, Any] = (
-            {"image": load_image_prompt(item.image)} if item.image else {"prompt": item.prompt}
-        )
-        size = {"height": item.size, "width": item.size} if item.size else {}
-        material = pipe(
-            **prompt_args,
-            **size,
-            negative_prompt=item.negative_prompt,
-            num_inference_steps=item.steps,
-            guidance_scale=item.guidance,
-            tileable=item.tileable,
-            generator=torch.Generator().manual_seed(task.seed),
-        ).images[0]
+        request = task.request
+        result = generate(pipe, request, limits=limits)
+        material = result.materials[0]
         extra: dict[str, bytes] = {}
         if options.preview_size:
             from ..render import render_preview
@@ -129,21 +119,20 @@ def generate_task(pipe, task: BatchTask, out_dir: Path, options: OutputOptions, 
             extra["preview.png"] = _png_bytes(render_preview(material, size=options.preview_size))
         if options.glb:
             extra[f"{task.output_name}.glb"] = glb_bytes(material, name=task.output_name)
-        seams = {name: float(max(pair)) for name, pair in seam_scores(material).items()}
+        seams = {name: float(max(pair)) for name, pair in result.seam[0].items()}
         seconds = time.perf_counter() - start
         material.metadata[BATCH_KEY] = {
             "item": item.name, "index": item.index, "variation": task.variation, "seed": task.seed,
-            "source": item.source, "image": str(item.image) if item.image else None,
-            "seconds": seconds, "seam": seams, "process_index": process_index,
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "source": item.source, "image": request.image, "seconds": seconds, "seam": seams,
+            "process_index": process_index, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }  # fmt: skip
         export_texture_set(
             material,
             folder,
-            naming=options.naming,
+            naming=request.naming,
             name=task.output_name,
-            normal_convention=options.normal_convention,
-            bit_depth=options.bit_depth,
+            normal_convention=request.normal_convention,
+            bit_depth=request.bit_depth,
             orm=options.orm,
             extra_files=extra,
         )
@@ -166,6 +155,7 @@ def run_tasks(
     num_processes: int = 1,
     max_items: int | None = None,
     progress: bool = True,
+    limits: Limits | None = None,
 ) -> list[TaskResult]:
     """Run this process's tasks in order; the pipeline is loaded (once) only if some task needs generating."""
     from tqdm.auto import tqdm
@@ -178,9 +168,11 @@ def run_tasks(
     try:
         for task in tasks:
             folder = out_dir / task.output_name
-            if folder.is_dir():
+            if task.item.error is not None:  # before the folder check: a duplicate's folder is another item's
+                results.append(generate_task(pipe, task, out_dir, options, process_index))
+            elif folder.is_dir():
                 results.append(_done_result(task, folder, process_index))
-            elif max_items is not None and generated >= max_items and task.item.error is None:
+            elif max_items is not None and generated >= max_items:
                 results.append(
                     TaskResult(
                         index=task.item.index,
@@ -194,9 +186,9 @@ def run_tasks(
                     )  # fmt: skip
                 )
             else:
-                if pipe is None and task.item.error is None:
+                if pipe is None:
                     pipe = load_pipe()
-                row = generate_task(pipe, task, out_dir, options, process_index)
+                row = generate_task(pipe, task, out_dir, options, process_index, limits)
                 generated += row.status == "generated"
                 results.append(row)
             bar.update()
@@ -242,11 +234,15 @@ def run_batch(
         raise ValueError(f"max_items must be >= 0, got {config.max_items}")
     wait = barrier or (lambda: None)
     out_dir = Path(config.out_dir)
-    tasks = expand_tasks(read_items(config.prompts, config.defaults), config.defaults.seed)
-    if load_pipe is None:
-        from ..loading import resolve_model
+    template = config.template
+    template.validate_settings(config.limits)
+    tasks = expand_tasks(read_items(config.prompts, template, config.limits), config.base_seed)
+    if load_pipe is None:  # a missing model or too many steps for it is reported before any work
+        from ..loading import check_model_steps, resolve_model, variant_student
 
-        resolve_model(config.model)  # a missing model is reported before any work, not at the first item
+        model = resolve_model(template.model)
+        if template.steps is not None:
+            check_model_steps(model, variant_student(template.variant), template.steps)
     main = process_index == 0
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -256,9 +252,9 @@ def run_batch(
     wait()
 
     def default_loader():
-        from ..loading import load_pipeline
+        from ..loading import load_pipeline, variant_student
 
-        pipe = load_pipeline(config.model, config.student, device)
+        pipe = load_pipeline(template.model, variant_student(template.variant), device)
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
@@ -272,6 +268,7 @@ def run_batch(
         num_processes=num_processes,
         max_items=config.max_items,
         progress=config.progress and main,
+        limits=config.limits,
     )
     write_partial(out_dir, process_index, results)
     wait()

@@ -1,7 +1,7 @@
-"""`stablematerials app`: start the web UI (`app.py` of the source checkout).
+"""`stablematerials app`: start the web UI (`stablematerials.webui`, which needs the `app` extra: gradio).
 
-The page itself lives in `app.py` at the repository root, beside the package, so that the library never imports
-gradio. This module only defines the options (shared with `python app.py`) and loads `app.py` by path when run.
+This module only defines the options (shared with `python app.py`) and imports the page when run, so that the rest
+of the library never imports gradio.
 """
 
 from __future__ import annotations
@@ -9,13 +9,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import ipaddress
-import sys
-from pathlib import Path
-from types import ModuleType
 
-HELP = "start the web UI for artists (same as `python app.py`)"
-APP_FILE = Path(__file__).resolve().parents[2] / "app.py"
-MODULE_NAME = "stablematerials_app"  # the name app.py is imported under
+HELP = "start the web UI for artists (same as `python app.py` in a checkout)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,27 +37,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def load_app_module(path: Path = APP_FILE) -> ModuleType:
-    """Import `app.py` from the checkout by its path (it is not part of the installed package)."""
-    loaded = sys.modules.get(MODULE_NAME)
-    if loaded is not None and getattr(loaded, "__file__", None) == str(path):
-        return loaded
-    if not path.is_file():
-        raise ValueError(
-            f"the web UI file {path} is missing; it ships with the source checkout: run `python app.py` there"
-        )
-    spec = importlib.util.spec_from_file_location(MODULE_NAME, path)
-    if spec is None or spec.loader is None:  # pragma: no cover - only for a path importlib cannot handle
-        raise ValueError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # as `import` does: gradio inspects the module of the page's classes
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(spec.name, None)
-        raise
-    return module
-
-
 def run(args: argparse.Namespace) -> int:
-    return int(load_app_module().serve(args) or 0)
+    if importlib.util.find_spec("gradio") is None:
+        raise ValueError('the web UI needs gradio: pip install "stablematerials[app]"')
+    from ..webui import serve
+
+    return int(serve(args) or 0)

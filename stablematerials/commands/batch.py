@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     items = p.add_argument_group("defaults for items that do not set them")
     items.add_argument("--steps", type=int, help="denoising steps (default: 4 for a student, 50 otherwise)")
     items.add_argument("--guidance", type=float, default=7.5, help="guidance scale (default 7.5)")
-    items.add_argument("--size", type=int, help="square size in pixels, a multiple of 8 (default: the model's)")
+    items.add_argument("--size", help="N or WxH in pixels, multiples of 8 (default: the model's training size)")
     items.add_argument("--tileable", action=argparse.BooleanOptionalAction, default=True, help="seamless (default on)")
     items.add_argument("--negative", help="negative prompt")
     items.add_argument("--variations", type=int, default=1, help="materials per item (folders <name>_v1, _v2, ...)")
@@ -46,47 +46,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     """A `BatchConfig` from parsed arguments; raises ValueError for bad values."""
-    from ..batch import BatchConfig, BatchDefaults, OutputOptions
-    from ..batch.items import MAX_SEED, MAX_VARIATIONS
+    from ..batch import BatchConfig, OutputOptions
+    from ..generation import MAX_SEED, GenerationRequest, local_limits
+    from ..values import parse_int, parse_size
 
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps must be >= 1, got {args.steps}")
-    if args.size is not None and (args.size < 8 or args.size % 8):
-        raise ValueError(f"--size must be a positive multiple of 8, got {args.size}")
-    if not 1 <= args.variations <= MAX_VARIATIONS:
-        raise ValueError(f"--variations must be from 1 to {MAX_VARIATIONS}, got {args.variations}")
-    if not 0 <= args.seed <= MAX_SEED:
-        raise ValueError(f"--seed must be from 0 to {MAX_SEED}, got {args.seed}")
-    if args.guidance < 0:
-        raise ValueError(f"--guidance must be >= 0, got {args.guidance}")
-    if args.preview_size < 0:
-        raise ValueError(f"--preview-size must be >= 0, got {args.preview_size}")
-    if args.max_items is not None and args.max_items < 0:
-        raise ValueError(f"--max-items must be >= 0, got {args.max_items}")
+    height, width = parse_size("--size", args.size) if args.size else (None, None)
+    template = GenerationRequest(
+        negative_prompt=args.negative or "",
+        steps=args.steps,
+        guidance=args.guidance,
+        width=width,
+        height=height,
+        tileable=args.tileable,
+        variations=args.variations,
+        model=args.model,
+        variant={None: "auto", True: "student", False: "teacher"}[args.student],
+        naming=args.naming,
+        normal_convention=args.normal,
+        bit_depth=args.bit_depth,
+    )
+    limits = local_limits()
+    template.validate_settings(limits)
+    parse_int("--seed", args.seed, 0, MAX_SEED)
+    parse_int("--preview-size", args.preview_size, 0, 4096)
+    if args.max_items is not None:
+        parse_int("--max-items", args.max_items, 0, 2**62)
     if not args.prompts.exists():
         raise ValueError(f"prompt source {str(args.prompts)!r} does not exist")
     return BatchConfig(
         prompts=args.prompts,
         out_dir=args.out,
-        model=args.model,
-        student=args.student,
-        defaults=BatchDefaults(
-            steps=args.steps,
-            guidance=args.guidance,
-            size=args.size,
-            tileable=args.tileable,
-            negative_prompt=args.negative,
-            variations=args.variations,
-            seed=args.seed,
-        ),
-        output=OutputOptions(
-            naming=args.naming,
-            normal_convention=args.normal,
-            bit_depth=args.bit_depth,
-            orm=args.orm,
-            glb=args.glb,
-            preview_size=args.preview_size,
-        ),
+        template=template,
+        base_seed=args.seed,
+        output=OutputOptions(orm=args.orm, glb=args.glb, preview_size=args.preview_size),
+        limits=limits,
         max_items=args.max_items,
         progress=not args.no_progress,
     )

@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import random
-import re
 from pathlib import Path
 
 HELP = "generate a tileable PBR material from a text or image prompt"
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """'512' or '768x512' (width x height) -> (height, width)."""
-    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", text)
-    if not m:
-        raise ValueError(f"--size must be N or WxH, got {text!r}")
-    w = int(m.group(1))
-    h = int(m.group(2)) if m.group(2) else w
-    return h, w
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..generation import DEFAULT_GUIDANCE, MAX_SIZE_ENV
+
     p.add_argument("prompt", nargs="?", help='text prompt, e.g. "mossy cobblestone path"')
     p.add_argument("--image", help="image prompt (a photo or texture file) instead of text")
     p.add_argument("--out", required=True, help="output folder (with -n > 1: a folder of material folders)")
@@ -28,11 +18,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--student", action=argparse.BooleanOptionalAction, default=None,
                    help="use the 4-step student UNet (default: when the model has one)")
     p.add_argument("--steps", type=int, help="denoising steps (default: 4 for a student, 50 otherwise)")
-    p.add_argument("--guidance", type=float, default=7.5, help="guidance scale (default 7.5)")
+    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
+                   help=f"guidance scale (default {DEFAULT_GUIDANCE})")
     p.add_argument("--negative", help="negative prompt")
     p.add_argument("--seed", type=int, help="random seed (default: random, printed)")
     p.add_argument("--size", default=None,
-                   help="N or WxH in pixels, multiples of 8 (default: the model's training size, at least 256)")
+                   help="N or WxH in pixels, multiples of 8 (default: the model's training size, at least 256; "
+                        f"at most 2048 unless ${MAX_SIZE_ENV} says more)")
     p.add_argument("--tileable", action=argparse.BooleanOptionalAction, default=True, help="seamless output (default on)")
     p.add_argument("--patched", action=argparse.BooleanOptionalAction, default=None,
                    help="windowed attention for sizes above the training size (default: automatic)")
@@ -40,68 +32,65 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--naming", default="plain", choices=["plain", "ambientcg", "polyhaven"], help="file naming preset")
     p.add_argument("--normal", default="opengl", choices=["opengl", "directx", "both"], help="normal map convention")
     p.add_argument("--bit-depth", type=int, default=16, choices=[8, 16], help="height/normal PNG bit depth")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output folders")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing material folders (never a folder of other files)")  # fmt: skip
 
 
-def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from ..io import save_material
-    from ..loading import default_output_size, load_pipeline
-    from ..metrics import max_seam_score
+def request_from_args(args: argparse.Namespace):
+    """The `GenerationRequest` the options describe (not yet validated)."""
+    from ..generation import GenerationRequest, local_limits
+    from ..values import parse_int, parse_size
 
     if not args.prompt and not args.image:
         raise ValueError("give a text prompt or --image PATH")
     if args.prompt and args.image:
         raise ValueError("give either a text prompt or --image, not both")
-    if args.num < 1:
-        raise ValueError(f"-n must be at least 1, got {args.num}")
-    if args.seed is not None and args.seed < 0:
-        raise ValueError(f"--seed must be >= 0, got {args.seed}")
-    out = Path(args.out)
-    targets = [out] if args.num == 1 else [out / f"{k:02d}" for k in range(args.num)]
-    if not args.overwrite:
-        for t in targets:
-            if t.exists():
-                raise FileExistsError(f"{t} already exists (use --overwrite to replace it)")
-    if args.image and not Path(args.image).is_file():
-        raise ValueError(f"--image {args.image!r} is not a file")
-    size = parse_size(args.size) if args.size else None
-    for label, value in zip(("height", "width"), size or ()):
-        if value <= 0 or value % 8:
-            raise ValueError(f"{label} must be a positive multiple of 8, got {value}")
-
-    pipe = load_pipeline(args.model, student=args.student)
-    sample = pipe.unet.config.sample_size * pipe.vae_scale_factor
-    default = default_output_size(sample)
-    height, width = size if size else (default, default)
-    patched = args.patched if args.patched is not None else max(height, width) > sample
-    seed = args.seed if args.seed is not None else random.randrange(2**31)
-    generators = [torch.Generator().manual_seed(seed + k) for k in range(args.num)]
-    prompt = [args.prompt] * args.num if args.prompt else None
-    image = [args.image] * args.num if args.image else None
-    result = pipe(
-        prompt=prompt,
-        image=image,
-        negative_prompt=args.negative,
-        height=height,
+    height, width = parse_size("--size", args.size) if args.size else (None, None)
+    parse_int("-n", args.num, 1, local_limits().max_variations)
+    return GenerationRequest(
+        prompt=args.prompt or "",
+        image=args.image,
+        negative_prompt=args.negative or "",
+        seed=args.seed,
+        steps=args.steps,
+        guidance=args.guidance,
         width=width,
-        num_inference_steps=args.steps,
-        guidance_scale=args.guidance,
-        generator=generators,
+        height=height,
         tileable=args.tileable,
-        patched=patched,
+        patched=args.patched,
+        variations=args.num,
+        model=args.model,
+        variant={None: "auto", True: "student", False: "teacher"}[args.student],
+        naming=args.naming,
+        normal_convention=args.normal,
+        bit_depth=args.bit_depth,
     )
-    for k, (material, target) in enumerate(zip(result.images, targets)):
-        if args.image:
-            material.metadata["prompt"] = f"<image:{Path(args.image).name}>"
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..generation import generate, local_limits
+    from ..io import check_output_folder, save_material
+    from ..loading import check_model_steps, load_pipeline, resolve_model, variant_student
+
+    # 1. Everything that can be checked before the model loads: the request, the model, the output folders.
+    request = request_from_args(args)
+    limits = local_limits()
+    request.validate(limits)
+    if request.steps is not None:
+        check_model_steps(resolve_model(request.model), variant_student(request.variant), request.steps)
+    out = Path(args.out)
+    targets = [out] if request.variations == 1 else [out / f"{k:02d}" for k in range(request.variations)]
+    for target in targets:
+        check_output_folder(target, args.overwrite)
+
+    # 2. Generate, then write each material folder atomically.
+    pipe = load_pipeline(request.model, student=variant_student(request.variant))
+    result = generate(pipe, request, limits=limits)
+    for material, seed, seam, target in zip(result.materials, result.seeds, result.seam, targets):
         save_material(
-            material, target, naming=args.naming, normal_convention=args.normal, bit_depth=args.bit_depth,
-            overwrite=args.overwrite, name=_slug(args.prompt or Path(args.image).stem),
+            material, target, naming=request.naming, normal_convention=request.normal_convention,
+            bit_depth=request.bit_depth, overwrite=args.overwrite, name=request.base_name,
         )  # fmt: skip
-        print(f"wrote {target}  (seed {seed + k}, worst seam score {max_seam_score(material):.2f})")
+        worst = max(max(pair) for pair in seam.values())
+        print(f"wrote {target}  (seed {seed}, worst seam score {worst:.2f})")
     return 0
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:48] or "material"

@@ -1,10 +1,20 @@
-"""The engine of the web UI (`app.py`), usable without gradio: requests, generation, pictures and downloads."""
+"""The engine of the web UI (`stablematerials.webui`), usable without gradio: cached models, generation through the
+one typed request (`stablematerials.generation`), pictures and downloads."""
 
 from __future__ import annotations
 
+from ..generation import (
+    BIT_DEPTHS,
+    MODEL_VARIANTS,
+    NORMAL_CONVENTIONS,
+    GenerationRequest,
+    GenerationResult,
+    Limits,
+    folder_native_size,
+    material_name,
+)
 from .downloads import GLB_SHAPES, glb_for, prune_outputs, save_pictures, zip_material
-from .engine import ModelChoice, Studio, folder_native_size, material_name
-from .request import BIT_DEPTHS, MODEL_VARIANTS, NORMAL_CONVENTIONS, GenerationRequest, GenerationResult, Limits
+from .engine import ModelChoice, Studio
 from .views import MAP_LABELS, light_direction, map_images, preview_image, thumbnail, tiled_view
 
 __all__ = [

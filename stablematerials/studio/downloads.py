@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from ..io import atomic_write_bytes, save_material
 from ..material import Material
-from .engine import material_name
+from ..generation import material_name
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -8,32 +8,30 @@ the front end should run one generation at a time.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import os
-import random
-import re
 import threading
-import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..loading import default_model_path, default_output_size, has_student, has_teacher
-from ..metrics import seam_scores
-from .request import GenerationRequest, GenerationResult, Limits, check_model_folder
+from ..generation import (
+    STUDENT_STEPS,
+    TEACHER_STEPS,
+    GenerationRequest,
+    GenerationResult,
+    Limits,
+    ProgressCallback,
+    complete,
+    folder_native_size,
+)
+from ..loading import check_model_folder, default_model_path, has_student, has_teacher
 
 if TYPE_CHECKING:
     from ..pipeline import StableMaterialsPipeline
 
 logger = logging.getLogger(__name__)
-
-ProgressCallback = Callable[[int, int], None]  # (steps done, total steps)
-STUDENT_STEPS = 4
-TEACHER_STEPS = 50
 
 
 @dataclass(frozen=True)
@@ -42,27 +40,6 @@ class ModelChoice:
 
     label: str
     path: Path
-
-
-def folder_native_size(path: str | os.PathLike) -> int | None:
-    """The output size (pixels) a pipeline folder was trained at, read from its configs without loading weights."""
-    try:
-        unet = json.loads((Path(path) / "unet" / "config.json").read_text())
-        vae = json.loads((Path(path) / "vae" / "config.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    sample = unet.get("sample_size")
-    sample = sample[0] if isinstance(sample, (list, tuple)) else sample
-    blocks = vae.get("block_out_channels")
-    if not isinstance(sample, int) or not isinstance(blocks, list) or not blocks:
-        return None
-    return sample * 2 ** (len(blocks) - 1)
-
-
-def material_name(prompt: str, seed: int | None) -> str:
-    """A file-friendly name for a material: the prompt's words (at most 40 characters) and the seed."""
-    words = re.sub(r"[^a-z0-9]+", "_", prompt.lower()).strip("_")[:40].rstrip("_") or "material"
-    return f"{words}_{seed}" if seed is not None else words
 
 
 class Studio:
@@ -175,66 +152,22 @@ class Studio:
 
     # -- generation --------------------------------------------------------------------------------
     def complete(self, request: GenerationRequest) -> GenerationRequest:
-        """The request with the model's defaults filled in (steps, size) and a seed drawn when it has none."""
-        native = self.native_size(request.model) or 512
-        default_size = min(default_output_size(native), self.limits.max_resolution)
-        return dataclasses.replace(
+        """The request with the model's defaults filled in (steps, size within the limits, windowed attention) and a
+        seed drawn when it has none, read from the model folder without loading it."""
+        return complete(
             request,
-            steps=request.steps if request.steps is not None else self.default_steps(request.model, request.variant),
-            width=request.width if request.width is not None else default_size,
-            height=request.height if request.height is not None else default_size,
-            seed=request.seed if request.seed is not None else random.SystemRandom().randrange(2**31),
+            self.native_size(request.model),
+            self.default_steps(request.model, request.variant),
+            self.limits.max_resolution,
         )
 
     def generate(self, request: GenerationRequest, progress_callback: ProgressCallback | None = None) -> GenerationResult:
-        """Run one request: validate it, load its model, sample its variations and measure their seams."""
-        import torch
+        """Run one request: validate it (before loading anything), load its model, and make its variations in one
+        batched call (`stablematerials.generation.generate`)."""
+        from ..generation import generate
 
         request.validate(self.limits)
-        request = self.complete(request)
-        request.validate(self.limits)
-        start = time.perf_counter()
         pipe = self.pipeline(request.model, request.variant)
-        assert request.seed is not None and request.steps is not None  # filled by complete()
-        n, steps = request.variations, request.steps
-        sample = pipe.unet.config.sample_size
-        sample = (sample[0] if isinstance(sample, (list, tuple)) else sample) * pipe.vae_scale_factor
-        made = []
-        # One call per variation, so that each material's seed alone reproduces it (in a batch, the random
-        # offsets of features rolling follow the batch's first seed).
-        for k in range(n):
-
-            def on_step(_pipe, step: int, _timestep, _tensors: dict, k: int = k) -> None:
-                if progress_callback is not None:
-                    progress_callback(k * steps + step + 1, n * steps)
-
-            output = pipe(
-                prompt=request.prompt.strip() if not request.image else None,
-                image=request.image or None,
-                negative_prompt=request.negative_prompt.strip() or None,
-                height=request.height,
-                width=request.width,
-                num_inference_steps=steps,
-                guidance_scale=float(request.guidance),
-                generator=torch.Generator().manual_seed(request.seed + k),
-                tileable=request.tileable,
-                patched=max(request.height, request.width) > sample,
-                callback_on_step_end=on_step,
-            )
-            made.extend(output.images)
-        materials = tuple(made)
-        label = f"<image:{Path(request.image).name}>" if request.image else request.prompt.strip()
-        for k, material in enumerate(materials):
-            material.metadata["prompt"] = label
-            material.metadata["name"] = material_name(
-                Path(request.image).stem if request.image else request.prompt, request.seed + k
-            )
-        seconds = time.perf_counter() - start
-        logger.info("generated %d material(s) for %r in %.1f s", n, label, seconds)
-        return GenerationResult(
-            request=request,
-            materials=materials,
-            seed=request.seed,
-            seconds=seconds,
-            seam=tuple(seam_scores(m) for m in materials),
-        )
+        result = generate(pipe, request, limits=self.limits, progress=progress_callback)
+        logger.info("generated %d material(s) for %r in %.1f s", len(result.materials), request.label, result.seconds)
+        return result
