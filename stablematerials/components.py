@@ -58,10 +58,27 @@ def load_component(library: str, class_name: str, path: Path, torch_dtype, allow
     safes = [p.name for p in path.iterdir() if p.suffix == ".safetensors"]
     if not safes and pickles and not allow_pickle:
         raise ValueError(
-            f"{path} holds only pickle weights ({', '.join(pickles)}); pickle can run code when loaded. "
-            "Convert them to safetensors or pass allow_pickle=True if you trust the file."
+            f"{path} holds only pickle weights ({', '.join(pickles)}), and pickle can run code when loaded: convert "
+            "them to safetensors (if you trust the file: in Python, StableMaterialsPipeline.from_pretrained(folder, "
+            "allow_pickle=True).save_pretrained(new_folder))"
         )
     kwargs: dict[str, Any] = {"use_safetensors": not allow_pickle or bool(safes)}
     if torch_dtype is not None:
         kwargs["torch_dtype"] = torch_dtype
-    return cls.from_pretrained(path, **kwargs)
+    try:
+        return cls.from_pretrained(path, **kwargs)
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a damaged folder fails in many library-specific ways; say which one
+        raise ValueError(f"cannot load the component in {path}: {_first_cause(e)}") from e
+
+
+def _first_cause(error: BaseException) -> str:
+    """The innermost reason of a chained loading error, on one line (a truncated file: the header it could not
+    read), with a hint when the weights file itself is damaged."""
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    text = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if type(error).__name__ == "SafetensorError" or "deserializ" in text.lower():
+        text += " (the weights file is damaged or incomplete: copy or download it again)"
+    return text

@@ -38,6 +38,9 @@ MAX_SIZE_ENV = "STABLEMATERIALS_MAX_SIZE"
 # 1.0 / 2.1 / 5.6 GB at 512 / 1024 / 2048 px (README, benchmarks/pipeline_speed.py), so 2048 px fits a 16 GB machine
 # and 4096 px (about 4x more) does not.
 DEFAULT_MAX_SIZE = 2048
+# Procedural materials need far less: bricks peaked at 0.84 GB at 2048 px (about 200 bytes a pixel), so 4096 px
+# takes about 3.5 GB.
+PROCEDURAL_MAX_SIZE = 4096
 # Which of a model's UNets samples: the 4-step latent-consistency student, the guided teacher it was distilled from
 # (50 steps, about 15x slower, slightly closer to the training data: benchmarks/results/student.md), or "auto": the
 # student when the model ships one.
@@ -90,11 +93,11 @@ def material_name(prompt: str, seed: int | None) -> str:
     return f"{words}_{seed}" if seed is not None else words
 
 
-def max_size_from_env() -> int:
-    """The largest output side this machine accepts: `$STABLEMATERIALS_MAX_SIZE`, else DEFAULT_MAX_SIZE."""
+def max_size_from_env(default: int = DEFAULT_MAX_SIZE) -> int:
+    """The largest output side this machine accepts: `$STABLEMATERIALS_MAX_SIZE`, else `default`."""
     text = os.environ.get(MAX_SIZE_ENV, "").strip()
     if not text:
-        return DEFAULT_MAX_SIZE
+        return default
     if not text.isdigit() or int(text) < 8 or int(text) % 8:
         raise ValueError(f"{MAX_SIZE_ENV} must be a positive multiple of 8 (pixels per side), got {text!r}")
     return int(text)
@@ -124,6 +127,19 @@ class Limits:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.max_resolution % 8:
             raise ValueError(f"max_resolution must be a multiple of 8, got {self.max_resolution}")
+
+
+def check_procedural_size(size: int, flag: str = "--size") -> int:
+    """A procedural material's size from the command line: a positive multiple of 8 within the machine's limit."""
+    limit = max_size_from_env(PROCEDURAL_MAX_SIZE)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 8 or size % 8:
+        raise ValueError(f"{flag} must be a positive multiple of 8 pixels, got {size!r}")
+    if size > limit:
+        raise ValueError(
+            f"{flag} {size} px is over the limit of {limit} px per side; set {MAX_SIZE_ENV}=N to raise it (memory "
+            "grows with the pixel count: about 3.5 GB at 4096 px)"
+        )
+    return size
 
 
 def local_limits() -> Limits:

@@ -21,7 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..generation import check_procedural_size
     from ..procedural.dataset import write_dataset
+
+    check_procedural_size(args.size)
 
     families = [f.strip() for f in args.families.split(",") if f.strip()] or None
     step = max(1, args.n // 10)

@@ -44,6 +44,7 @@ def _list_families() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..generation import check_procedural_size
     from ..io import save_material
     from ..procedural import generate_with, get_family
     from ..procedural.dataset import material_name
@@ -54,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.family:
         raise ValueError("--family is required (see --list for the families)")
+    check_procedural_size(args.size)
     family = get_family(args.family)
     overrides = _parse_params(args.param)
     if args.random_params:  # the dataset's parameters for this (family, seed), then the overrides
