@@ -1,6 +1,8 @@
 """The `stablematerials` command: one subcommand per module in `stablematerials.commands`.
 
-Each such module defines `HELP` (one line), `add_arguments(parser)` and `run(args) -> int` (the exit code).
+Each such module defines `HELP` (one line), `add_arguments(parser)` and `run(args) -> int` (the exit code). A module
+that runs a script with options of its own (the training commands) sets `PASSTHROUGH_AFTER = N`: after the command
+and N positional arguments, everything (--help included) goes to the script as `args.options`.
 Errors a user can fix (`ValueError`, any `OSError` such as a missing file or an unwritable folder, running out of
 memory) print one line on stderr and exit 2; a closed output pipe (`... | head`) ends quietly.
 """
@@ -37,6 +39,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _split_passthrough(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """(what argparse parses, the options passed on to a script) for `argv`; None when the command takes none."""
+    modules = _subcommand_modules()
+    for i, token in enumerate(argv):
+        if token in modules:
+            keep = getattr(modules[token], "PASSTHROUGH_AFTER", None)
+            if keep is None or (keep and len(argv) <= i + keep) or argv[i + 1 : i + 1 + keep][:1] in (["-h"], ["--help"]):
+                return argv, None
+            return argv[: i + 1 + keep], argv[i + 1 + keep :]
+        if not token.startswith("-"):
+            break
+    return argv, None
+
+
 def _quiet_libraries() -> None:
     """Keep stderr for our own messages: no weight-loading progress bars or load reports from the libraries."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -55,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     # Local folders and the embedded model never need the hub; a hub id given by the user still works
     # when the user has set HF_HUB_OFFLINE=0 explicitly.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    args = build_parser().parse_args(argv)
+    head, rest = _split_passthrough(sys.argv[1:] if argv is None else list(argv))
+    args = build_parser().parse_args(head)
+    if rest is not None:
+        args.options = rest
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:
         _quiet_libraries()

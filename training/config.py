@@ -171,7 +171,13 @@ def _split_argv(argv: list[str]) -> list[tuple[str, str]]:
 
 
 def parse_config(cls: type[C], argv: list[str]) -> C:
-    """Build a config: defaults, then `--config FILE`, then the other command-line overrides in order."""
+    """Build a config: defaults, then `--config FILE`, then the other command-line overrides in order.
+    `-h` / `--help` prints every key with its type, default and reason, and exits."""
+    from .config_help import config_help, wants_help
+
+    if wants_help(list(argv)):
+        print(config_help(cls), end="")
+        raise SystemExit(0)
     pairs = _split_argv(list(argv))
     cfg = cls()
     for key, value in pairs:

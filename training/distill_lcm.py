@@ -226,4 +226,6 @@ def distill(cfg: LCMConfig) -> Path:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .config_help import run_main
+
+    sys.exit(run_main(main, "python -m training.distill_lcm"))

@@ -322,4 +322,6 @@ def train(cfg: LDMConfig) -> Path:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .config_help import run_main
+
+    sys.exit(run_main(main, "python -m training.train_ldm"))
