@@ -5,8 +5,8 @@ each from its own `gradio_client.Client`, and prints how many completed, how man
 (Gradio's "Queue is full"), latency percentiles of the completed ones, and the server's memory (resident set at
 idle, and its peak: VmHWM from /proc). Not run in CI.
 
-    python benchmarks/app_load.py                     # 20 requests, tiny model, queue of 8
-    python benchmarks/app_load.py --model PATH --resolution 512 --max-queue 4
+    python -m benchmarks.app_load                     # 20 requests, tiny model, queue of 8
+    python -m benchmarks.app_load --model PATH --resolution 512 --max-queue 4
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Batch throughput: materials per minute with 1 and with 2 processes on this machine, side by side.
 
-    python benchmarks/batch_throughput.py [--model PATH] [--items 8] [--size N] [--steps N]
+    python -m benchmarks.batch_throughput [--model PATH] [--items 8] [--size N] [--steps N]
 
 Default model: the embedded default model when present, else a tiny random-weight pipeline (64 px, 8 steps).
 Three runs: 1 process with torch's default thread count, 1 process with one thread, and 2 processes with one thread
@@ -42,7 +42,7 @@ def _run(processes: int, threads: int | None, prompts: Path, out: Path, model: P
             "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
             "--main_process_port", str(_free_port()), *batch,
         ]  # fmt: skip
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}  # cwd: the checkout, importable by -m
     env.pop("OMP_NUM_THREADS", None)
     if threads is not None:
         env["OMP_NUM_THREADS"] = str(threads)
@@ -83,7 +83,6 @@ def main() -> int:
         parser.error(f"--items must be >= 1, got {args.items}")
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    sys.path.insert(0, str(REPO))
     from stablematerials.loading import default_model_path
 
     with tempfile.TemporaryDirectory(prefix="batch-throughput-") as tmp:

@@ -1,6 +1,6 @@
 """Two trained models side by side: how close each one's materials are to every procedural family's real maps.
 
-    python benchmarks/compare_models.py --a runs/lcm/model --b runs2/lcm/model --data data/procedural \
+    python -m benchmarks.compare_models --a runs/lcm/model --b runs2/lcm/model --data data/procedural \
         --labels "v1,v2" --work runs/bench_compare
 
 For every family (or `--families`), both models generate `--per-family` materials from the family's test-split
@@ -20,9 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from family_eval import distance_table, family_distances, write_report
+from benchmarks.family_eval import distance_table, family_distances, write_report
 
 from stablematerials.material import MAP_NAMES
 from training.data import discover_materials

@@ -1,6 +1,6 @@
 """Does fine-tuning on a few of a user's materials bring a model to their look? Before/after on the same metric.
 
-    python benchmarks/finetune.py --base runs/bench_semi/ldm_annotated/model --data runs/bench_semi/data \
+    python -m benchmarks.finetune --base runs/bench_semi/ldm_annotated/model --data runs/bench_semi/data \
         --family marble --control bricks --n-train 8 --steps 400
 
 Protocol:
@@ -26,9 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from family_eval import distance_table, family_distances, write_report
+from benchmarks.family_eval import distance_table, family_distances, write_report
 
 from training.data import discover_materials
 

@@ -10,7 +10,7 @@ Model: --model PATH (a pipeline folder with unet_lcm/ for the student part), els
 present, else a mid-size random-weight model of the published architecture family built in code (the numbers then
 measure the code path, not a trained model).
 
-    python benchmarks/pipeline_speed.py [--model PATH] [--size 256] [--repeats 2]
+    python -m benchmarks.pipeline_speed [--model PATH] [--size 256] [--repeats 2]
 """
 
 from __future__ import annotations

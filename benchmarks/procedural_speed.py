@@ -1,6 +1,6 @@
 """Procedural material speed: materials per second per family (and overall) on one thread, i.e. per core.
 
-    python benchmarks/procedural_speed.py [--size 256] [--count 10] [--families a,b] [--save]
+    python -m benchmarks.procedural_speed [--size 256] [--count 10] [--families a,b] [--save]
 
 Each family generates `count` materials with parameters drawn from their seeds (as the dataset command does),
 after one warm-up material. `--save` also times writing each one as a 16-bit material folder (what the dataset

@@ -1,6 +1,6 @@
 """Print timings of the preview renderer: render_preview (interactive use) and render_plane (training loss).
 
-Run: python benchmarks/render_speed.py [--repeats 5] [--threads N]
+Run: python -m benchmarks.render_speed [--repeats 5] [--threads N]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Does the unannotated-image stream help on families the model has no maps of? (StableMaterials' semi-supervised claim)
 
-    python benchmarks/semi_supervised.py --work runs/bench_semi --data data/procedural \
+    python -m benchmarks.semi_supervised --work runs/bench_semi --data data/procedural \
         --families bricks,wood_planks,marble,rusty_metal --held-out marble,rusty_metal \
         --vae-steps 1500 --ldm-steps 3000
 
@@ -30,9 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from family_eval import EVAL_SEED, distance_table, family_distances, write_report
+from benchmarks.family_eval import EVAL_SEED, distance_table, family_distances, write_report
 
 from stablematerials.io import load_material
 from stablematerials.render import render_plane

@@ -1,6 +1,6 @@
 """The 4-step latent-consistency student against the 50-step guided teacher: speed ratio and quality gap.
 
-    python benchmarks/student.py --model runs/lcm/model --data data/procedural --size 64 --count 16
+    python -m benchmarks.student --model runs/lcm/model --data data/procedural --size 64 --count 16
 
 `--model` is a pipeline folder with `unet/` (teacher) and `unet_lcm/` (student), as written by training.distill_lcm.
 Without `unet_lcm/`, `--distill-steps N` first distils one into WORK (from `--model` as the teacher).
@@ -20,8 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stablematerials.io import load_material
 from stablematerials.material import MAP_NAMES, Material

@@ -45,7 +45,8 @@ def _split_passthrough(argv: list[str]) -> tuple[list[str], list[str] | None]:
     for i, token in enumerate(argv):
         if token in modules:
             keep = getattr(modules[token], "PASSTHROUGH_AFTER", None)
-            if keep is None or (keep and len(argv) <= i + keep) or argv[i + 1 : i + 1 + keep][:1] in (["-h"], ["--help"]):
+            asks_help = argv[i + 1 : i + 1 + keep][:1] in (["-h"], ["--help"])  # `train --help`: argparse's help
+            if keep is None or (keep and len(argv) <= i + keep) or asks_help:
                 return argv, None
             return argv[: i + 1 + keep], argv[i + 1 + keep :]
         if not token.startswith("-"):

@@ -227,9 +227,8 @@ class GenerationRequest:
             if isinstance(value, bool) or not isinstance(value, int) or value < 8 or value % 8:
                 raise ValueError(f"{label} must be a positive multiple of 8 pixels, got {value!r}")
             if value > limits.max_resolution:
-                raise ValueError(
-                    f"{label} {value} px is over {limits.where} of {limits.max_resolution} px per side{limits.raise_hint}"
-                )
+                over = f"{limits.where} of {limits.max_resolution} px per side"
+                raise ValueError(f"{label} {value} px is over {over}{limits.raise_hint}")
         parse_int("variations", self.variations, 1, limits.max_variations, strict=True)
         if self.variant not in MODEL_VARIANTS:
             raise ValueError(f"model variant must be one of {', '.join(MODEL_VARIANTS)}, got {self.variant!r}")

@@ -177,7 +177,9 @@ def check_output_folder(target: str | os.PathLike, overwrite: bool = False, what
     path = Path(target).expanduser()
     resolved = path.resolve()
     if resolved == Path.cwd().resolve() or resolved in Path.cwd().resolve().parents or resolved.parent == resolved:
-        raise ValueError(f"the output {str(target)!r} is the current folder or one of its parents: name a new folder for {what}")
+        raise ValueError(
+            f"the output {str(target)!r} is the current folder or one of its parents: name a new folder for {what}"
+        )
     if path.exists() or path.is_symlink():
         if not overwrite:
             raise FileExistsError(f"{path} already exists (use --overwrite to replace it)")

@@ -41,7 +41,7 @@ def check_model_folder(path: str | os.PathLike) -> Path:
     """Raise ValueError unless `path` is a readable pipeline folder (one with a valid model_index.json)."""
     folder = Path(path).expanduser()
     if folder.exists() and not folder.is_dir():
-        raise ValueError(f"model {str(path)!r} is a file, not a model folder (give the folder holding model_index.json)")
+        raise ValueError(f"model {str(path)!r} is a file, not a model folder (the folder holding model_index.json)")
     if not folder.is_dir():
         raise ValueError(f"model folder {str(path)!r} does not exist")
     index = folder / "model_index.json"

@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..generation import material_name
 from ..io import atomic_write_bytes, save_material
 from ..material import Material
-from ..generation import material_name
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -161,7 +161,9 @@ class Studio:
             self.limits.max_resolution,
         )
 
-    def generate(self, request: GenerationRequest, progress_callback: ProgressCallback | None = None) -> GenerationResult:
+    def generate(
+        self, request: GenerationRequest, progress_callback: ProgressCallback | None = None
+    ) -> GenerationResult:
         """Run one request: validate it (before loading anything), load its model, and make its variations in one
         batched call (`stablematerials.generation.generate`)."""
         from ..generation import generate
