@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, what a shell reports for a writer whose pipe closed
     except (ValueError, OSError, MemoryError) as e:
+        if os.environ.get("STABLEMATERIALS_DEBUG"):
+            raise  # the traceback, for a bug report
         print(f"stablematerials {args.command}: error: {describe_error(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
