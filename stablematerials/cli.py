@@ -45,9 +45,11 @@ def _split_passthrough(argv: list[str]) -> tuple[list[str], list[str] | None]:
     for i, token in enumerate(argv):
         if token in modules:
             keep = getattr(modules[token], "PASSTHROUGH_AFTER", None)
-            asks_help = argv[i + 1 : i + 1 + keep][:1] in (["-h"], ["--help"])  # `train --help`: argparse's help
-            if keep is None or (keep and len(argv) <= i + keep) or asks_help:
+            if keep is None:
                 return argv, None
+            positional = argv[i + 1 : i + 1 + keep]
+            if len(positional) < keep or any(arg.startswith("-") for arg in positional):
+                return argv, None  # `train` or `train --help`: argparse answers (the error, the command's help)
             return argv[: i + 1 + keep], argv[i + 1 + keep :]
         if not token.startswith("-"):
             break

@@ -23,6 +23,16 @@ if TYPE_CHECKING:
 _PIL_MODES = {"basecolor": "RGB", "normal": "RGB", "height": "L", "roughness": "L", "metallic": "L"}
 
 
+class _MapView:
+    """A map of a `StableMaterialsMaterial`, shown as its mode says (PIL image, array or tensor); read-only."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, material: "StableMaterialsMaterial | None", owner: type | None = None) -> Any:
+        return self if material is None else material._show(self.name)
+
+
 class StableMaterialsMaterial:
     """Five maps as (C, H, W) float tensors in [0, 1] (the normal encoded as 0.5 n + 0.5), shown as PIL images
     (`mode="pil"`), numpy arrays (`"np"`) or the tensors themselves (`"pt"`)."""
@@ -54,25 +64,11 @@ class StableMaterialsMaterial:
         pixels = torch.round(tensor.clamp(0.0, 1.0) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
         return Image.fromarray(pixels if _PIL_MODES[name] == "RGB" else pixels[..., 0], _PIL_MODES[name])
 
-    @property
-    def basecolor(self) -> "Image.Image | np.ndarray | torch.Tensor":
-        return self._show("basecolor")
-
-    @property
-    def normal(self) -> "Image.Image | np.ndarray | torch.Tensor":
-        return self._show("normal")
-
-    @property
-    def height(self) -> "Image.Image | np.ndarray | torch.Tensor":
-        return self._show("height")
-
-    @property
-    def roughness(self) -> "Image.Image | np.ndarray | torch.Tensor":
-        return self._show("roughness")
-
-    @property
-    def metallic(self) -> "Image.Image | np.ndarray | torch.Tensor":
-        return self._show("metallic")
+    basecolor = _MapView()
+    normal = _MapView()
+    height = _MapView()
+    roughness = _MapView()
+    metallic = _MapView()
 
     @property
     def size(self) -> list[int]:

@@ -5,66 +5,34 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._request import add_request_arguments
+from ._request import request_from_args as shared_request
+
 HELP = "generate a tileable PBR material from a text or image prompt"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..generation import DEFAULT_GUIDANCE, MAX_SIZE_ENV
-
     p.add_argument("prompt", nargs="?", help='text prompt, e.g. "mossy cobblestone path"')
     p.add_argument("--image", help="image prompt (a photo or texture file) instead of text")
     p.add_argument("--out", required=True, help="output folder (with -n > 1: a folder of material folders)")
-    p.add_argument("--model", help="pipeline folder or hub id (default: the embedded default model)")
-    p.add_argument("--student", action=argparse.BooleanOptionalAction, default=None,
-                   help="use the 4-step student UNet (default: when the model has one)")
-    p.add_argument("--steps", type=int, help="denoising steps (default: 4 for a student, 50 otherwise)")
-    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
-                   help=f"guidance scale (default {DEFAULT_GUIDANCE})")
-    p.add_argument("--negative", help="negative prompt")
     p.add_argument("--seed", type=int, help="random seed (default: random, printed)")
-    p.add_argument("--size", default=None,
-                   help="N or WxH in pixels, multiples of 8 (default: the model's training size, at least 256; "
-                        f"at most 2048 unless ${MAX_SIZE_ENV} says more)")
-    p.add_argument("--tileable", action=argparse.BooleanOptionalAction, default=True, help="seamless output (default on)")
-    p.add_argument("--patched", action=argparse.BooleanOptionalAction, default=None,
-                   help="windowed attention for sizes above the training size (default: automatic)")
     p.add_argument("-n", "--num", type=int, default=1, help="number of materials (seeds seed, seed+1, ...)")
-    p.add_argument("--naming", default="plain", choices=["plain", "ambientcg", "polyhaven"], help="file naming preset")
-    p.add_argument("--normal", default="opengl", choices=["opengl", "directx", "both"], help="normal map convention")
-    p.add_argument("--bit-depth", type=int, default=16, choices=[8, 16], help="height/normal PNG bit depth")
+    add_request_arguments(p)
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing material folders (never a folder of other files)")  # fmt: skip
 
 
 def request_from_args(args: argparse.Namespace):
     """The `GenerationRequest` the options describe (not yet validated)."""
-    from ..generation import GenerationRequest, local_limits
-    from ..values import parse_int, parse_size
+    from ..generation import local_limits
+    from ..values import parse_int
 
     if not args.prompt and not args.image:
         raise ValueError("give a text prompt or --image PATH")
     if args.prompt and args.image:
         raise ValueError("give either a text prompt or --image, not both")
-    height, width = parse_size("--size", args.size) if args.size else (None, None)
     parse_int("-n", args.num, 1, local_limits().max_variations)
-    return GenerationRequest(
-        prompt=args.prompt or "",
-        image=args.image,
-        negative_prompt=args.negative or "",
-        seed=args.seed,
-        steps=args.steps,
-        guidance=args.guidance,
-        width=width,
-        height=height,
-        tileable=args.tileable,
-        patched=args.patched,
-        variations=args.num,
-        model=args.model,
-        variant={None: "auto", True: "student", False: "teacher"}[args.student],
-        naming=args.naming,
-        normal_convention=args.normal,
-        bit_depth=args.bit_depth,
-    )
+    return shared_request(args, prompt=args.prompt or "", image=args.image, seed=args.seed, variations=args.num)
 
 
 def run(args: argparse.Namespace) -> int:
