@@ -29,8 +29,10 @@ def wants_help(argv: list[str]) -> bool:
 # The console commands that run each script (`stablematerials train ...`), beside `python -m training.<script>`.
 COMMANDS = {
     "training.train_vae": "stablematerials train vae",
+    "training.encode_latents": "stablematerials train latents",
     "training.train_ldm": "stablematerials train ldm",
     "training.distill_lcm": "stablematerials train lcm",
+    "training.train_capture": "stablematerials train capture",
     "training.finetune": "stablematerials finetune",
 }
 

@@ -152,4 +152,6 @@ def write_shard(path: Path, latents: torch.Tensor, records: list[dict], digest: 
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .config_help import run_main
+
+    sys.exit(run_main(main, "python -m training.encode_latents"))

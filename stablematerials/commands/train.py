@@ -1,6 +1,7 @@
-"""`stablematerials train vae|ldm|lcm [OPTIONS]`: the training scripts (`python -m training.train_vae`, `train_ldm`,
-`distill_lcm`) as console commands. Their options are the keys of their typed configs: `stablematerials train ldm
---help` lists them. Under `accelerate launch` use the modules (`accelerate launch -m training.train_ldm ...`)."""
+"""`stablematerials train vae|latents|ldm|lcm|capture [OPTIONS]`: the training scripts (`python -m training.X` for
+train_vae, encode_latents, train_ldm, distill_lcm, train_capture) as console commands. Their options are the keys of
+their typed configs: `stablematerials train ldm --help` lists them. Under `accelerate launch` use the modules
+(`accelerate launch -m training.train_ldm ...`)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,21 @@ import argparse
 import importlib
 import importlib.util
 
-HELP = "train a model: the material VAE, the latent diffusion UNet or its 4-step student (options: train STAGE --help)"
-STAGES = {"vae": "train_vae", "ldm": "train_ldm", "lcm": "distill_lcm"}
+HELP = "train a model: the VAE, the latent diffusion UNet, its 4-step student, ... (options: train STAGE --help)"
+STAGES = {
+    "vae": "train_vae",
+    "latents": "encode_latents",
+    "ldm": "train_ldm",
+    "lcm": "distill_lcm",
+    "capture": "train_capture",
+}
 PASSTHROUGH_AFTER = 1  # after the stage, every option (--help too) is the stage's config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("stage", choices=sorted(STAGES), help="vae: the autoencoder; ldm: the denoiser; lcm: its student")
+    p.add_argument("stage", choices=list(STAGES),
+                   help="vae: the autoencoder; latents: the materials encoded once for ldm; ldm: the denoiser; "
+                        "lcm: its 4-step student; capture: the photo-to-material predictor")  # fmt: skip
     p.set_defaults(options=[])  # filled by the CLI with everything after the stage (see PASSTHROUGH_AFTER)
     p.epilog = "Each stage's options: stablematerials train STAGE --help (e.g. --config FILE --train.max_steps 500)"
 
