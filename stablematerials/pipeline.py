@@ -26,7 +26,7 @@ from .conditioning import (
     is_sentence_encoder,
     load_image_prompt,
 )
-from .generation import DEFAULT_GUIDANCE, STUDENT_STEPS, TEACHER_STEPS, native_size
+from .defaults import DEFAULT_GUIDANCE, STUDENT_STEPS, TEACHER_STEPS, native_size
 from .latents import denormalize_latents
 from .material import Material, unpack_model_channels
 from .published import StableMaterialsMaterial

@@ -9,16 +9,12 @@ Y, height, roughness, metallic). `to_material()` turns it into the project's ric
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .material import MAP_NAMES, Material
-
-if TYPE_CHECKING:
-    from PIL import Image
 
 _PIL_MODES = {"basecolor": "RGB", "normal": "RGB", "height": "L", "roughness": "L", "metallic": "L"}
 

@@ -6,7 +6,7 @@
 This module is only the page, and the one module of the package that imports gradio (the `app` extra); nothing
 else in the library imports it. The engine (`stablematerials.studio`) loads models, generates, renders and
 packages; the page turns its fields into one `GenerationRequest` and shows what comes back. Importing this module
-starts nothing and loads no model. Options are shared with `stablematerials app` (stablematerials/commands/app.py).
+starts nothing and loads no model. The server's options are `stablematerials.studio.options`.
 """
 
 import argparse
@@ -21,8 +21,7 @@ from typing import Any
 
 import gradio as gr
 
-from .commands.app import add_arguments, is_loopback
-from .generation import DEFAULT_GUIDANCE, default_output_size
+from .defaults import DEFAULT_GUIDANCE, default_output_size
 from .io import NAMING_PRESETS
 from .material import MAP_NAMES, Material
 from .metrics import seam_scores
@@ -42,6 +41,7 @@ from .studio import (
     tiled_view,
     zip_material,
 )
+from .studio.options import add_server_arguments, is_loopback
 from .values import parse_float, parse_int, parse_size
 
 logger = logging.getLogger("stablematerials.app")
@@ -482,7 +482,7 @@ def serve(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None, prog: str = "app.py") -> int:
     """`python app.py [options]`: parse the options and serve the page."""
     parser = argparse.ArgumentParser(prog=prog, description="StableMaterials web UI for artists.")
-    add_arguments(parser)
+    add_server_arguments(parser)
     args = parser.parse_args(argv)
     try:
         return serve(args)

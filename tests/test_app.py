@@ -21,8 +21,8 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 import stablematerials.webui as app  # noqa: E402
-from stablematerials.commands.app import is_loopback  # noqa: E402
 from stablematerials.studio import Limits, Studio  # noqa: E402
+from stablematerials.studio.options import is_loopback  # noqa: E402
 from studio_helpers import running_app, save_tiny_student_model, write_photo  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

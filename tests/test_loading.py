@@ -62,6 +62,6 @@ def test_float16_weights_compute_in_float32_on_cpu(tmp_path, tiny_pipe):
 
 
 def test_default_output_size_is_at_least_256():
-    from stablematerials.generation import default_output_size
+    from stablematerials.defaults import default_output_size
 
     assert default_output_size(64) == 256 and default_output_size(512) == 512

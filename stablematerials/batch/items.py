@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..generation import MAX_SEED, GenerationRequest, Limits, local_limits, variation_seeds
+from ..defaults import MAX_SEED
+from ..generation import GenerationRequest, Limits, local_limits, variation_seeds
 from ..values import parse_bool, parse_float, parse_int, parse_size, parse_text, slug
 
 PROMPT_FILE_TYPES = (".txt", ".csv", ".jsonl")

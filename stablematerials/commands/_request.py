@@ -11,7 +11,7 @@ VARIANTS = {None: "auto", True: "student", False: "teacher"}  # --student / --no
 
 def add_request_arguments(p: argparse.ArgumentParser, sampling: Any = None, output: Any = None) -> None:
     """The model, sampling and output options, in `sampling` and `output` (argument groups; default: `p`)."""
-    from ..generation import DEFAULT_GUIDANCE, MAX_SIZE_ENV
+    from ..defaults import DEFAULT_GUIDANCE, MAX_SIZE_ENV
 
     sampling, output = sampling or p, output or p
     p.add_argument("--model", help="pipeline folder or hub id (default: the embedded default model)")

@@ -33,7 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace):
     """A `BatchConfig` from parsed arguments; raises ValueError for bad values."""
     from ..batch import BatchConfig, OutputOptions
-    from ..generation import MAX_SEED, local_limits
+    from ..defaults import MAX_SEED
+    from ..generation import local_limits
     from ..values import parse_int
 
     template = request_from_args(args, variations=args.variations)

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..generation import check_procedural_size
+    from ..defaults import check_procedural_size
     from ..procedural.dataset import write_dataset
 
     check_procedural_size(args.size)

@@ -44,7 +44,7 @@ def _list_families() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..generation import check_procedural_size
+    from ..defaults import check_procedural_size
     from ..io import save_material
     from ..procedural import generate_with, get_family
     from ..procedural.dataset import material_name

@@ -3,16 +3,8 @@ one typed request (`stablematerials.generation`), pictures and downloads."""
 
 from __future__ import annotations
 
-from ..generation import (
-    BIT_DEPTHS,
-    MODEL_VARIANTS,
-    NORMAL_CONVENTIONS,
-    GenerationRequest,
-    GenerationResult,
-    Limits,
-    folder_native_size,
-    material_name,
-)
+from ..defaults import BIT_DEPTHS, MODEL_VARIANTS, NORMAL_CONVENTIONS, folder_native_size
+from ..generation import GenerationRequest, GenerationResult, Limits, material_name
 from .downloads import GLB_SHAPES, glb_for, prune_outputs, save_pictures, zip_material
 from .engine import ModelChoice, Studio
 from .views import MAP_LABELS, light_direction, map_images, preview_image, thumbnail, tiled_view

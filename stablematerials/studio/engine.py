@@ -16,16 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..generation import (
-    STUDENT_STEPS,
-    TEACHER_STEPS,
-    GenerationRequest,
-    GenerationResult,
-    Limits,
-    ProgressCallback,
-    complete,
-    folder_native_size,
-)
+from ..defaults import STUDENT_STEPS, TEACHER_STEPS, folder_native_size
+from ..generation import GenerationRequest, GenerationResult, Limits, ProgressCallback, complete
 from ..loading import check_model_folder, default_model_path, has_student, has_teacher
 
 if TYPE_CHECKING:
