@@ -118,17 +118,18 @@ def test_teacher_and_student_train_on_the_cache_with_zero_terminal_snr(cache: di
     assert int(pipe.scheduler.timesteps[0]) == 999  # sampling starts where training saw pure noise
     assert pipe.unet.config.addition_embed_type == "text"  # the caption also reaches every ResNet
     m = pipe("red bricks", num_inference_steps=2, height=32, width=32, tileable=True, patched=True,
-             generator=torch.Generator().manual_seed(0)).images[0]  # fmt: skip
+             generator=torch.Generator().manual_seed(0), output_type="material").images[0]  # fmt: skip
     assert m.size == (32, 32)
     other = pipe("blue tiles", num_inference_steps=2, height=32, width=32, tileable=True, patched=True,
-                 generator=torch.Generator().manual_seed(0)).images[0]  # fmt: skip
+                 generator=torch.Generator().manual_seed(0), output_type="material").images[0]  # fmt: skip
     assert not torch.equal(torch.from_numpy(m.basecolor), torch.from_numpy(other.basecolor))
 
     lcm = ["--output_dir", str(root / "lcm"), "--teacher", str(root / "ldm" / "model"), "--data.latents", str(cache["latents"]),
            "--train.max_steps=2", "--lcm.time_cond_proj_dim=16", *LOOP]  # fmt: skip
     assert distill_lcm.main(lcm) == 0
     student = StableMaterialsPipeline.from_pretrained(root / "lcm" / "model", student=True)
-    m = student("red bricks", num_inference_steps=4, height=16, width=16, generator=torch.Generator().manual_seed(0)).images[0]
+    m = student("red bricks", num_inference_steps=4, height=16, width=16, generator=torch.Generator().manual_seed(0),
+                output_type="material").images[0]
     assert m.size == (16, 16) and torch.isfinite(torch.from_numpy(m.basecolor)).all()
 
 

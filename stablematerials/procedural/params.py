@@ -13,9 +13,9 @@ from typing import Any, TypeVar, get_type_hints
 
 import numpy as np
 
+from ..values import parse_bool, parse_float, parse_int
+
 P = TypeVar("P", bound="Params")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 def number(default: float, lo: float, hi: float, *, sample: tuple[float, float] | None = None, step: int = 1, doc: str = "") -> Any:
@@ -158,18 +158,11 @@ def _check_value(owner: str, f: dataclasses.Field, kind: type, value: Any) -> An
 
 def _parse(key: str, kind: type, text: str) -> Any:
     """Parse one command-line value by type; ValueError naming the key."""
-    try:
-        if kind is bool:
-            low = text.strip().lower()
-            if low in _TRUE:
-                return True
-            if low in _FALSE:
-                return False
-            raise ValueError
-        if kind is int:
-            return int(text)
-        if kind is float:
-            return float(text)
-    except ValueError:
-        raise ValueError(f"parameter {key}={text!r} is not a valid {kind.__name__}") from None
+    field = f"parameter {key}"
+    if kind is bool:
+        return parse_bool(field, text)
+    if kind is int:
+        return parse_int(field, text)
+    if kind is float:
+        return parse_float(field, text)
     return text
