@@ -41,7 +41,7 @@ from .studio import (
     tiled_view,
     zip_material,
 )
-from .studio.options import add_server_arguments, is_loopback
+from .studio.options import add_server_arguments, check_server_options, is_loopback
 from .values import parse_float, parse_int, parse_size
 
 logger = logging.getLogger("stablematerials.app")
@@ -444,14 +444,7 @@ def build_demo(engine: Studio, work_dir: str | os.PathLike | None = None) -> gr.
 
 def serve(args: argparse.Namespace) -> int:
     """Start the server described by parsed options (blocks until it is stopped)."""
-    if args.max_queue < 1:
-        raise ValueError(f"--max-queue must be at least 1, got {args.max_queue}")
-    if not 0 < args.port < 65536:
-        raise ValueError(f"--port must be from 1 to 65535, got {args.port}")
-    if args.max_size < 8 or args.max_size % 8:
-        raise ValueError(f"--max-size must be a positive multiple of 8, got {args.max_size}")
-    if args.max_variations < 1:
-        raise ValueError(f"--max-variations must be at least 1, got {args.max_variations}")
+    check_server_options(args)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry or version check
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local model folders only
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

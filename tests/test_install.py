@@ -1,8 +1,8 @@
 """Installed as users install it: the wheel built from this checkout, installed into a fresh virtual environment
 outside the repository, generates with the embedded default model, starts the web UI and runs the training
 commands. The venv reuses this interpreter's packages (`--system-site-packages`, `--no-deps --no-index`), so
-nothing is downloaded and torch is not replaced; about 30 s on 2 CPU cores, most of it loading torch in each
-subprocess and the UI's start."""
+nothing is downloaded and torch is not replaced; about 35 s on 2 CPU cores (wheel 5 s, install 2 s, the rest loading
+torch in each subprocess and the UI's start)."""
 
 from __future__ import annotations
 
@@ -100,7 +100,4 @@ def test_the_web_ui_starts(venv):
 def test_training_commands_run(venv):
     out = run(venv, str(venv["bin"] / "stablematerials"), "train", "ldm", "--help")
     assert out.returncode == 0 and "--train.max_steps int = " in out.stdout, out.stderr
-    out = run(venv, str(venv["python"]), "-m", "training.finetune", "--model", "/nowhere", "--data.root", "x")
-    assert out.returncode == 2 and out.stderr.strip() == (
-        "python -m training.finetune: error: model '/nowhere' is not a pipeline folder (no model_index.json)"
-    ), out.stderr  # the module form, with its one-line error
+    # (the module form, `python -m training.X`, and its one-line errors: tests/test_training_commands.py)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 
-from ..studio.options import add_server_arguments
+from ..studio.options import add_server_arguments, check_server_options
 
 HELP = "start the web UI for artists (same as `python app.py` in a checkout)"
 
@@ -19,6 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_server_options(args)
     if importlib.util.find_spec("gradio") is None:
         raise ValueError('the web UI needs gradio: pip install "stablematerials[app]"')
     from ..webui import serve

@@ -21,6 +21,18 @@ def add_server_arguments(p: argparse.ArgumentParser) -> None:
                    help="let users load other local model folders (default: only when bound to loopback, no share)")
 
 
+def check_server_options(args: argparse.Namespace) -> None:
+    """ValueError naming the first bad option (checked before the page and gradio load)."""
+    if args.max_queue < 1:
+        raise ValueError(f"--max-queue must be at least 1, got {args.max_queue}")
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port must be from 1 to 65535, got {args.port}")
+    if args.max_size < 8 or args.max_size % 8:
+        raise ValueError(f"--max-size must be a positive multiple of 8, got {args.max_size}")
+    if args.max_variations < 1:
+        raise ValueError(f"--max-variations must be at least 1, got {args.max_variations}")
+
+
 def is_loopback(host: str) -> bool:
     """True when `host` only accepts connections from this computer."""
     if host == "localhost":
