@@ -139,7 +139,7 @@ def test_bad_input_gets_a_clear_message(client, fields, message):
 def test_bad_files_and_folders_get_a_clear_message_and_the_server_keeps_going(client, tmp_path):
     fake = tmp_path / "photo.png"
     fake.write_text("not an image")
-    with pytest.raises(AppError, match="image prompt 'photo.png' is not a readable image"):
+    with pytest.raises(AppError, match="photo.png' is not a readable image"):
         client.predict(image=handle_file(str(fake)), api_name="/generate")
     empty = tmp_path / "model"
     empty.mkdir()

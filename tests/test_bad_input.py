@@ -182,14 +182,14 @@ def test_a_decompression_bomb_image_is_refused(model_dir, tmp_path, capsys):
     bomb = bomb_png(tmp_path / "bomb.png")
     assert bomb.stat().st_size < 50_000
     code, err = run_cli(["generate", "--image", str(bomb), "--out", str(tmp_path / "out"), "--model", str(model_dir)], capsys)
-    assert code == 2 and "image prompt 'bomb.png' has 400 million pixels, more than the 89 million pixels" in err
+    assert code == 2 and "bomb.png' is too large to open safely: Image size (400000000 pixels) exceeds limit" in err
     prompts = tmp_path / "p.jsonl"
     prompts.write_text('{"image": "bomb.png"}\n')
     assert main(["batch", str(prompts), "--out", str(tmp_path / "b"), "--model", str(model_dir), "--no-progress"]) == 1
     (row,) = json.loads((tmp_path / "b" / "summary.json").read_text())["items"]
-    assert row["status"] == "failed" and "has 400 million pixels" in row["reason"]
+    assert row["status"] == "failed" and "bomb.png' is too large to open safely" in row["reason"]
     smaller = bomb_png(tmp_path / "big.png", side=10000)  # between the limit and twice it PIL only warns
-    with pytest.raises(ValueError, match="'big.png' has 10000x10000 pixels, more than the 89 million"):
+    with pytest.raises(ValueError, match="big.png' is too large to open safely: 10000x10000 pixels, more than 89478485"):
         load_image_prompt(smaller)
 
 

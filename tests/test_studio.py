@@ -102,7 +102,7 @@ def test_bad_requests_name_the_bad_value(fields, message):
 def test_image_prompt_must_be_an_image(tmp_path):
     fake = tmp_path / "photo.png"
     fake.write_text("this is text, not pixels")
-    with pytest.raises(ValueError, match="image prompt 'photo.png' is not a readable image"):
+    with pytest.raises(ValueError, match="photo.png' is not a readable image"):
         GenerationRequest(image=str(fake)).validate()
     with pytest.raises(ValueError, match="is not a file"):
         GenerationRequest(image=str(tmp_path / "missing.jpg")).validate()

@@ -73,4 +73,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .config_help import run_main
+
+    sys.exit(run_main(main, "python -m training.add_image_encoder"))

@@ -33,19 +33,20 @@ COMMANDS = {
     "training.train_ldm": "stablematerials train ldm",
     "training.distill_lcm": "stablematerials train lcm",
     "training.train_capture": "stablematerials train capture",
+    "training.train_image_encoder": "stablematerials train image-encoder",
     "training.finetune": "stablematerials finetune",
 }
 
 
 def config_help(cls: type) -> str:
     """The help text of a script whose options are the config dataclass `cls` (its docstring names the script as
-    "`python -m training.X`", optionally followed by ": what it does")."""
+    "`python -m training.X`", optionally followed by ": what it does"; else the script is the class's module)."""
     doc = inspect.getdoc(cls) or ""
-    module = doc.split("python -m ", 1)[1].split("`", 1)[0] if "python -m " in doc else ""
+    module = doc.split("python -m ", 1)[1].split("`", 1)[0] if "python -m " in doc else cls.__module__
     about = doc.split("`:", 1)[1].strip() if "`:" in doc else ""
     options = "[--config FILE] [--KEY VALUE | --KEY=VALUE | --SECTION.KEY VALUE ...]"
     lines = [f"usage: {COMMANDS[module]} {options}"] if module in COMMANDS else []
-    lines += [f"   or: python -m {module} {options}" if lines else f"usage: python -m {module or cls.__name__} {options}"]
+    lines += [f"   or: python -m {module} {options}" if lines else f"usage: python -m {module} {options}"]
     lines += ["", about] if about else []
     lines += [
         "",

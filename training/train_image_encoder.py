@@ -271,4 +271,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .config_help import run_main
+
+    sys.exit(run_main(main, "python -m training.train_image_encoder"))

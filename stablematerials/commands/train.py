@@ -1,7 +1,7 @@
-"""`stablematerials train vae|latents|ldm|lcm|capture [OPTIONS]`: the training scripts (`python -m training.X` for
-train_vae, encode_latents, train_ldm, distill_lcm, train_capture) as console commands. Their options are the keys of
-their typed configs: `stablematerials train ldm --help` lists them. Under `accelerate launch` use the modules
-(`accelerate launch -m training.train_ldm ...`)."""
+"""`stablematerials train vae|latents|ldm|lcm|capture|image-encoder [OPTIONS]`: the training scripts (`python -m
+training.X` for train_vae, encode_latents, train_ldm, distill_lcm, train_capture, train_image_encoder) as console
+commands. Their options are the keys of their typed configs: `stablematerials train ldm --help` lists them. Under
+`accelerate launch` use the modules (`accelerate launch -m training.train_ldm ...`)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ STAGES = {
     "ldm": "train_ldm",
     "lcm": "distill_lcm",
     "capture": "train_capture",
+    "image-encoder": "train_image_encoder",
 }
 PASSTHROUGH_AFTER = 1  # after the stage, every option (--help too) is the stage's config
 
@@ -23,7 +24,8 @@ PASSTHROUGH_AFTER = 1  # after the stage, every option (--help too) is the stage
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("stage", choices=list(STAGES),
                    help="vae: the autoencoder; latents: the materials encoded once for ldm; ldm: the denoiser; "
-                        "lcm: its 4-step student; capture: the photo-to-material predictor")  # fmt: skip
+                        "lcm: its 4-step student; capture: the photo-to-material predictor; image-encoder: pictures "
+                        "to prompt embeddings")  # fmt: skip
     p.set_defaults(options=[])  # filled by the CLI with everything after the stage (see PASSTHROUGH_AFTER)
     p.epilog = "Each stage's options: stablematerials train STAGE --help (e.g. --config FILE --train.max_steps 500)"
 
