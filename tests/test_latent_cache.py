@@ -146,3 +146,23 @@ def test_the_default_model_build_skips_finished_stages_and_names_a_failed_one(tm
     assert "stage vae failed" in capsys.readouterr().err
     assert not commands["vae"][0].exists()
     assert build.main(["--work", str(tmp_path), "--package", str(tmp_path / "model")]) == 2
+
+
+def test_decoder_only_training_keeps_the_encoder_its_latents_and_their_normalisation(cache: dict[str, Path]) -> None:
+    from training import train_vae
+    from training_helpers import make_dataset
+
+    root = cache["root"]
+    data = make_dataset(root / "materials", per_family=1, size=32)
+    out = root / "vae_decoder"
+    args = ["--output_dir", str(out), "--init_from", str(cache["vae"]), "--decoder_only=true", "--data.root", str(data),
+            "--data.resolution=32", "--data.crop_size=16", "--train.max_steps=2", "--train.batch_size=2", "--sample.count=1"]  # fmt: skip
+    assert train_vae.main(args) == 0
+    before, after = AutoencoderKL.from_pretrained(cache["vae"]), AutoencoderKL.from_pretrained(out / "vae")
+    assert all(torch.equal(a, b) for a, b in zip(before.encoder.state_dict().values(), after.encoder.state_dict().values()))
+    assert not all(torch.equal(a, b) for a, b in zip(before.decoder.state_dict().values(), after.decoder.state_dict().values()))
+    assert after.config.latents_mean == before.config.latents_mean and after.config.latents_std == before.config.latents_std
+    assert vae_digest(out / "vae") == vae_digest(cache["vae"])  # the latent cache stays valid
+    LatentDataset(cache["latents"], crop=8, vae_digest=vae_digest(out / "vae"))
+    with pytest.raises(ValueError, match="decoder_only needs init_from"):
+        train_vae.main(["--output_dir", str(root / "x"), "--decoder_only=true"])

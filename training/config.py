@@ -348,11 +348,22 @@ class VAEConfig:
     output_dir: str = "runs/vae"  # checkpoints, logs, samples, the resolved config and the final `vae/` folder
     seed: int = 0  # model init, data order, noise: one seed reproduces a run
     resume: str | None = None  # "latest" or a checkpoint folder
+    # A trained VAE folder to continue from (its architecture replaces model.*, which must stay at the defaults).
+    init_from: str | None = None
+    # Train the decoder only (with init_from): the encoder, and so every latent made with it (a latent cache, a
+    # trained UNet), stays valid, and the latent normalisation is kept. For a decoder that renders colour better.
+    decoder_only: bool = False
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: VAEModelConfig = dataclasses.field(default_factory=VAEModelConfig)
     loss: VAELossConfig = dataclasses.field(default_factory=VAELossConfig)
     train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(lr=2e-4))  # AE at small batch
     sample: VAESampleConfig = dataclasses.field(default_factory=VAESampleConfig)
+
+    def check(self) -> None:
+        if self.decoder_only and not self.init_from:
+            raise ValueError("decoder_only needs init_from: a trained VAE whose encoder stays fixed")
+        if self.init_from and self.model != VAEModelConfig():
+            raise ValueError(f"model.* is set, but init_from ({self.init_from}) supplies the architecture; leave model.* out")
 
 
 @dataclasses.dataclass

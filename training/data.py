@@ -194,16 +194,22 @@ class MaterialDataset(Dataset):
 
 
 def vae_digest(vae_folder: str | Path) -> str:
-    """A short digest of a VAE's weights (a VAE folder or a pipeline folder): latents are only valid for their VAE."""
+    """A short digest of a VAE's encoder weights (a VAE folder or a pipeline folder): latents are valid for the
+    encoder that made them, whatever later happens to the decoder (train_vae --decoder_only)."""
+    from safetensors import safe_open
+
     path = Path(vae_folder)
     if (path / "vae" / "config.json").is_file():
         path = path / "vae"
-    files = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
+    files = sorted(path.glob("*.safetensors"))
     if not files:
-        raise ValueError(f"{str(path)!r} holds no VAE weights")
+        raise ValueError(f"{str(path)!r} holds no VAE weights (*.safetensors)")
     h = hashlib.sha256()
     for f in files:
-        h.update(f.read_bytes())
+        with safe_open(f, "pt") as weights:
+            for name in sorted(k for k in weights.keys() if k.startswith(("encoder.", "quant_conv."))):
+                h.update(name.encode())
+                h.update(weights.get_tensor(name).float().numpy().tobytes())
     return h.hexdigest()[:16]
 
 

@@ -32,7 +32,7 @@ from .data import (
     preview_records,
 )
 from .losses import MAP_CHANNELS, hinge_d_loss, hinge_g_loss, kl_per_element, lowpass_l1, map_l1, render_l1
-from .models import AutoencoderStep, PatchDiscriminator, build_vae
+from .models import AutoencoderStep, PatchDiscriminator, build_vae, load_vae, vae_scale_factor
 from .runtime import (
     JsonlLog,
     Progress,
@@ -94,13 +94,18 @@ def main(argv: list[str] | None = None) -> int:
     logger.info("%d materials from %s, %d processes", len(dataset), material_root(cfg.data.root, cfg.data.split), accelerator.num_processes)
 
     # 2. Models and optimisers (identical initial weights on every process: the seed is shared until here).
-    vae = build_vae(cfg.model, cfg.data.crop_size)
+    vae = load_vae(cfg.init_from) if cfg.init_from else build_vae(cfg.model, cfg.data.crop_size)
+    if cfg.decoder_only:
+        for part in (vae.encoder, vae.quant_conv):
+            if part is not None:
+                part.requires_grad_(False)
     model = AutoencoderStep(vae)
     use_disc = cfg.loss.disc > 0
-    optimizer = make_optimizer(model.parameters(), cfg.train)
+    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg.train)
     lr_scheduler = make_lr_scheduler(optimizer, cfg.train, accelerator.num_processes)
-    logger.info("VAE: %.2fM parameters, latent %d channels at 1/%d", sum(p.numel() for p in vae.parameters()) / 1e6,
-                cfg.model.latent_channels, 2 ** (len(cfg.model.block_out_channels) - 1))  # fmt: skip
+    logger.info("VAE: %.2fM parameters (%.2fM trained), latent %d channels at 1/%d", sum(p.numel() for p in vae.parameters()) / 1e6,
+                sum(p.numel() for p in vae.parameters() if p.requires_grad) / 1e6, vae.config.latent_channels,
+                vae_scale_factor(vae))  # fmt: skip
     if use_disc:
         disc = PatchDiscriminator(MODEL_CHANNELS)
         disc_optimizer = make_optimizer(disc.parameters(), cfg.train, lr=cfg.loss.disc_lr)
@@ -196,12 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         vae = accelerator.unwrap_model(model).vae.eval()
-        mean, std = latent_statistics(vae, dataset, cfg.seed, device)
-        set_latent_normalization(vae, mean, std, cfg.model.latent_norm)
+        if not cfg.decoder_only:  # a fixed encoder keeps its latents, and so their normalisation
+            mean, std = latent_statistics(vae, dataset, cfg.seed, device)
+            set_latent_normalization(vae, mean, std, cfg.model.latent_norm)
         with AtomicFolder(out / "vae", overwrite=True) as tmp:
             vae.save_pretrained(tmp)
-        logger.info("saved %s (latent mean %s, std %s, %s normalisation)", out / "vae", mean.numpy().round(2),
-                    std.numpy().round(2), cfg.model.latent_norm)  # fmt: skip
+        logger.info("saved %s (latent mean %s, std %s)", out / "vae", vae.config.latents_mean, vae.config.latents_std)
         write_samples(step)
     accelerator.wait_for_everyone()
     accelerator.end_training()
