@@ -213,6 +213,14 @@ def vae_digest(vae_folder: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
+LATENT_SHARD_GLOB = "shard_*.safetensors"
+
+
+def latent_shard_path(folder: str | Path, k: int) -> Path:
+    """Shard k of a latent cache (training/encode_latents.py)."""
+    return Path(folder) / f"shard_{k:05d}.safetensors"
+
+
 class LatentDataset(Dataset):
     """Pre-encoded materials (training/encode_latents.py) as wrapped latent crops: item (index, seed) ->
     {"latents": (C, s, s) VAE latents, "caption": one of the material's caption variants, "name", "family"}.
@@ -224,7 +232,7 @@ class LatentDataset(Dataset):
     def __init__(self, folder: str | Path, crop: int, vae_digest: str | None = None) -> None:
         from safetensors import safe_open
 
-        files = sorted(Path(folder).glob("shard_*.safetensors"))
+        files = sorted(Path(folder).glob(LATENT_SHARD_GLOB))
         if not files:
             raise ValueError(f"no latent shards (shard_*.safetensors) in {str(folder)!r}; run training.encode_latents")
         latents, self.records = [], []

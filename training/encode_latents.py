@@ -25,20 +25,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import save
 
 from stablematerials.io import atomic_write_bytes
 from stablematerials.procedural import FAMILIES, get_family
-from stablematerials.procedural.dataset import dataset_material, split_of
+from stablematerials.procedural.dataset import dataset_material, material_name, split_of
 from stablematerials.tiling import TilingState, enable_feature_rolling, tiling
 
 from .config import LatentCacheConfig, parse_config
-from .data import vae_digest
+from .data import latent_shard_path, vae_digest
 from .models import load_vae, vae_scale_factor
 
 logger = logging.getLogger("training.encode_latents")
-
-SHARD_PATTERN = "shard_*.safetensors"
-
 
 def training_seeds(seed_start: int, n: int) -> list[int]:
     """The first `n` seeds from `seed_start` on that fall in the training split (stablematerials.procedural.dataset)."""
@@ -69,7 +67,7 @@ def _make_material(job: tuple[str, int, int, int]) -> tuple[dict, np.ndarray]:
     material = dataset_material(family, seed, size)
     params = get_family(family).params.create(**material.metadata["params"])
     record = {
-        "name": f"{family}_{seed:06d}",
+        "name": material_name(family, seed),
         "family": family,
         "seed": seed,
         "captions": caption_variants(family, material.metadata["caption"], params, seed, captions),
@@ -124,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     digest = vae_digest(cfg.vae)
     jobs = plan_jobs(cfg)
     shards = [jobs[i : i + cfg.shard_size] for i in range(0, len(jobs), cfg.shard_size)]
-    todo = [k for k in range(len(shards)) if not (out / f"shard_{k:05d}.safetensors").is_file()]
+    todo = [k for k in range(len(shards)) if not latent_shard_path(out, k).is_file()]
     logger.info("%d materials in %d shards, %d to do; VAE %s (%s)", len(jobs), len(shards), len(todo), cfg.vae, digest)
     start = time.time()
     with _material_maker(cfg.workers) as make:
@@ -136,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                 if len(batch) == cfg.batch_size or len(records) == len(shards[k]):
                     latents.append(encode_wrapped(vae, torch.stack(batch), cfg.wrap_margin).half())
                     batch = []
-            write_shard(out / f"shard_{k:05d}.safetensors", torch.cat(latents), records, digest, cfg)
+            write_shard(latent_shard_path(out, k), torch.cat(latents), records, digest, cfg)
             rate = done * cfg.shard_size / (time.time() - start)
             logger.info("shard %d/%d written (%.2f materials/s, ETA %.0f min)", k + 1, len(shards), rate,
                         (len(todo) - done) * cfg.shard_size / rate / 60)  # fmt: skip
@@ -145,8 +143,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_shard(path: Path, latents: torch.Tensor, records: list[dict], digest: str, cfg: LatentCacheConfig) -> None:
     """One shard file, written atomically."""
-    from safetensors.torch import save
-
     metadata = {"records": json.dumps(records), "vae_digest": digest, "size": str(cfg.size), "wrap_margin": str(cfg.wrap_margin)}
     atomic_write_bytes(path, save({"latents": latents.contiguous()}, metadata=metadata))
 
