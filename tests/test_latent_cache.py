@@ -166,3 +166,13 @@ def test_decoder_only_training_keeps_the_encoder_its_latents_and_their_normalisa
     LatentDataset(cache["latents"], crop=8, vae_digest=vae_digest(out / "vae"))
     with pytest.raises(ValueError, match="decoder_only needs init_from"):
         train_vae.main(["--output_dir", str(root / "x"), "--decoder_only=true"])
+
+
+@pytest.mark.parametrize("name", ["vae_v3", "latents_v3", "ldm_v3", "lcm_v3"])
+def test_the_default_model_recipe_configs_are_valid(name: str) -> None:
+    from training.config import LatentCacheConfig, LCMConfig, LDMConfig, VAEConfig, parse_config
+
+    cls = {"vae_v3": VAEConfig, "latents_v3": LatentCacheConfig, "ldm_v3": LDMConfig, "lcm_v3": LCMConfig}[name]
+    cfg = parse_config(cls, ["--config", str(Path(__file__).resolve().parents[1] / "training" / "configs" / f"{name}.yaml")])
+    if name in ("ldm_v3", "lcm_v3"):  # whole-material crops of cached latents, at the 512 px scale
+        assert cfg.data.latents and cfg.data.crop_size == 256

@@ -245,7 +245,7 @@ class DataConfig:
 
     def check(self) -> None:
         require_positive("data", crop_size=self.crop_size)
-        if self.resolution and self.resolution < self.crop_size:
+        if self.resolution and self.resolution < self.crop_size and not self.latents:  # latents are cached at their size
             raise ValueError(f"data.resolution ({self.resolution}) must be 0 or >= data.crop_size ({self.crop_size})")
         if self.num_workers < 0:
             raise ValueError(f"data.num_workers must be >= 0, got {self.num_workers}")
