@@ -27,6 +27,7 @@ from .conditioning import (
     load_image_prompt,
 )
 from .defaults import DEFAULT_GUIDANCE, STUDENT_STEPS, TEACHER_STEPS, native_size
+from .guidance import apply_guidance, guidance_scale_embedding
 from .latents import denormalize_latents
 from .material import Material, unpack_model_channels
 from .published import StableMaterialsMaterial
@@ -39,11 +40,6 @@ OUTPUT_TYPES = ("pil", "material", "np", "pt", "latent")
 STUDENT_SUBFOLDER = "unet_lcm"
 # Far beyond any useful guidance (3 to 15); a student embeds 1000 (w - 1), which overflows float32 near 3e35.
 MAX_GUIDANCE_SCALE = 1000.0
-
-
-def apply_guidance(cond_out: torch.Tensor, uncond_out: torch.Tensor, scale: float | torch.Tensor) -> torch.Tensor:
-    """Classifier-free guidance of a UNet output (Ho & Salimans 2022, arXiv 2207.12598): u + scale * (c - u)."""
-    return uncond_out + scale * (cond_out - uncond_out)
 
 
 def max_inference_steps(scheduler) -> int:
@@ -64,18 +60,6 @@ def max_inference_steps(scheduler) -> int:
         if len(timesteps) == n and int(timesteps.min()) >= 0 and int(timesteps.max()) < train_steps:
             return n
     return 1
-
-
-def guidance_scale_embedding(w: torch.Tensor, embedding_dim: int) -> torch.Tensor:
-    """Sinusoidal embedding of the guidance weight (LCM, Luo et al. 2023, arXiv 2310.04378): (B,) -> (B, D)."""
-    w = w.float() * 1000.0
-    half = embedding_dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=w.device) / (half - 1))
-    args = w[:, None] * freqs[None, :]  # (B, half)
-    emb = torch.cat([torch.sin(args), torch.cos(args)], dim=1)
-    if embedding_dim % 2 == 1:
-        emb = torch.nn.functional.pad(emb, (0, 1))
-    return emb
 
 
 @dataclass

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from stablematerials import Material, StableMaterialsPipeline
-from stablematerials.pipeline import guidance_scale_embedding
+from stablematerials.guidance import guidance_scale_embedding
 from stablematerials.tiling import TilingState, tiling
 
 

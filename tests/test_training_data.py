@@ -372,7 +372,7 @@ def test_own_trajectory_inputs_move_a_share_of_the_batch_one_ddim_step() -> None
 
 def test_guided_output_is_classifier_free_guidance_in_one_call() -> None:
     from stablematerials.tiny import tiny_unet
-    from stablematerials.pipeline import apply_guidance
+    from stablematerials.guidance import apply_guidance
     from training.semi import guided_output, own_trajectory_inputs
 
     torch.manual_seed(0)

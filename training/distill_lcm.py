@@ -22,8 +22,9 @@ import numpy as np
 import torch
 from diffusers import DDPMScheduler, LCMScheduler, UNet2DConditionModel
 
+from stablematerials.guidance import apply_guidance, guidance_scale_embedding
 from stablematerials.io import AtomicFolder
-from stablematerials.pipeline import StableMaterialsPipeline, apply_guidance, guidance_scale_embedding
+from stablematerials.pipeline import StableMaterialsPipeline
 
 from .checkpoint import resume_or_seed, save_checkpoint
 from .config import LCMConfig, parse_config

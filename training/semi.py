@@ -60,8 +60,8 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from stablematerials.guidance import apply_guidance
 from stablematerials.material import MODEL_SLICES, unpack_model_channels
-from stablematerials.pipeline import apply_guidance
 from stablematerials.render import render_plane
 
 from .losses import ddim_step, predicted_noise, predicted_x0

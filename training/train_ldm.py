@@ -24,9 +24,10 @@ from diffusers import DDPMScheduler, UNet2DConditionModel
 from diffusers.training_utils import EMAModel
 
 from stablematerials.conditioning import embedding_dim
+from stablematerials.guidance import apply_guidance
 from stablematerials.io import AtomicFolder
 from stablematerials.latents import denormalize_latents
-from stablematerials.pipeline import StableMaterialsPipeline, apply_guidance
+from stablematerials.pipeline import StableMaterialsPipeline
 
 from .checkpoint import resume_or_seed, save_checkpoint
 from .config import LDMConfig, parse_config
