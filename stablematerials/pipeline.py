@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import logging
@@ -202,6 +203,19 @@ class StableMaterialsPipeline(DiffusionPipeline):
         """The output size (pixels) the model was trained at, and the default size of `__call__`."""
         return native_size(self.unet.config, self.vae.config)
 
+    @property
+    def _latent_sample_size(self) -> int:
+        """The UNet's training size in latent pixels: the attention window of patched output."""
+        sample = self.unet.config.sample_size
+        return sample[0] if isinstance(sample, (list, tuple)) else sample
+
+    def _warn_if_wrap_is_inexact(self, latent_hw: tuple[int, ...], height: int, width: int) -> None:
+        if any(s % 2 ** (len(self.unet.config.block_out_channels) - 1) for s in latent_hw):
+            logger.warning(
+                "tileable output at %dx%d: the latent size %s is not divisible by the UNet's downsampling, so the "
+                "deepest features cannot wrap exactly", width, height, latent_hw,
+            )  # fmt: skip
+
     def _call_scheduler(self):
         """A private scheduler instance for one call (a student samples with LCMScheduler)."""
         cls = LCMScheduler if (self.is_student and not isinstance(self.scheduler, LCMScheduler)) else type(self.scheduler)
@@ -352,6 +366,38 @@ class StableMaterialsPipeline(DiffusionPipeline):
     def _encode_empty(self, device: torch.device) -> torch.Tensor:
         return self._encode_items([""], device)
 
+    def prepare_prompt_embeds(
+        self,
+        prompt: PromptInput | None,
+        image: ImageLike | list | None,
+        negative_prompt: PromptInput | None,
+        prompt_embeds: torch.Tensor | None,
+        negative_prompt_embeds: torch.Tensor | None,
+        num_images_per_prompt: int,
+        do_classifier_free_guidance: bool,
+        device: torch.device,
+    ) -> tuple[torch.Tensor, list[str]]:
+        """The UNet's conditioning in its dtype: (B * n, 1, D), or (2 B n, 1, D) with the negatives first when
+        guiding; and each prompt's label for the metadata (its text, "<image>" or "<embedding>")."""
+        n = num_images_per_prompt
+        if prompt_embeds is None:
+            items = self._prompt_list(prompt, image)
+            embeds, negative = self.encode_prompt(items, device, n, do_classifier_free_guidance, negative_prompt)
+            labels = [x if isinstance(x, str) else "<image>" for x in items]
+        else:  # given embeddings are used as they are (already scaled); the default negative is the empty text
+            embeds = prompt_embeds.to(device).repeat_interleave(n, dim=0)
+            negative = negative_prompt_embeds
+            if do_classifier_free_guidance and negative is None:
+                negative = self._encode_empty(device).unsqueeze(1).expand_as(embeds)
+            elif negative is not None:
+                negative = negative.to(device).repeat_interleave(n, dim=0)
+            labels = ["<embedding>"] * (embeds.shape[0] // n)
+        dtype = self.unet.dtype
+        embeds = embeds.to(dtype)
+        if do_classifier_free_guidance:
+            return torch.cat([negative.to(dtype), embeds]), labels
+        return embeds, labels
+
     def prepare_latents(
         self,
         batch_size: int,
@@ -374,6 +420,62 @@ class StableMaterialsPipeline(DiffusionPipeline):
             latents = latents.to(device=device, dtype=dtype)
         return latents * init_noise_sigma
 
+    @staticmethod
+    def roll_generators(generator: torch.Generator | list[torch.Generator] | None) -> tuple[torch.Generator, ...]:
+        """Generators of the attention windows' offsets, one per item, seeded from the item's generator without
+        drawing from it: an item gives the same material alone or in a batch."""
+        return tuple(
+            torch.Generator().manual_seed((g.initial_seed() if g is not None else torch.seed()) ^ 0x5EED)
+            for g in (generator if isinstance(generator, list) else [generator])
+        )
+
+    def guidance_embedding(
+        self, guidance_scale: float, batch_size: int, device: torch.device, dtype: torch.dtype
+    ) -> torch.Tensor | None:
+        """A student's (LCM) embedded guidance scale (B, time_cond_proj_dim): w - 1, as the published unet_lcm was
+        trained; None for a teacher."""
+        if not self.is_student:
+            return None
+        w = torch.full((batch_size,), guidance_scale - 1.0, device=device)
+        return guidance_scale_embedding(w, self.unet.config.time_cond_proj_dim).to(device, dtype)
+
+    def denoise(
+        self,
+        latents: torch.Tensor,
+        scheduler,
+        unet_embeds: torch.Tensor,
+        timestep_cond: torch.Tensor | None,
+        cfg_scale: float | None,
+        rolling: TilingState,
+        tile_from: int,
+        generator: torch.Generator | list[torch.Generator] | None,
+        callback_on_step_end: Callable | None = None,
+    ) -> torch.Tensor:
+        """The denoising loop over `scheduler.timesteps`: latents (B, C, h, w) -> denoised latents.
+
+        `cfg_scale` None: the UNet sees the latents once (a student, or guidance <= 1); else twice, with
+        `unet_embeds` holding the negatives first. `rolling` is the features-rolling state of the call; circular
+        padding (if it asks for it) starts at step `tile_from`."""
+        do_cfg = cfg_scale is not None
+        with self.progress_bar(total=len(scheduler.timesteps)) as progress:
+            for i, t in enumerate(scheduler.timesteps):
+                latent_in = torch.cat([latents] * 2) if do_cfg else latents
+                latent_in = scheduler.scale_model_input(latent_in, t)
+                with tiling(dataclasses.replace(rolling, circular=rolling.circular and i >= tile_from)):
+                    noise_pred = self.unet(
+                        latent_in, t, encoder_hidden_states=unet_embeds, timestep_cond=timestep_cond
+                    ).sample
+                if do_cfg:
+                    uncond, cond = noise_pred.chunk(2)
+                    noise_pred = apply_guidance(cond, uncond, cfg_scale)
+                latents = scheduler.step(noise_pred, t, latents, generator=generator).prev_sample
+                if callback_on_step_end is not None:
+                    update = callback_on_step_end(self, i, t, {"latents": latents})
+                    if update and "latents" in update:
+                        latents = update["latents"]
+                progress.update()
+        return latents
+
     def decode_latents(
         self,
         latents: torch.Tensor,
@@ -386,6 +488,27 @@ class StableMaterialsPipeline(DiffusionPipeline):
         state = TilingState(circular=tileable, window=window, latent_hw=tuple(z.shape[-2:]), generators=roll_generators)
         with tiling(state):
             return self.vae.decode(z).sample
+
+    def package(
+        self,
+        decoded: torch.Tensor,
+        output_type: str,
+        labels: list[str],
+        num_images_per_prompt: int,
+        generator: torch.Generator | list[torch.Generator] | None,
+        settings: dict[str, Any],
+    ):
+        """Decoded model-space maps (B, 9, H, W) -> the output `output_type` names, each item with its metadata:
+        the call's `settings`, its prompt's label and its seed."""
+        batch_size = decoded.shape[0]
+        gens = generator if isinstance(generator, list) else [generator] * batch_size
+        metadata = []
+        for b, g in enumerate(gens):
+            item = {"prompt": labels[b // num_images_per_prompt], "seed": g.initial_seed() if g is not None else None}
+            if not isinstance(generator, list) and batch_size > 1:
+                item["batch_index"] = b  # one generator for the batch: the seed alone does not reproduce it
+            metadata.append(settings | item)
+        return self._make_output(decoded.float(), output_type, metadata)
 
     def _make_output(self, decoded: torch.Tensor, output_type: str, metadata: list[dict]):
         maps = unpack_model_channels(decoded)  # [0, 1], normal in [-1, 1]
@@ -440,9 +563,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
                 "material" (list of `Material`), "np" (B, H, W, 9), "pt" (B, 9, H, W), "latent".
             callback_on_step_end: called as f(pipe, step, timestep, {"latents": ...}); may return new latents.
         """
-        # 0. Defaults
-        sample = self.unet.config.sample_size
-        sample = sample[0] if isinstance(sample, (list, tuple)) else sample  # the latent training size: the window
+        # 0. Defaults: the model's training size and step count
         height = height if height is not None else self.native_size
         width = width if width is not None else self.native_size
         if num_inference_steps is None:
@@ -454,91 +575,46 @@ class StableMaterialsPipeline(DiffusionPipeline):
             output_type, tileable_start, prompt_embeds, negative_prompt_embeds,
         )  # fmt: skip
         device = self._execution_device
-        student = self.is_student
-        do_cfg = (not student) and guidance_scale > 1.0
+        do_cfg = (not self.is_student) and guidance_scale > 1.0
 
-        # 2. Encode the prompts
-        if prompt_embeds is None:
-            items = self._prompt_list(prompt, image)
-            prompt_embeds, negative_embeds = self.encode_prompt(
-                items, device, num_images_per_prompt, do_cfg, negative_prompt
-            )
-            labels = [x if isinstance(x, str) else "<image>" for x in items]
-        else:
-            items = None
-            prompt_embeds = prompt_embeds.to(device).repeat_interleave(num_images_per_prompt, dim=0)
-            negative_embeds = negative_prompt_embeds
-            if do_cfg and negative_embeds is None:
-                negative_embeds = self._encode_empty(device).unsqueeze(1).expand_as(prompt_embeds)
-            elif negative_embeds is not None:
-                negative_embeds = negative_embeds.to(device).repeat_interleave(num_images_per_prompt, dim=0)
-            labels = ["<embedding>"] * (prompt_embeds.shape[0] // num_images_per_prompt)
-        batch_size = prompt_embeds.shape[0]
-        dtype = self.unet.dtype
-        prompt_embeds = prompt_embeds.to(dtype)
-        if do_cfg:
-            unet_embeds = torch.cat([negative_embeds.to(dtype), prompt_embeds])
-        else:
-            unet_embeds = prompt_embeds
+        # 2. Encode the prompts: (B, 1, D), negatives first when guiding (2B, 1, D)
+        unet_embeds, labels = self.prepare_prompt_embeds(
+            prompt, image, negative_prompt, prompt_embeds, negative_prompt_embeds, num_images_per_prompt, do_cfg, device
+        )
+        batch_size = len(labels) * num_images_per_prompt
 
         # 3. Timesteps: a private scheduler instance per call, so concurrent calls never share its state.
         scheduler = self._call_scheduler()
         scheduler.set_timesteps(num_inference_steps, device=device)
-        timesteps = scheduler.timesteps
 
-        # 4. Latents
+        # 4. Latents (B, C, H / f, W / f), and the features-rolling state: circular padding for tileable output,
+        # attention windows of the training size for patched output
         latents = self.prepare_latents(
-            batch_size, height, width, dtype, device, generator, latents, scheduler.init_noise_sigma
+            batch_size, height, width, self.unet.dtype, device, generator, latents, scheduler.init_noise_sigma
         )
-        # Window offsets come from generators of their own, one per item, seeded from the item's generator without
-        # drawing from it: an item gives the same material alone or in a batch.
-        roll_generators = tuple(
-            torch.Generator().manual_seed((g.initial_seed() if g is not None else torch.seed()) ^ 0x5EED)
-            for g in (generator if isinstance(generator, list) else [generator])
-        )
-        window = sample if patched else None
+        roll_generators = self.roll_generators(generator)
+        window = self._latent_sample_size if patched else None
         latent_hw = tuple(latents.shape[-2:])
-        if tileable and any(s % 2 ** (len(self.unet.config.block_out_channels) - 1) for s in latent_hw):
-            logger.warning(
-                "tileable output at %dx%d: the latent size %s is not divisible by the UNet's downsampling, so the "
-                "deepest features cannot wrap exactly", width, height, latent_hw,
-            )  # fmt: skip
+        rolling = TilingState(circular=tileable, window=window, latent_hw=latent_hw, generators=roll_generators)
+        if tileable:
+            self._warn_if_wrap_is_inexact(latent_hw, height, width)
 
-        # 5. Guidance embedding for a student (LCM): w - 1, as the published unet_lcm was trained.
-        timestep_cond = None
-        if student:
-            w = torch.full((batch_size,), guidance_scale - 1.0, device=device)
-            timestep_cond = guidance_scale_embedding(w, self.unet.config.time_cond_proj_dim).to(device, dtype)
+        # 5. Guidance: embedded for a student (LCM), classifier-free for a teacher
+        timestep_cond = self.guidance_embedding(guidance_scale, batch_size, device, self.unet.dtype)
+        cfg_scale = guidance_scale if do_cfg else None
 
-        # 6. Denoising loop
-        tile_from = int(round(tileable_start * len(timesteps)))
-        with self.progress_bar(total=len(timesteps)) as progress:
-            for i, t in enumerate(timesteps):
-                state = TilingState(
-                    circular=tileable and i >= tile_from, window=window, latent_hw=latent_hw, generators=roll_generators
-                )
-                latent_in = torch.cat([latents] * 2) if do_cfg else latents
-                latent_in = scheduler.scale_model_input(latent_in, t)
-                with tiling(state):
-                    noise_pred = self.unet(
-                        latent_in, t, encoder_hidden_states=unet_embeds, timestep_cond=timestep_cond
-                    ).sample
-                if do_cfg:
-                    uncond, cond = noise_pred.chunk(2)
-                    noise_pred = apply_guidance(cond, uncond, guidance_scale)
-                latents = scheduler.step(noise_pred, t, latents, generator=generator).prev_sample
-                if callback_on_step_end is not None:
-                    update = callback_on_step_end(self, i, t, {"latents": latents})
-                    if update and "latents" in update:
-                        latents = update["latents"]
-                progress.update()
+        # 6. Denoise; circular padding from `tileable_start` of the schedule on
+        tile_from = int(round(tileable_start * len(scheduler.timesteps)))
+        latents = self.denoise(
+            latents, scheduler, unet_embeds, timestep_cond, cfg_scale, rolling, tile_from, generator, callback_on_step_end
+        )
 
         # 7. Decode and package
         if output_type == "latent":
             images: Any = latents
         else:
             decoded = self.decode_latents(latents, tileable, window, roll_generators)
-            meta_common = {
+            settings = {
                 "negative_prompt": negative_prompt if isinstance(negative_prompt, str) else None,
                 "num_inference_steps": num_inference_steps,
                 "guidance_scale": guidance_scale,
@@ -548,18 +624,10 @@ class StableMaterialsPipeline(DiffusionPipeline):
                 "height": height,
                 "width": width,
                 "model": self.config.get("_name_or_path") if hasattr(self, "config") else None,
-                "student": student,
+                "student": self.is_student,
                 "package_version": _package_version(),
             }
-            gens = generator if isinstance(generator, list) else [generator] * batch_size
-            metadata = []
-            for b in range(batch_size):
-                g = gens[b]
-                item = {"prompt": labels[b // num_images_per_prompt], "seed": g.initial_seed() if g is not None else None}
-                if not isinstance(generator, list) and batch_size > 1:
-                    item["batch_index"] = b  # one generator for the batch: the seed alone does not reproduce it
-                metadata.append(meta_common | item)
-            images = self._make_output(decoded.float(), output_type, metadata)
+            images = self.package(decoded, output_type, labels, num_images_per_prompt, generator, settings)
 
         self.maybe_free_model_hooks()
         if not return_dict:
