@@ -8,12 +8,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .io import load_material, save_material
-from .material import MAP_NAMES, Material
+from .maps import MAP_NAMES, MAPS
+from .material import Material
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MAP_NAMES",
+    "MAPS",
     "Material",
     "StableMaterialsCapturePipeline",
     "StableMaterialsPipeline",

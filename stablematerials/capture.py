@@ -34,7 +34,8 @@ from diffusers.utils import BaseOutput
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .components import load_component
-from .material import MODEL_CHANNELS, Material, resize_wrapped, unpack_model_channels
+from .maps import MODEL_CHANNELS
+from .material import Material, resize_wrapped, unpack_model_channels
 from .seamless import make_tileable, tileable_crop
 from .tiling import TilingState, enable_feature_rolling, tiling
 

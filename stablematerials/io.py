@@ -6,6 +6,7 @@ Loading recognises ambientCG, Poly Haven, MatSynth and the plain layout by file 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -19,7 +20,8 @@ from typing import Literal
 
 import numpy as np
 
-from .material import MAP_NAMES, Material, flip_normal_convention
+from .maps import MAP_NAMES, MAPS, NAMING_PRESET_KEYS, MapSpec, map_spec
+from .material import Material, flip_normal_convention
 from .values import slug
 
 logger = logging.getLogger(__name__)
@@ -32,51 +34,38 @@ METADATA_FILE = "metadata.json"
 
 @dataclass(frozen=True)
 class NamingPreset:
-    """How a naming convention spells each map's file stem; `{name}` is the material's name."""
+    """A naming convention: how it spells each map's file stem (the `stems` of `stablematerials.maps.MAPS`)."""
 
     key: str
-    basecolor: str
-    normal_gl: str
-    normal_dx: str
-    height: str
-    roughness: str
-    metallic: str
 
     def stem(self, map_name: str, material_name: str, convention: str = "opengl") -> str:
-        if map_name == "normal":
-            pattern = self.normal_gl if convention == "opengl" else self.normal_dx
+        """The file stem of `map_name` for a material named `material_name` (`convention` picks the normal's file)."""
+        spec = map_spec(map_name)
+        stems = spec.directx_stems if convention == "directx" and spec.directx_stems else spec.stems
+        return stems[self.key].format(name=material_name)
+
+
+NAMING_PRESETS: dict[str, NamingPreset] = {key: NamingPreset(key) for key in NAMING_PRESET_KEYS}
+
+
+def _load_pattern(aliases: tuple[str, ...]) -> re.Pattern:
+    """A stem ending in one of `aliases` after `_` (or being one), then an optional resolution tag (`_1k`, `_2K`,
+    `_1K-PNG`) as in files downloaded from ambientCG and Poly Haven; matched on the lower-cased stem."""
+    return re.compile(rf"(?:^|_)(?:{'|'.join(aliases)})(?:[_-]\d+k(?:-[a-z]+)?)?$")
+
+
+@functools.cache
+def _load_patterns() -> dict[str, re.Pattern]:
+    """Recognised file stems when loading, by key: each map's name, and `normal_dx` / `normal_gl` for the two
+    files of a normal map (DirectX first: its names are the more specific)."""
+    patterns: dict[str, re.Pattern] = {}
+    for name, spec in MAPS.items():
+        if spec.directx_aliases:
+            patterns[f"{name}_dx"] = _load_pattern(spec.directx_aliases)
+            patterns[f"{name}_gl"] = _load_pattern(spec.aliases)
         else:
-            pattern = getattr(self, map_name)
-        return pattern.format(name=material_name)
-
-
-NAMING_PRESETS: dict[str, NamingPreset] = {
-    "plain": NamingPreset("plain", "basecolor", "normal", "normal_dx", "height", "roughness", "metallic"),
-    "ambientcg": NamingPreset(
-        "ambientcg",
-        "{name}_Color",
-        "{name}_NormalGL",
-        "{name}_NormalDX",
-        "{name}_Displacement",
-        "{name}_Roughness",
-        "{name}_Metalness",
-    ),
-    "polyhaven": NamingPreset(
-        "polyhaven", "{name}_diff", "{name}_nor_gl", "{name}_nor_dx", "{name}_disp", "{name}_rough", "{name}_metal"
-    ),
-}
-
-# Recognised file stems when loading, matched on the lower-cased stem; an optional resolution tag
-# (`_1k`, `_2K`, `_1K-PNG`) may follow, as in files downloaded from ambientCG and Poly Haven.
-_RES = r"(?:[_-]\d+k(?:-[a-z]+)?)?"
-_LOAD_PATTERNS: dict[str, re.Pattern] = {
-    "basecolor": re.compile(rf"(?:^|_)(?:basecolor|base_color|color|col|diff|diffuse|albedo){_RES}$"),
-    "normal_dx": re.compile(rf"(?:^|_)(?:normaldx|nor_dx|normal_dx){_RES}$"),
-    "normal_gl": re.compile(rf"(?:^|_)(?:normal|normalgl|nor_gl|normal_gl|nrm){_RES}$"),
-    "height": re.compile(rf"(?:^|_)(?:height|displacement|disp){_RES}$"),
-    "roughness": re.compile(rf"(?:^|_)(?:roughness|rough){_RES}$"),
-    "metallic": re.compile(rf"(?:^|_)(?:metallic|metalness|metal){_RES}$"),
-}
+            patterns[name] = _load_pattern(spec.aliases)
+    return patterns
 
 
 class MaterialFolderError(ValueError):
@@ -289,14 +278,17 @@ def material_files(
         raise ValueError(f"normal_convention must be opengl, directx or both, got {normal_convention!r}")
     preset = NAMING_PRESETS[naming]
     name = _sanitize(name)
-    wide = ".exr" if exr else ".png"
-    files = {m: preset.stem(m, name) + (wide if m == "height" else ".png") for m in MAP_NAMES}
-    if normal_convention == "directx":
-        files["normal"] = preset.stem("normal", name, "directx") + (wide if exr else ".png")
-    elif normal_convention == "both":
-        files["normal_dx"] = preset.stem("normal", name, "directx") + (wide if exr else ".png")
-    if exr:
-        files["normal"] = Path(files["normal"]).with_suffix(".exr").name
+
+    def file(map_name: str, convention: str = "opengl") -> str:
+        ext = ".exr" if exr and MAPS[map_name].deep else ".png"
+        return preset.stem(map_name, name, convention) + ext
+
+    files = {m: file(m) for m in MAP_NAMES}
+    for m, spec in MAPS.items():
+        if spec.directx_stems and normal_convention == "directx":
+            files[m] = file(m, "directx")
+        elif spec.directx_stems and normal_convention == "both":
+            files[f"{m}_dx"] = file(m, "directx")
     return files
 
 
@@ -325,10 +317,10 @@ def save_material(
     files = material_files(name, naming, normal_convention, exr)
     with AtomicFolder(folder, overwrite=overwrite) as tmp:
         for key, filename in files.items():
-            map_name = "normal" if key.startswith("normal") else key
-            convention = "directx" if key == "normal_dx" or normal_convention == "directx" else "opengl"
+            map_name = key.removesuffix("_dx")
+            convention = "directx" if key.endswith("_dx") or normal_convention == "directx" else "opengl"
             data = material.encoded(map_name, convention)
-            depth = bit_depth if map_name in ("height", "normal") else 8
+            depth = bit_depth if MAPS[map_name].deep else 8
             write_image(tmp / filename, data, depth)
         meta = dict(material.metadata)
         meta.update(
@@ -360,7 +352,7 @@ def find_material_files(folder: str | os.PathLike) -> dict[str, Path]:
     )
     for path in candidates:
         stem = path.stem.lower()
-        for key, pattern in _LOAD_PATTERNS.items():
+        for key, pattern in _load_patterns().items():
             if key not in found and pattern.search(stem):
                 found[key] = path
                 break
@@ -370,56 +362,66 @@ def find_material_files(folder: str | os.PathLike) -> dict[str, Path]:
 def load_material(folder: str | os.PathLike) -> Material:
     """Load a material folder in any known layout (plain/MatSynth, ambientCG, Poly Haven).
 
-    A missing metallic map reads as 0, a missing height as flat 0.5, a missing normal is derived from height,
-    a missing roughness reads as 0.5; each such default is logged. A missing basecolor is an error.
+    A missing map reads as its default in `stablematerials.maps.MAPS` (height and roughness 0.5, metallic 0), a
+    missing normal is derived from the height; each such default is logged, but for metallic (many folders of
+    non-metals have none). A missing basecolor is an error.
     """
     folder = Path(folder)
     files = find_material_files(folder)
-    meta_path = folder / METADATA_FILE
-    metadata: dict = {}
-    if meta_path.exists():
-        try:
-            metadata = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as e:
-            raise MaterialFolderError(f"{meta_path} is not valid JSON: {e}") from e
-    if "basecolor" not in files:
+    metadata = _read_metadata(folder)
+    first = MAP_NAMES[0]  # basecolor: required, and the size of the others
+    if first not in files:
         raise MaterialFolderError(
-            f"{folder} has no basecolor map (looked for basecolor/color/diff/albedo image files)"
+            f"{folder} has no {first} map (looked for {'/'.join(MAPS[first].aliases)} image files)"
         )
-    basecolor = read_image(files["basecolor"])
-    if basecolor.ndim == 2:
-        basecolor = np.repeat(basecolor[..., None], 3, axis=-1)
-    h, w = basecolor.shape[:2]
-
-    def grey(key: str, default: float) -> np.ndarray:
-        if key not in files:
-            logger.warning("%s: no %s map, using %.1f", folder, key, default)
-            return np.full((h, w), default, np.float32)
-        data = read_image(files[key])
-        return data if data.ndim == 2 else data[..., 0]
-
-    height = grey("height", 0.5)
-    roughness = grey("roughness", 0.5)
-    metallic = grey("metallic", 0.0) if "metallic" in files else np.zeros((h, w), np.float32)
     # A plain-layout `normal.png` is OpenGL unless the metadata says otherwise.
     gl_is_dx = metadata.get("normal_convention") == "directx"
-    if "normal_gl" in files:
-        normal = read_image(files["normal_gl"]) * 2 - 1
-        if gl_is_dx:
-            normal = flip_normal_convention(normal)
-    elif "normal_dx" in files:
-        normal = flip_normal_convention(read_image(files["normal_dx"]) * 2 - 1)
-    else:
-        normal = None
-    for key, arr in (("height", height), ("roughness", roughness), ("metallic", metallic)):
-        if arr.shape != (h, w):
-            raise MaterialFolderError(f"{folder}: {key} map is {arr.shape[1]}x{arr.shape[0]}, basecolor is {w}x{h}")
+    maps = {first: _read_map(files, MAPS[first], gl_is_dx)}
+    h, w = maps[first].shape[:2]
+    derive_normal = False
+    for name, spec in MAPS.items():
+        data = maps[name] if name in maps else _read_map(files, spec, gl_is_dx)
+        if data is None and spec.default is not None:
+            if not spec.often_absent:
+                logger.warning("%s: no %s map, using %.1f", folder, name, spec.default)
+            data = np.full((h, w), spec.default, np.float32)
+        elif data is None and spec.encoding == "normal":  # derived from the height below
+            logger.warning("%s: no %s map, deriving it from height", folder, name)
+            data, derive_normal = np.broadcast_to(np.float32([0, 0, 1]), (h, w, 3)), True
+        elif data is None:
+            raise MaterialFolderError(f"{folder} has no {name} map")
+        expected = (h, w) if spec.channels == 1 else (h, w, spec.channels)
+        if data.shape != expected:
+            raise MaterialFolderError(f"{folder}: {name} map has shape {data.shape}, expected {expected}")
+        maps[name] = data
     material_meta = {k: v for k, v in metadata.items() if k not in ("files", "naming", "size", "bit_depth")}
-    if normal is None:
-        logger.warning("%s: no normal map, deriving it from height", folder)
-        flat = np.zeros((h, w, 3), np.float32)
-        flat[..., 2] = 1
-        return Material(basecolor, flat, height, roughness, metallic, material_meta).with_normal_from_height()
-    if normal.ndim != 3 or normal.shape[:2] != (h, w):
-        raise MaterialFolderError(f"{folder}: normal map has shape {normal.shape}, expected ({h}, {w}, 3)")
-    return Material(basecolor, normal, height, roughness, metallic, material_meta)
+    material = Material(**maps, metadata=material_meta)
+    return material.with_normal_from_height() if derive_normal else material
+
+
+def _read_metadata(folder: Path) -> dict:
+    """A folder's metadata.json ({} when it has none)."""
+    path = folder / METADATA_FILE
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise MaterialFolderError(f"{path} is not valid JSON: {e}") from e
+
+
+def _read_map(files: dict[str, Path], spec: MapSpec, gl_is_dx: bool) -> np.ndarray | None:
+    """One map of a folder as a `Material` holds it, or None when the folder has no file for it. A grey file of a
+    colour map is repeated to RGB; a colour file of a grey map gives its first channel."""
+    if spec.encoding == "normal":
+        gl, dx = files.get(f"{spec.name}_gl"), files.get(f"{spec.name}_dx")
+        if gl is not None:
+            normal = read_image(gl) * 2 - 1
+            return flip_normal_convention(normal) if gl_is_dx else normal
+        return None if dx is None else flip_normal_convention(read_image(dx) * 2 - 1)
+    if spec.name not in files:
+        return None
+    data = read_image(files[spec.name])
+    if spec.channels == 3:
+        return np.repeat(data[..., None], 3, axis=-1) if data.ndim == 2 else data
+    return data if data.ndim == 2 else data[..., 0]

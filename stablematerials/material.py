@@ -1,8 +1,7 @@
 """The `Material`: five PBR maps, and their packing to and from the model's channel layout.
 
-Model layout (the published StableMaterials checkpoint): 9 channels in [-1, 1]
-    0:3 basecolor (sRGB), 3:5 normal X, Y, 5 height, 6 roughness, 7 metallic, 8 unused (0).
-Normal Z is not stored; it is rebuilt as sqrt(1 - x^2 - y^2), and where x^2 + y^2 > 1 the X, Y pair is
+The maps, their channels and their place in model space are the table `stablematerials.maps.MAPS`. Model space
+holds the normal's X and Y only: Z is rebuilt as sqrt(1 - x^2 - y^2), and where x^2 + y^2 > 1 the X, Y pair is
 renormalised and Z set to 0.
 """
 
@@ -16,16 +15,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+# MAP_NAMES, MODEL_CHANNELS and MODEL_SLICES are imported from here too (training, tiny pipelines, capture)
+from .maps import MAP_NAMES, MAPS, MODEL_CHANNELS, MODEL_SLICES, UNUSED_SLICE, map_spec  # noqa: F401
+
 if TYPE_CHECKING:
     from PIL import Image
-
-MAP_NAMES: tuple[str, ...] = ("basecolor", "normal", "height", "roughness", "metallic")
-MODEL_CHANNELS = 9  # see the module docstring for the layout
-_MAP_CHANNELS = {"basecolor": 3, "normal": 3, "height": 1, "roughness": 1, "metallic": 1}
-# Where each map lives in model space (normal: X, Y only).
-MODEL_SLICES: dict[str, slice] = {
-    "basecolor": slice(0, 3), "normal": slice(3, 5), "height": slice(5, 6), "roughness": slice(6, 7), "metallic": slice(7, 8),
-}  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------
@@ -49,32 +43,37 @@ def rebuild_normal(xy: torch.Tensor) -> torch.Tensor:
 
 def unpack_model_channels(x: torch.Tensor) -> dict[str, torch.Tensor]:
     """Model space (B, 9, H, W) in [-1, 1] -> maps in [0, 1] (normal: unit vectors in [-1, 1])."""
-    if x.ndim != 4 or x.shape[1] < 8:
+    if x.ndim != 4 or x.shape[1] < UNUSED_SLICE.start:
         raise ValueError(f"expected a (B, 9, H, W) tensor in model layout, got shape {tuple(x.shape)}")
     x = x.float()
-    to01 = lambda t: (t * 0.5 + 0.5).clamp(0.0, 1.0)  # noqa: E731
-    maps = {name: to01(x[:, sl]) for name, sl in MODEL_SLICES.items() if name != "normal"}
-    # The decoded X, Y as they are, not clamped first: clamping each to [-1, 1] turns the direction of a normal that
-    # left the unit disk; rebuild_normal keeps its direction and scales it back to length 1 (as published).
-    maps["normal"] = rebuild_normal(x[:, MODEL_SLICES["normal"]])
-    return {name: maps[name] for name in MAP_NAMES}
+    maps = {}
+    for name, sl in MODEL_SLICES.items():
+        if MAPS[name].encoding == "normal":
+            # The decoded X, Y as they are, not clamped first: clamping each to [-1, 1] turns the direction of a
+            # normal that left the unit disk; rebuild_normal keeps its direction and scales it back to length 1
+            # (as published).
+            maps[name] = rebuild_normal(x[:, sl])
+        else:
+            maps[name] = (x[:, sl] * 0.5 + 0.5).clamp(0.0, 1.0)
+    return maps
 
 
 def pack_model_channels(maps: dict[str, torch.Tensor]) -> torch.Tensor:
     """Maps (B, C, H, W) in [0, 1] (normal in [-1, 1]) -> model space (B, 9, H, W) in [-1, 1]."""
-    bc = maps["basecolor"]
-    unused = torch.zeros_like(bc[:, :1])
-    return torch.cat(
-        [
-            bc * 2 - 1,
-            maps["normal"][:, 0:2].clamp(-1.0, 1.0),
-            maps["height"] * 2 - 1,
-            maps["roughness"] * 2 - 1,
-            maps["metallic"] * 2 - 1,
-            unused,
-        ],
-        dim=1,
-    )
+    parts = []
+    for name, sl in MODEL_SLICES.items():
+        if MAPS[name].encoding == "normal":
+            parts.append(maps[name][:, 0 : sl.stop - sl.start].clamp(-1.0, 1.0))  # X, Y
+        else:
+            parts.append(maps[name] * 2 - 1)
+    ref = maps[MAP_NAMES[0]]
+    unused = ref.new_zeros(ref.shape[0], UNUSED_SLICE.stop - UNUSED_SLICE.start, *ref.shape[2:])
+    return torch.cat([*parts, unused], dim=1)
+
+
+def encode_for_file(name: str, values: torch.Tensor) -> torch.Tensor:
+    """A map as image files store it, in [0, 1]: normals as 0.5 n + 0.5, the others as they are."""
+    return values * 0.5 + 0.5 if MAPS[name].encoding == "normal" else values
 
 
 def normal_from_height(height: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
@@ -127,7 +126,7 @@ def resize_wrapped(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def _as_map(name: str, value: object, size: tuple[int, int] | None) -> np.ndarray:
     arr = np.asarray(value, dtype=np.float32)
-    channels = _MAP_CHANNELS[name]
+    channels = MAPS[name].channels
     if channels == 1 and arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     want_ndim = 2 if channels == 1 else 3
@@ -135,15 +134,21 @@ def _as_map(name: str, value: object, size: tuple[int, int] | None) -> np.ndarra
         want = "(H, W)" if channels == 1 else "(H, W, 3)"
         raise ValueError(f"{name} map must have shape {want}, got {arr.shape}")
     if size is not None and arr.shape[:2] != size:
-        raise ValueError(f"{name} map is {arr.shape[1]}x{arr.shape[0]} but basecolor is {size[1]}x{size[0]}")
+        raise ValueError(f"{name} map is {arr.shape[1]}x{arr.shape[0]} but {MAP_NAMES[0]} is {size[1]}x{size[0]}")
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} map contains NaN or infinite values")
     return np.ascontiguousarray(arr)
 
 
+def _unit_vectors(normal: np.ndarray) -> np.ndarray:
+    """(H, W, 3) normals scaled to length 1; a zero vector becomes (0, 0, 1)."""
+    norm = np.linalg.norm(normal, axis=-1, keepdims=True)
+    return np.where(norm > 1e-6, normal / np.maximum(norm, 1e-6), np.float32([0, 0, 1])).astype(np.float32)
+
+
 @dataclass
 class Material:
-    """A PBR material: five float32 maps of the same size.
+    """A PBR material: five float32 maps of the same size (one attribute per entry of `stablematerials.maps.MAPS`).
 
     basecolor (H, W, 3) sRGB in [0, 1]; normal (H, W, 3) unit vectors in [-1, 1], OpenGL convention (+Y up);
     height, roughness, metallic (H, W) in [0, 1]. `metadata` carries provenance (prompt, seed, model, ...).
@@ -157,17 +162,11 @@ class Material:
     metadata: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.basecolor = _as_map("basecolor", self.basecolor, None)
-        size = self.basecolor.shape[:2]
-        for name in MAP_NAMES[1:]:
-            setattr(self, name, _as_map(name, getattr(self, name), size))
-        self.basecolor = np.clip(self.basecolor, 0.0, 1.0)
-        for name in ("height", "roughness", "metallic"):
-            setattr(self, name, np.clip(getattr(self, name), 0.0, 1.0))
-        norm = np.linalg.norm(self.normal, axis=-1, keepdims=True)
-        self.normal = np.where(norm > 1e-6, self.normal / np.maximum(norm, 1e-6), np.float32([0, 0, 1])).astype(
-            np.float32
-        )
+        size = None  # that of the first map (basecolor); the others must match it
+        for name, spec in MAPS.items():
+            arr = _as_map(name, getattr(self, name), size)
+            size = size or arr.shape[:2]
+            setattr(self, name, _unit_vectors(arr) if spec.encoding == "normal" else np.clip(arr, 0.0, 1.0))
 
     # -- shape ---------------------------------------------------------------------------------
     @property
@@ -212,27 +211,18 @@ class Material:
 
     # -- numpy / PIL ---------------------------------------------------------------------------
     def to_numpy(self) -> np.ndarray:
-        """All maps in one (H, W, 9) array in [0, 1]: basecolor, normal (encoded 0.5 n + 0.5), height, roughness, metallic."""
-        return np.concatenate(
-            [
-                self.basecolor,
-                self.normal * 0.5 + 0.5,
-                self.height[..., None],
-                self.roughness[..., None],
-                self.metallic[..., None],
-            ],
-            axis=-1,
-        )
+        """All maps in one (H, W, 9) array in [0, 1], in `MAP_NAMES` order: basecolor, normal (encoded 0.5 n + 0.5),
+        height, roughness, metallic."""
+        encoded = (encode_for_file(name, arr) for name, arr in self.maps().items())
+        return np.concatenate([arr[..., None] if arr.ndim == 2 else arr for arr in encoded], axis=-1)
 
     def encoded(self, name: str, normal_convention: str = "opengl") -> np.ndarray:
         """One map as stored in an image file, in [0, 1]: the normal is encoded as 0.5 n + 0.5."""
-        if name not in MAP_NAMES:
-            raise ValueError(f"unknown map {name!r}; expected one of {', '.join(MAP_NAMES)}")
-        if name != "normal":
+        if map_spec(name).encoding != "normal":
             return getattr(self, name)
         if normal_convention not in ("opengl", "directx"):
             raise ValueError(f"normal_convention must be 'opengl' or 'directx', got {normal_convention!r}")
-        n = self.normal if normal_convention == "opengl" else flip_normal_convention(self.normal)
+        n = getattr(self, name) if normal_convention == "opengl" else flip_normal_convention(getattr(self, name))
         return np.clip(n * 0.5 + 0.5, 0.0, 1.0)
 
     def to_pil(self, normal_convention: str = "opengl") -> dict[str, "Image.Image"]:

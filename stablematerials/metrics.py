@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .material import MAP_NAMES, Material, normal_from_height
+from .maps import MAPS
+from .material import Material, normal_from_height
 
 
 def _as_hwc(x: np.ndarray) -> np.ndarray:
@@ -77,10 +78,10 @@ def map_distribution_distance(generated: list[Material], reference: list[Materia
     if not generated or not reference:
         raise ValueError("both material lists must be non-empty")
     out: dict[str, float] = {}
-    for name in MAP_NAMES:
-        gen = np.concatenate([_as_hwc(getattr(m, name)).reshape(-1, 3 if name in ("basecolor", "normal") else 1) for m in generated])
-        ref = np.concatenate([_as_hwc(getattr(m, name)).reshape(-1, gen.shape[-1]) for m in reference])
-        channels = range(2) if name == "normal" else range(gen.shape[-1])
+    for name, spec in MAPS.items():
+        gen = np.concatenate([_as_hwc(getattr(m, name)).reshape(-1, spec.channels) for m in generated])
+        ref = np.concatenate([_as_hwc(getattr(m, name)).reshape(-1, spec.channels) for m in reference])
+        channels = range(spec.model_channels) if spec.encoding == "normal" else range(spec.channels)  # normal: X, Y
         out[name] = float(np.mean([wasserstein_1d(gen[..., c], ref[..., c]) for c in channels]))
     return out
 

@@ -30,7 +30,7 @@ from .conditioning import (
 from .defaults import DEFAULT_GUIDANCE, STUDENT_STEPS, TEACHER_STEPS, native_size
 from .guidance import apply_guidance, guidance_scale_embedding
 from .latents import denormalize_latents
-from .material import Material, unpack_model_channels
+from .material import Material, encode_for_file, unpack_model_channels
 from .published import StableMaterialsMaterial
 from .tiling import TilingState, enable_feature_rolling, tiling
 
@@ -513,7 +513,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
     def _make_output(self, decoded: torch.Tensor, output_type: str, metadata: list[dict]):
         maps = unpack_model_channels(decoded)  # [0, 1], normal in [-1, 1]
         if output_type in ("np", "pt"):
-            stack = torch.cat([maps["basecolor"], maps["normal"] * 0.5 + 0.5, maps["height"], maps["roughness"], maps["metallic"]], dim=1)
+            stack = torch.cat([encode_for_file(name, values) for name, values in maps.items()], dim=1)
             return stack.cpu() if output_type == "pt" else stack.permute(0, 2, 3, 1).cpu().numpy()
         items = [{k: v[i] for k, v in maps.items()} for i in range(decoded.shape[0])]
         if output_type == "pil":
@@ -606,8 +606,9 @@ class StableMaterialsPipeline(DiffusionPipeline):
         # 6. Denoise; circular padding from `tileable_start` of the schedule on
         tile_from = int(round(tileable_start * len(scheduler.timesteps)))
         latents = self.denoise(
-            latents, scheduler, unet_embeds, timestep_cond, cfg_scale, rolling, tile_from, generator, callback_on_step_end
-        )
+            latents, scheduler, unet_embeds, timestep_cond, cfg_scale, rolling, tile_from, generator,
+            callback_on_step_end,
+        )  # fmt: skip
 
         # 7. Decode and package
         if output_type == "latent":

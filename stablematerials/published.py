@@ -14,9 +14,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .material import MAP_NAMES, Material
-
-_PIL_MODES = {"basecolor": "RGB", "normal": "RGB", "height": "L", "roughness": "L", "metallic": "L"}
+from .maps import MAP_NAMES, MAPS, MODEL_SLICES
+from .material import Material
 
 
 class _MapView:
@@ -58,7 +57,8 @@ class StableMaterialsMaterial:
         from PIL import Image
 
         pixels = torch.round(tensor.clamp(0.0, 1.0) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
-        return Image.fromarray(pixels if _PIL_MODES[name] == "RGB" else pixels[..., 0], _PIL_MODES[name])
+        mode = MAPS[name].pil_mode
+        return Image.fromarray(pixels if mode == "RGB" else pixels[..., 0], mode)
 
     basecolor = _MapView()
     normal = _MapView()
@@ -79,8 +79,7 @@ class StableMaterialsMaterial:
 
     def as_tensor(self) -> torch.Tensor:
         """(8, H, W) in [0, 1]: basecolor, normal X and Y (encoded), height, roughness, metallic."""
-        m = self._maps
-        return torch.cat([m["basecolor"], m["normal"][:2], m["height"], m["roughness"], m["metallic"]], dim=0)
+        return torch.cat([self._maps[name][: sl.stop - sl.start] for name, sl in MODEL_SLICES.items()], dim=0)
 
     def tile(self, num_tiles: int) -> "StableMaterialsMaterial":
         """Repeat every map `num_tiles` times along each axis, in place."""

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .maps import MAPS
 from .material import Material, resize_wrapped
 
 if TYPE_CHECKING:
@@ -51,7 +52,8 @@ _SUN_IRRADIANCE = 2.8  # the sphere's directional light; a white diffuse surface
 _GROUND_FRACTION = 0.25  # ground radiance relative to the sky
 _SPHERE_RADIUS = 0.92  # fraction of the half image the sphere fills
 _BACKGROUND_LINEAR = 0.2  # neutral grey (about 0.48 in sRGB)
-_MAP_SHAPES = {"basecolor": 3, "normal": 3, "roughness": 1, "metallic": 1}
+SHADED_MAPS = ("basecolor", "normal", "roughness", "metallic")  # what shading reads (height acts through the normal)
+_MAP_SHAPES = {name: MAPS[name].channels for name in SHADED_MAPS}  # channels of each, from the map table
 
 
 # ----------------------------------------------------------------------------------------------
@@ -371,20 +373,14 @@ def render_sphere(
     geo = {k: v.to(ref.dtype) for k, v in geo.items()}
 
     # Prefilter: about one texel per pixel at the centre of the sphere, so normal detail does not alias.
-    texture = torch.cat([maps["basecolor"], maps["normal"], maps["roughness"], maps["metallic"]], dim=1)
+    texture = torch.cat([maps[name] for name in SHADED_MAPS], dim=1)
     texel_width = max(4, round(math.pi * size * _SPHERE_RADIUS / tiles))
     texture = _shrink_wrapped(texture, texel_width, exact=False)
     sampled = _sample_wrapped(texture, geo["uv"])
-    local = sampled[:, 3:6]
+    on_sphere = dict(zip(SHADED_MAPS, sampled.split(list(_MAP_SHAPES.values()), dim=1)))
+    local = on_sphere["normal"]
     world_normal = local[:, 0:1] * geo["tangent"] + local[:, 1:2] * geo["bitangent"] + local[:, 2:3] * geo["normal"]
-    surface = _surface(
-        {
-            "basecolor": sampled[:, 0:3],
-            "normal": world_normal,
-            "roughness": sampled[:, 6:7],
-            "metallic": sampled[:, 7:8],
-        }
-    )
+    surface = _surface(on_sphere | {"normal": world_normal})
     view = torch.tensor([0.0, 0.0, 1.0], device=ref.device, dtype=ref.dtype)[None, None, :, None, None]
     # No light reaches the geometric back side, whatever the normal map says (fades over about 6 degrees).
     terminator = (_dot(geo["normal"].unsqueeze(1), light) / 0.1).clamp(0.0, 1.0)

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, LCMScheduler, UNet2DConditionModel
 
-from .material import MODEL_CHANNELS
+from .maps import MODEL_CHANNELS
 
 
 def minilm_dir() -> Path:

@@ -23,7 +23,8 @@ import gradio as gr
 
 from .defaults import DEFAULT_GUIDANCE, default_output_size
 from .io import NAMING_PRESETS
-from .material import MAP_NAMES, Material
+from .maps import MAP_NAMES
+from .material import Material
 from .metrics import seam_scores
 from .studio import (
     GLB_SHAPES,

@@ -5,18 +5,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from stablematerials.maps import MODEL_SLICES, UNUSED_SLICE
 from stablematerials.material import unpack_model_channels
 from stablematerials.render import render_plane
 
-# Model-space channel groups (stablematerials.material): 8 is unused and kept at 0.
-MAP_CHANNELS: dict[str, slice] = {
-    "basecolor": slice(0, 3),
-    "normal": slice(3, 5),
-    "height": slice(5, 6),
-    "roughness": slice(6, 7),
-    "metallic": slice(7, 8),
-    "unused": slice(8, 9),
-}
+# Model-space channel groups (the map table, stablematerials.maps), and the unused channel kept at 0.
+MAP_CHANNELS: dict[str, slice] = {**MODEL_SLICES, "unused": UNUSED_SLICE}
 
 
 def map_l1(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_write_bytes, atomic_write_text, find_material_files, read_image
-from ..material import MAP_NAMES
+from ..maps import MAP_NAMES
 
 logger = logging.getLogger(__name__)
 

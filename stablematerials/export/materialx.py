@@ -14,11 +14,15 @@ import os
 from pathlib import Path
 
 from ..io import METADATA_FILE, atomic_write_text, find_material_files, save_material
+from ..maps import MAPS
 from ..material import Material
 
 logger = logging.getLogger(__name__)
 
 MATERIALX_FILE_EXTENSION = ".mtlx"
+_COLOR_SPACES = {"srgb": "srgb_texture"}  # MaterialX's name of a map encoding's colour space
+# The standard_surface inputs the grey maps drive: map -> (input, name of the graph output feeding it)
+_GREY_INPUTS = {"roughness": ("specular_roughness", "roughness"), "metallic": ("metalness", "metalness")}
 
 
 def _materialx():
@@ -94,19 +98,15 @@ def build_document(folder: str | os.PathLike, relative_to: str | os.PathLike, di
 
     shader = doc.addNode("standard_surface", f"SR_{name}", "surfaceshader")
     shader.setInputValue("base", 1.0, "float")
-    base = image("basecolor", files["basecolor"], "color3", "srgb_texture")
+    base = image("basecolor", files["basecolor"], "color3", _COLOR_SPACES[MAPS["basecolor"].encoding])
     shader.addInput("base_color", "color3").setConnectedOutput(output("base_color", base, "color3"))
 
-    if "roughness" in files:
-        rough = image("roughness", files["roughness"], "float")
-        shader.addInput("specular_roughness", "float").setConnectedOutput(output("roughness", rough, "float"))
-    else:
-        shader.setInputValue("specular_roughness", 0.5, "float")
-    if "metallic" in files:
-        metal = image("metallic", files["metallic"], "float")
-        shader.addInput("metalness", "float").setConnectedOutput(output("metalness", metal, "float"))
-    else:
-        shader.setInputValue("metalness", 0.0, "float")
+    for map_name, (input_name, output_name) in _GREY_INPUTS.items():
+        if map_name in files:
+            node = image(map_name, files[map_name], "float")
+            shader.addInput(input_name, "float").setConnectedOutput(output(output_name, node, "float"))
+        else:  # what a folder without the map reads as (the map table's default)
+            shader.setInputValue(input_name, float(MAPS[map_name].default), "float")
 
     normal_path, directx = _normal_file(folder, files)
     if normal_path is not None:

@@ -8,22 +8,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..material import MAP_NAMES, Material
+from ..maps import MAP_NAMES, MAPS
+from ..material import Material
 
 if TYPE_CHECKING:
     from PIL import Image
 
-MAP_LABELS = {
-    "basecolor": "Base color",
-    "normal": "Normal",
-    "height": "Height",
-    "roughness": "Roughness",
-    "metallic": "Metallic",
-}
+MAP_LABELS = {name: spec.label for name, spec in MAPS.items()}  # names for people, from the map table
 
 
 def map_images(material: Material, normal_convention: str = "opengl") -> list[tuple["Image.Image", str]]:
-    """The five maps as 8-bit PIL images with their display names, in `MAP_NAMES` order."""
+    """The maps as 8-bit PIL images with their display names, in `MAP_NAMES` order."""
     images = material.to_pil("directx" if normal_convention == "directx" else "opengl")
     return [(images[name], MAP_LABELS[name]) for name in MAP_NAMES]
 
