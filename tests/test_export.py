@@ -396,3 +396,42 @@ def test_export_command_converts_a_folder(tmp_path, capsys):
     assert cli_main(["export", str(src), "--to", "glb", "--out", str(tmp_path / "x.glb"), "--normal", "directx"]) == 2
     assert "--normal do(es) not apply to --to glb" in capsys.readouterr().err
     assert cli_main(["export", str(tmp_path / "nowhere"), "--to", "plain", "--out", str(tmp_path / "y")]) == 2
+
+
+# ----------------------------------------------------------------------------------------------
+# The registry of export formats
+# ----------------------------------------------------------------------------------------------
+
+
+def test_every_registered_format_is_offered_by_the_command_and_writes(tmp_path, capsys):
+    from stablematerials.export import EXPORT_FORMATS, folder_formats
+    from stablematerials.io import NAMING_PRESETS
+
+    assert [f.name for f in folder_formats()] == list(NAMING_PRESETS)  # a folder format per naming preset
+    src = save_material(make_material(), tmp_path / "src" / "Tiles")
+    with pytest.raises(SystemExit):  # argparse: --to takes the registered names only
+        cli_main(["export", str(src), "--to", "fbx", "--out", str(tmp_path / "x.fbx")])
+    assert "--to {" + ",".join(EXPORT_FORMATS) + "}" in capsys.readouterr().err  # the usage line
+    for fmt in EXPORT_FORMATS.values():
+        out = tmp_path / fmt.name / ("Tiles" + (fmt.suffix or ""))
+        assert cli_main(["export", str(src), "--to", fmt.name, "--out", str(out)]) == 0, capsys.readouterr().err
+        assert out.is_dir() if fmt.is_folder else out.is_file()
+        if fmt.is_folder:  # the folder holds the preset's file names and reads back as the same material
+            assert np.abs(load_material(out).roughness - load_material(src).roughness).max() == 0
+
+
+def test_registry_refuses_what_a_format_does_not_take(tmp_path):
+    from stablematerials.export import folder_format, get_format
+
+    m = make_material()
+    with pytest.raises(ValueError, match="orm do\\(es\\) not apply to glb"):
+        get_format("glb").write(m, tmp_path / "a.glb", orm=True)
+    with pytest.raises(ValueError, match="a glb file must end in .glb"):
+        get_format("glb").write(m, tmp_path / "a.gltf")
+    with pytest.raises(ValueError, match="unknown export format 'fbx'; expected one of glb, mtlx, plain"):
+        get_format("fbx")
+    with pytest.raises(ValueError, match="unknown naming preset 'glb'; expected one of plain, ambientcg, polyhaven"):
+        folder_format("glb")
+    with pytest.raises(ValueError, match="mtlx is not written as one file"):
+        get_format("mtlx").encode(m)
+    assert get_format("glb").encode(m, name="x")[:4] == b"glTF"

@@ -95,7 +95,7 @@ def generate_task(
     pipe, task: BatchTask, out_dir: Path, options: OutputOptions, process_index: int = 0, limits: Limits | None = None
 ) -> TaskResult:
     """Generate one task's material and write its folder; a bad input gives a failed row instead of an exception."""
-    from ..export import export_texture_set, glb_bytes
+    from ..export import folder_format, get_format
     from ..generation import generate
 
     item = task.item
@@ -118,7 +118,8 @@ def generate_task(
 
             extra["preview.png"] = _png_bytes(render_preview(material, size=options.preview_size))
         if options.glb:
-            extra[f"{task.output_name}.glb"] = glb_bytes(material, name=task.output_name)
+            glb = get_format("glb")
+            extra[f"{task.output_name}{glb.suffix}"] = glb.encode(material, name=task.output_name)
         seams = {name: float(max(pair)) for name, pair in result.seam[0].items()}
         seconds = time.perf_counter() - start
         material.metadata[BATCH_KEY] = {
@@ -126,10 +127,9 @@ def generate_task(
             "source": item.source, "image": request.image, "seconds": seconds, "seam": seams,
             "process_index": process_index, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }  # fmt: skip
-        export_texture_set(
+        folder_format(request.naming).write(
             material,
             folder,
-            naming=request.naming,
             name=task.output_name,
             normal_convention=request.normal_convention,
             bit_depth=request.bit_depth,

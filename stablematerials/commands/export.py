@@ -1,4 +1,5 @@
-"""`stablematerials export`: convert a material folder to glTF binary, MaterialX or another naming preset."""
+"""`stablematerials export`: convert a material folder to a registered export format (`stablematerials.export`'s
+`EXPORT_FORMATS`): glTF binary, MaterialX, or a texture folder in another naming preset."""
 
 from __future__ import annotations
 
@@ -7,13 +8,20 @@ from pathlib import Path
 
 HELP = "convert a material folder to .glb, .mtlx or an ambientCG / Poly Haven / plain texture folder"
 
-FOLDER_FORMATS = ("ambientcg", "polyhaven", "plain")
-FORMATS = ("glb", "mtlx") + FOLDER_FORMATS
+# The command's options -> the export option each sets; which formats take it is the registry's answer.
+OPTIONS = {
+    "normal": "normal_convention", "bit_depth": "bit_depth", "orm": "orm", "overwrite": "overwrite",
+    "shape": "shape", "tiling": "tiling", "size_m": "size_m", "displacement": "displacement",
+    "texture_size": "texture_size",
+}  # fmt: skip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..export import EXPORT_FORMATS
+
+    formats = "; ".join(f"{f.name}: {f.label}" for f in EXPORT_FORMATS.values())
     parser.add_argument("material_dir", type=Path, help="a material folder (any known naming layout)")
-    parser.add_argument("--to", required=True, choices=FORMATS, help="output format")
+    parser.add_argument("--to", required=True, choices=list(EXPORT_FORMATS), help=f"output format ({formats})")
     parser.add_argument("--out", required=True, type=Path, help="output file (.glb/.mtlx) or folder")
     folder = parser.add_argument_group("texture folders (ambientcg, polyhaven, plain)")
     folder.add_argument(
@@ -32,48 +40,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     glb.add_argument("--texture-size", type=int, help="resize the embedded textures to this many pixels")
 
 
-def _reject(args: argparse.Namespace, options: tuple[str, ...], fmt: str) -> None:
-    """Raise ValueError for options given that do not apply to the chosen format."""
-    given = [o for o in options if getattr(args, o) not in (None, False)]
-    if given:
-        names = ", ".join("--" + o.replace("_", "-") for o in given)
-        raise ValueError(f"{names} do(es) not apply to --to {fmt}")
+def export_options(args: argparse.Namespace, fmt) -> dict:
+    """The export options the command line sets; ValueError naming those the format does not take."""
+    given = {flag: getattr(args, flag) for flag in OPTIONS if getattr(args, flag) not in (None, False)}
+    refused = [flag for flag in given if OPTIONS[flag] not in fmt.options]
+    if refused:
+        names = ", ".join("--" + flag.replace("_", "-") for flag in refused)
+        raise ValueError(f"{names} do(es) not apply to --to {fmt.name}")
+    return {OPTIONS[flag]: value for flag, value in given.items()}
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export import export_glb, export_mtlx, export_texture_set
-    from ..io import load_material
+    from ..export import get_format
 
-    glb_options = ("shape", "tiling", "size_m", "displacement", "texture_size")
-    folder_options = ("normal", "bit_depth", "orm", "overwrite")
-    if not args.material_dir.is_dir():
-        raise ValueError(f"{str(args.material_dir)!r} is not a material folder")
-    if args.to == "mtlx":
-        _reject(args, glb_options + folder_options, "mtlx")
-        out = export_mtlx(args.material_dir, args.out)
-    elif args.to == "glb":
-        _reject(args, folder_options, "glb")
-        if args.out.suffix.lower() != ".glb":
-            raise ValueError(f"--out for glb must end in .glb, got {str(args.out)!r}")
-        out = export_glb(
-            load_material(args.material_dir),
-            args.out,
-            shape=args.shape or "plane",
-            size_m=1.0 if args.size_m is None else args.size_m,
-            tiling=1 if args.tiling is None else args.tiling,
-            displacement=0.0 if args.displacement is None else args.displacement,
-            texture_size=args.texture_size,
-        )
-    else:
-        _reject(args, glb_options, args.to)
-        out = export_texture_set(
-            load_material(args.material_dir),
-            args.out,
-            naming=args.to,
-            normal_convention=args.normal or "opengl",
-            bit_depth=16 if args.bit_depth is None else args.bit_depth,
-            orm=args.orm,
-            overwrite=args.overwrite,
-        )
-    print(out)
+    fmt = get_format(args.to)
+    options = export_options(args, fmt)
+    if fmt.suffix is not None and args.out.suffix.lower() != fmt.suffix:
+        raise ValueError(f"--out for {fmt.name} must end in {fmt.suffix}, got {str(args.out)!r}")
+    print(fmt.write(args.material_dir, args.out, **options))
     return 0

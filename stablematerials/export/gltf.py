@@ -309,6 +309,7 @@ def export_glb(
     texture_size: int | None = None,
     ao: np.ndarray | None = None,
     segments: int | None = None,
+    name: str | None = None,
 ) -> Path:
     """Write the material on a plane (or sphere) `size_m` metres across as a `.glb`, atomically; return the path.
 
@@ -326,7 +327,7 @@ def export_glb(
         texture_size=texture_size,
         ao=ao,
         segments=segments,
-        name=path.stem,
+        name=name or path.stem,
     )
     atomic_write_bytes(path, data)
     return path

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..generation import material_name
-from ..io import atomic_write_bytes, save_material
+from ..io import atomic_write_bytes
 from ..material import Material
 
 if TYPE_CHECKING:
@@ -48,13 +48,15 @@ def zip_material(
     bit_depth: int = 16,
     out_dir: str | os.PathLike | None = None,
 ) -> Path:
-    """The material folder as `save_material` writes it (naming preset, normal convention, height/normal bit depth),
+    """The material folder of a folder export format (a naming preset; normal convention, height/normal bit depth),
     zipped under one top folder named after the material; returns the zip's path."""
+    from ..export import folder_format
+
     name = _name_of(material)
     target = _fresh_folder(out_dir) / f"{name}.zip"
     with tempfile.TemporaryDirectory(prefix="zip-material-") as tmp:
-        folder = save_material(
-            material, Path(tmp) / name, naming=naming, normal_convention=normal_convention, bit_depth=bit_depth
+        folder = folder_format(naming).write(
+            material, Path(tmp) / name, normal_convention=normal_convention, bit_depth=bit_depth
         )
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
@@ -66,13 +68,14 @@ def zip_material(
 
 
 def glb_for(material: Material, shape: str = "plane", out_dir: str | os.PathLike | None = None) -> Path:
-    """The material on a plane or a sphere as a glTF binary (`stablematerials.export.export_glb`); returns its path."""
-    from ..export import export_glb
+    """The material on a plane or a sphere as a glTF binary (the export format "glb"); returns its path."""
+    from ..export import get_format
 
     if shape not in GLB_SHAPES:
         raise ValueError(f"shape must be one of {', '.join(GLB_SHAPES)}, got {shape!r}")
-    target = _fresh_folder(out_dir) / f"{_name_of(material)}_{shape}.glb"
-    return export_glb(material, target, shape=shape)
+    glb = get_format("glb")
+    target = _fresh_folder(out_dir) / f"{_name_of(material)}_{shape}{glb.suffix}"
+    return glb.write(material, target, shape=shape)
 
 
 def save_pictures(pictures: Mapping[str, "Image.Image"], out_dir: str | os.PathLike | None = None) -> dict[str, Path]:
