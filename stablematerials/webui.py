@@ -7,22 +7,27 @@ This module is only the page, and the one module of the package that imports gra
 else in the library imports it. The engine (`stablematerials.studio`) loads models, generates, renders and
 packages; the page turns its fields into one `GenerationRequest` and shows what comes back. Importing this module
 starts nothing and loads no model. The server's options are `stablematerials.studio.options`.
+
+In order: the page's fields -> the request; the handlers (typed values in; files, pictures and text out); the
+layout (`build_layout`); the events that join the two (`PageEvents`, `connect`); `build_demo`; the command line.
 """
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from .defaults import DEFAULT_GUIDANCE, default_output_size
-from .io import NAMING_PRESETS
+from .export import folder_formats
 from .maps import MAP_NAMES
 from .material import Material
 from .metrics import seam_scores
@@ -47,11 +52,6 @@ from .values import parse_float, parse_int, parse_size
 
 logger = logging.getLogger("stablematerials.app")
 
-NAMING_LABELS = {
-    "plain": "Plain (basecolor.png, normal.png, ...)",
-    "ambientcg": "ambientCG (_Color, _NormalGL, _Displacement, ...)",
-    "polyhaven": "Poly Haven (_diff, _nor_gl, _disp, ...)",
-}
 NORMAL_LABELS = {"opengl": "OpenGL (Blender, Unity, Godot)", "directx": "DirectX (Unreal, 3ds Max)", "both": "Both"}
 RESOLUTIONS = (64, 128, 256, 384, 512, 768, 1024, 1536, 2048)
 HISTORY_SIZE = 8  # materials kept per browser session
@@ -165,17 +165,231 @@ def history_caption(material: Material) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-# The page
+# Handlers: typed values in, pictures, files and text out (no gradio components)
 # ----------------------------------------------------------------------------------------------
 
 
-def build_demo(engine: Studio, work_dir: str | os.PathLike | None = None) -> gr.Blocks:
-    """The page for `engine`. Downloads are written under `work_dir` (default: a new temporary folder)."""
-    out_dir = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="stablematerials-app-"))
+@dataclass(frozen=True)
+class ViewSettings:
+    """How the page shows and packages a material: the tiled map, the preview's light, the 3D shape, the download's
+    naming, normal convention and bit depth."""
+
+    tiled_map: str = "basecolor"
+    light_azimuth: float = DEFAULT_LIGHT[0]
+    light_elevation: float = DEFAULT_LIGHT[1]
+    shape: str = "plane"
+    naming: str = "plain"
+    normal_convention: str = "opengl"
+    bit_depth: int = 16
+
+    @classmethod
+    def from_form(cls, form: dict[str, Any]) -> "ViewSettings":
+        """The settings among the page's fields."""
+        return cls(**{f.name: form[f.name] for f in dataclasses.fields(cls)})
+
+
+@dataclass(frozen=True)
+class MaterialView:
+    """Every picture and file of one material as the page shows them: file paths (see `as_files`) and markdown."""
+
+    maps: list[tuple[str, str]]  # (PNG file, label) per map
+    tiled: str
+    seam: str
+    preview: str
+    glb: str
+    zip: str
+
+
+@dataclass(frozen=True)
+class Generated:
+    """What one press of Generate made: the materials (first shown), the session's new history and its status."""
+
+    materials: tuple[Material, ...]
+    history: list[Material]
+    seed: int
+    status: str
+
+
+def as_files(pictures: dict[str, Any], out_dir: Path) -> dict[str, str]:
+    """The pictures as PNG files for gradio to serve (`save_pictures` says why not the images themselves)."""
+    return {key: str(path) for key, path in save_pictures(pictures, out_dir).items()}
+
+
+def tiled_picture(material: Material, map_name: str, out_dir: Path) -> tuple[str, str]:
+    """The 2x2 tiled view of one map (a PNG file) and the seam table that marks it."""
+    path = as_files({"tiled": tiled_view(material, map_name, min_side=DISPLAY_SIDE)}, out_dir)["tiled"]
+    return path, seam_summary(seam_of(material), map_name)
+
+
+def preview_picture(material: Material, azimuth: float, elevation: float, out_dir: Path) -> str:
+    """The lit preview (sphere and plane) as a PNG file."""
+    picture = preview_image(material, light_direction(float(azimuth), float(elevation)))
+    return as_files({"preview": picture}, out_dir)["preview"]
+
+
+def zip_download(material: Material, view: ViewSettings, out_dir: Path) -> str:
+    """The material folder in the chosen naming, normal convention and bit depth, zipped."""
+    return str(zip_material(material, view.naming, view.normal_convention, int(view.bit_depth), out_dir=out_dir))
+
+
+def glb_download(material: Material, shape: str, out_dir: Path) -> str:
+    """The material on a plane or sphere as a .glb file."""
+    return str(glb_for(material, shape, out_dir=out_dir))
+
+
+def material_view(material: Material, view: ViewSettings, out_dir: Path) -> MaterialView:
+    """Every picture and file of one material, as the view settings ask."""
+    labelled = map_images(material, view.normal_convention)
+    light = light_direction(float(view.light_azimuth), float(view.light_elevation))
+    files = as_files(
+        {name: image for name, (image, _) in zip(MAP_NAMES, labelled)}
+        | {"tiled": tiled_view(material, view.tiled_map, min_side=DISPLAY_SIDE), "preview": preview_image(material, light)},
+        out_dir,
+    )
+    return MaterialView(
+        maps=[(files[name], label) for name, (_, label) in zip(MAP_NAMES, labelled)],
+        tiled=files["tiled"],
+        seam=seam_summary(seam_of(material), view.tiled_map),
+        preview=files["preview"],
+        glb=glb_download(material, view.shape, out_dir),
+        zip=zip_download(material, view, out_dir),
+    )
+
+
+def generate_materials(
+    engine: Studio, request: GenerationRequest, history: list, out_dir: Path, progress: Any = None
+) -> Generated:
+    """Run one request through the engine (old downloads pruned first); the new materials go first in the history.
+    `progress(fraction or (done, total), desc=..., unit=...)` is told how far it got, as gradio's `Progress` is."""
+    progress = progress or (lambda *args, **kwargs: None)
+    prune_outputs(out_dir, OUTPUT_SECONDS)
+    progress(0.0, desc="Loading the model")
+    result = engine.generate(request, lambda done, total: progress((done, total), desc="Denoising", unit="steps"))
+    progress(1.0, desc="Rendering the preview and files")
+    for material, scores in zip(result.materials, result.seam):
+        material.metadata["seam"] = scores
+    count = f"{len(result.materials)} materials" if len(result.materials) > 1 else "1 material"
+    size = f"{result.request.width}×{result.request.height}"
+    return Generated(
+        materials=result.materials,
+        history=(list(result.materials) + list(history or []))[:HISTORY_SIZE],
+        seed=result.seed,
+        status=f"Made {count} ({size}, {result.request.steps} steps) in {result.seconds:.1f} s · seed **{result.seed}**",
+    )
+
+
+def history_gallery_items(history: list[Material], out_dir: Path) -> list[tuple[str, str]]:
+    """(thumbnail PNG file, caption) of each material in the session's history."""
+    thumbnails = as_files({f"history_{k}": thumbnail(m) for k, m in enumerate(history)}, out_dir)
+    return list(zip(thumbnails.values(), map(history_caption, history)))
+
+
+def pick_from_history(history: list, index: Any) -> Material:
+    """The history's material at `index` (a click in its gallery)."""
+    if not history or index is None or not 0 <= int(index) < len(history):
+        raise ValueError("that material is no longer in this session's history")
+    return history[int(index)]
+
+
+def chosen_model(model: str | None, folder: str | None) -> str | None:
+    """The model the page names: the folder typed under More settings, else the one chosen in the list."""
+    return (folder or "").strip() or model
+
+
+def model_defaults(engine: Studio, model: str | None) -> tuple[str, int, str | None]:
+    """A model's default variant, its steps, and its default resolution (None when its size is unknown)."""
+    size = engine.native_size(model)
+    variant = engine.default_variant(model)
+    resolution = None if size is None else str(min(default_output_size(size), engine.limits.max_resolution))
+    return variant, engine.default_steps(model, variant), resolution
+
+
+# ----------------------------------------------------------------------------------------------
+# The page: layout
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Page:
+    """The page's components, by role."""
+
+    current: Any  # gr.State: the material shown
+    history: Any  # gr.State: this session's materials, newest first
+    prompt: Any
+    image: Any
+    resolution: Any
+    variations: Any
+    tileable: Any
+    model: Any
+    variant: Any
+    generate: Any
+    status: Any
+    negative_prompt: Any
+    steps: Any
+    guidance: Any
+    seed: Any
+    random_seed: Any
+    model_folder: Any
+    maps: Any
+    tiled: Any
+    tiled_map: Any
+    seam: Any
+    preview: Any
+    light_azimuth: Any
+    light_elevation: Any
+    model3d: Any
+    shape: Any
+    naming: Any
+    normal_convention: Any
+    bit_depth: Any
+    zip_file: Any
+    glb_file: Any
+    history_gallery: Any
+
+    @property
+    def request_fields(self) -> dict[str, Any]:
+        """The fields a `GenerationRequest` is made of (see `request_from_form`)."""
+        names = ("prompt", "image", "negative_prompt", "steps", "guidance", "seed", "random_seed", "tileable",
+                 "resolution", "variations", "model", "model_folder", "variant", "naming", "normal_convention",
+                 "bit_depth")  # fmt: skip
+        return {name: getattr(self, name) for name in names}
+
+    @property
+    def view_fields(self) -> dict[str, Any]:
+        """The fields of `ViewSettings`."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(ViewSettings)}
+
+    @property
+    def shown(self) -> list[Any]:
+        """The components that show one material."""
+        return [self.maps, self.tiled, self.seam, self.preview, self.model3d, self.zip_file, self.glb_file]
+
+    def show(self, view: MaterialView) -> dict[Any, Any]:
+        """`view` as updates of the components that show it."""
+        return {
+            self.maps: view.maps, self.tiled: view.tiled, self.seam: view.seam, self.preview: view.preview,
+            self.model3d: view.glb, self.glb_file: view.glb, self.zip_file: view.zip,
+        }  # fmt: skip
+
+
+def build_layout(engine: Studio) -> Page:
+    """The page's components, laid out (call inside `gr.Blocks`): the inputs on the left, the results on the right."""
+    current = gr.State(None, time_to_live=SESSION_SECONDS)
+    history = gr.State([], time_to_live=SESSION_SECONDS)
+    gr.Markdown(INTRO)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=320):
+            inputs = input_column(engine)
+        with gr.Column(scale=2, min_width=480):
+            results = result_column()
+    return Page(current=current, history=history, **inputs, **results)
+
+
+def input_column(engine: Studio) -> dict[str, Any]:
+    """The prompt, the main settings, Generate and its status, and the settings under More settings."""
     limits = engine.limits
     choices = [(c.label, str(c.path)) for c in engine.model_choices()]
-    native = engine.native_size() or 512
-    default_size = min(default_output_size(native), limits.max_resolution)
+    default_size = min(default_output_size(engine.native_size() or 512), limits.max_resolution)
     sizes = sorted({default_size, *(s for s in RESOLUTIONS if s <= limits.max_resolution)})
     no_model_note = (
         ""
@@ -183,258 +397,223 @@ def build_demo(engine: Studio, work_dir: str | os.PathLike | None = None) -> gr.
         else "**No model found.** Start the app with `--model PATH` (a pipeline folder)"
         + (" or enter a model folder under *More settings*." if engine.allow_model_folders else ".")
     )
+    c: dict[str, Any] = {}
+    c["prompt"] = gr.Textbox(
+        value="", label="Prompt", placeholder="mossy cobblestone path", lines=2, max_lines=4, elem_id="prompt"
+    )
+    c["image"] = gr.Image(
+        label="…or an image prompt (upload or paste a photo; clear the text prompt to use it)",
+        type="filepath",
+        sources=["upload", "clipboard"],
+        height=180,
+        elem_id="image-prompt",
+    )
+    with gr.Row():
+        c["resolution"] = gr.Dropdown(
+            [str(s) for s in sizes], value=str(default_size), label="Resolution (px)",
+            allow_custom_value=True, elem_id="resolution",
+        )  # fmt: skip
+        c["variations"] = gr.Slider(1, limits.max_variations, value=1, step=1, label="Variations")
+    c["tileable"] = gr.Checkbox(value=True, label="Tileable (seamless edges)")
+    c["model"] = gr.Dropdown(
+        choices, value=choices[0][1] if choices else None, label="Model", elem_id="model",
+        info=None if choices else "no model found",
+    )  # fmt: skip
+    c["variant"] = gr.Radio(
+        [("Fast (4 steps)", "student"), ("Full (50 steps, slower)", "teacher")],
+        value=engine.default_variant(), label="Model speed", elem_id="variant",
+        info="the fast student model, or the full model it was distilled from",
+    )  # fmt: skip
+    c["generate"] = gr.Button("Generate", variant="primary", elem_id="generate")
+    c["status"] = gr.Markdown(no_model_note, elem_id="status")
+    with gr.Accordion("More settings", open=False):
+        c["negative_prompt"] = gr.Textbox(value="", label="Negative prompt", placeholder="what to avoid", lines=1)
+        c["steps"] = gr.Slider(
+            1, limits.max_steps, value=engine.default_steps(), step=1, label="Steps",
+            info="4 for the fast student model; more for the full model",
+        )  # fmt: skip
+        c["guidance"] = gr.Slider(
+            0, min(15.0, limits.max_guidance), value=DEFAULT_GUIDANCE, step=0.5, label="Guidance"
+        )
+        with gr.Row():
+            c["seed"] = gr.Number(value=0, precision=0, label="Seed (when not random)", minimum=0, elem_id="seed")
+            c["random_seed"] = gr.Checkbox(value=True, label="Random seed")
+        c["model_folder"] = gr.Textbox(
+            value="",
+            label="Model folder on this computer (overrides the list)",
+            placeholder="/path/to/model (a folder with model_index.json)",
+            visible=engine.allow_model_folders,
+        )
+    return c
 
-    with gr.Blocks(title="StableMaterials", analytics_enabled=False, delete_cache=(1800, OUTPUT_SECONDS)) as demo:
-        current = gr.State(None, time_to_live=SESSION_SECONDS)
-        history = gr.State([], time_to_live=SESSION_SECONDS)
-        gr.Markdown(INTRO)
-        with gr.Row(equal_height=False):
-            # ---- inputs ----
-            with gr.Column(scale=1, min_width=320):
-                prompt = gr.Textbox(
-                    value="", label="Prompt", placeholder="mossy cobblestone path", lines=2, max_lines=4, elem_id="prompt"
-                )
-                image = gr.Image(
-                    label="…or an image prompt (upload or paste a photo; clear the text prompt to use it)",
-                    type="filepath",
-                    sources=["upload", "clipboard"],
-                    height=180,
-                    elem_id="image-prompt",
-                )
-                with gr.Row():
-                    resolution = gr.Dropdown(
-                        [str(s) for s in sizes], value=str(default_size), label="Resolution (px)",
-                        allow_custom_value=True, elem_id="resolution",
-                    )  # fmt: skip
-                    variations = gr.Slider(1, limits.max_variations, value=1, step=1, label="Variations")
-                tileable = gr.Checkbox(value=True, label="Tileable (seamless edges)")
-                model = gr.Dropdown(
-                    choices, value=choices[0][1] if choices else None, label="Model", elem_id="model",
-                    info=None if choices else "no model found",
-                )  # fmt: skip
-                variant = gr.Radio(
-                    [("Fast (4 steps)", "student"), ("Full (50 steps, slower)", "teacher")],
-                    value=engine.default_variant(), label="Model speed", elem_id="variant",
-                    info="the fast student model, or the full model it was distilled from",
-                )  # fmt: skip
-                generate = gr.Button("Generate", variant="primary", elem_id="generate")
-                status = gr.Markdown(no_model_note, elem_id="status")
-                with gr.Accordion("More settings", open=False):
-                    negative_prompt = gr.Textbox(value="", label="Negative prompt", placeholder="what to avoid", lines=1)
-                    steps = gr.Slider(
-                        1, limits.max_steps, value=engine.default_steps(), step=1, label="Steps",
-                        info="4 for the fast student model; more for the full model",
-                    )  # fmt: skip
-                    guidance = gr.Slider(0, min(15.0, limits.max_guidance), value=DEFAULT_GUIDANCE, step=0.5, label="Guidance")
-                    with gr.Row():
-                        seed = gr.Number(value=0, precision=0, label="Seed (when not random)", minimum=0, elem_id="seed")
-                        random_seed = gr.Checkbox(value=True, label="Random seed")
-                    model_folder = gr.Textbox(
-                        value="",
-                        label="Model folder on this computer (overrides the list)",
-                        placeholder="/path/to/model (a folder with model_index.json)",
-                        visible=engine.allow_model_folders,
-                    )
-            # ---- results ----
-            with gr.Column(scale=2, min_width=480):
-                maps = gr.Gallery(
-                    label="Maps", columns=5, rows=1, height=220, format="png", object_fit="contain",
-                    allow_preview=True, elem_id="maps",
-                )  # fmt: skip
-                with gr.Row():
-                    with gr.Column():
-                        tiled = gr.Image(label="Tiled 2×2", format="png", interactive=False, elem_id="tiled")
-                        tiled_map = gr.Dropdown(
-                            [(MAP_LABELS[m], m) for m in MAP_NAMES], value="basecolor", label="Map to tile",
-                            elem_id="tiled-map",
-                        )
-                        seam = gr.Markdown(elem_id="seam")
-                    with gr.Column():
-                        preview = gr.Image(
-                            label="Preview: sphere and plane", format="png", interactive=False, elem_id="preview"
-                        )
-                        light_azimuth = gr.Slider(
-                            0, 360, value=DEFAULT_LIGHT[0], step=5, label="Light direction (°)", elem_id="light-azimuth"
-                        )
-                        light_elevation = gr.Slider(
-                            5, 90, value=DEFAULT_LIGHT[1], step=1, label="Light height (°)", elem_id="light-elevation"
-                        )
-                with gr.Row():
-                    with gr.Column():
-                        model3d = gr.Model3D(
-                            label="3D view (drag to orbit)", height=360, clear_color=(0.16, 0.16, 0.18, 1.0),
-                            camera_position=(90, 50, None),
-                            elem_id="model3d",
-                        )  # fmt: skip
-                        shape = gr.Radio(list(GLB_SHAPES), value="plane", label="3D shape")
-                    with gr.Column():
-                        naming = gr.Dropdown(
-                            [(NAMING_LABELS[k], k) for k in NAMING_PRESETS], value="plain", label="File naming"
-                        )
-                        normal_convention = gr.Radio(
-                            [(label, k) for k, label in NORMAL_LABELS.items()], value="opengl", label="Normal map"
-                        )
-                        bit_depth = gr.Radio([("16-bit", 16), ("8-bit", 8)], value=16, label="Height and normal PNGs")
-                        zip_file = gr.File(label="Material folder (.zip)", interactive=False, elem_id="zip")
-                        glb_file = gr.File(label="3D model (.glb)", interactive=False, elem_id="glb")
-                history_gallery = gr.Gallery(
-                    label="This session's materials (click one to show it again)", columns=8, rows=1, height=160,
-                    format="png", allow_preview=False, fit_columns=False, elem_id="history",
-                )  # fmt: skip
 
-        request_fields = {
-            "prompt": prompt, "image": image, "negative_prompt": negative_prompt, "steps": steps,
-            "guidance": guidance, "seed": seed, "random_seed": random_seed, "tileable": tileable,
-            "resolution": resolution, "variations": variations, "model": model, "model_folder": model_folder, "variant": variant,
-            "naming": naming, "normal_convention": normal_convention, "bit_depth": bit_depth,
-        }  # fmt: skip
-        view_fields = {
-            "tiled_map": tiled_map, "light_azimuth": light_azimuth, "light_elevation": light_elevation, "shape": shape,
-            "naming": naming, "normal_convention": normal_convention, "bit_depth": bit_depth,
-        }  # fmt: skip
-        shown = [maps, tiled, seam, preview, model3d, zip_file, glb_file]
-
-        def views(material: Material, view: dict[str, Any]) -> dict:
-            """Every picture and file of one material, as the view settings ask."""
-            light = light_direction(float(view["light_azimuth"]), float(view["light_elevation"]))
-            labelled = map_images(material, view["normal_convention"])
-            files = as_files(
-                {name: image for name, (image, _) in zip(MAP_NAMES, labelled)}
-                | {"tiled": tiled_view(material, view["tiled_map"], min_side=DISPLAY_SIDE),
-                   "preview": preview_image(material, light)}
+def result_column() -> dict[str, Any]:
+    """The maps, the tiled view and seam scores, the lit preview, the 3D view, the downloads and the history."""
+    c: dict[str, Any] = {}
+    c["maps"] = gr.Gallery(
+        label="Maps", columns=len(MAP_NAMES), rows=1, height=220, format="png", object_fit="contain",
+        allow_preview=True, elem_id="maps",
+    )  # fmt: skip
+    with gr.Row():
+        with gr.Column():
+            c["tiled"] = gr.Image(label="Tiled 2×2", format="png", interactive=False, elem_id="tiled")
+            c["tiled_map"] = gr.Dropdown(
+                [(MAP_LABELS[m], m) for m in MAP_NAMES], value="basecolor", label="Map to tile", elem_id="tiled-map"
+            )
+            c["seam"] = gr.Markdown(elem_id="seam")
+        with gr.Column():
+            c["preview"] = gr.Image(
+                label="Preview: sphere and plane", format="png", interactive=False, elem_id="preview"
+            )
+            c["light_azimuth"] = gr.Slider(
+                0, 360, value=DEFAULT_LIGHT[0], step=5, label="Light direction (°)", elem_id="light-azimuth"
+            )
+            c["light_elevation"] = gr.Slider(
+                5, 90, value=DEFAULT_LIGHT[1], step=1, label="Light height (°)", elem_id="light-elevation"
+            )
+    with gr.Row():
+        with gr.Column():
+            c["model3d"] = gr.Model3D(
+                label="3D view (drag to orbit)", height=360, clear_color=(0.16, 0.16, 0.18, 1.0),
+                camera_position=(90, 50, None), elem_id="model3d",
             )  # fmt: skip
-            return {
-                maps: [(files[name], label) for name, (_, label) in zip(MAP_NAMES, labelled)],
-                tiled: files["tiled"],
-                seam: seam_summary(seam_of(material), view["tiled_map"]),
-                preview: files["preview"],
-                **glb_views(material, view["shape"]),
-                zip_file: str(zip_material(
-                    material, view["naming"], view["normal_convention"], int(view["bit_depth"]), out_dir=out_dir
-                )),
-            }  # fmt: skip
+            c["shape"] = gr.Radio(list(GLB_SHAPES), value="plane", label="3D shape")
+        with gr.Column():
+            c["naming"] = gr.Dropdown(
+                [(f.label, f.name) for f in folder_formats()], value="plain", label="File naming"
+            )
+            c["normal_convention"] = gr.Radio(
+                [(label, k) for k, label in NORMAL_LABELS.items()], value="opengl", label="Normal map"
+            )
+            c["bit_depth"] = gr.Radio([("16-bit", 16), ("8-bit", 8)], value=16, label="Height and normal PNGs")
+            c["zip_file"] = gr.File(label="Material folder (.zip)", interactive=False, elem_id="zip")
+            c["glb_file"] = gr.File(label="3D model (.glb)", interactive=False, elem_id="glb")
+    c["history_gallery"] = gr.Gallery(
+        label="This session's materials (click one to show it again)", columns=8, rows=1, height=160,
+        format="png", allow_preview=False, fit_columns=False, elem_id="history",
+    )  # fmt: skip
+    return c
 
-        def as_files(pictures: dict[str, Any]) -> dict[str, str]:
-            """The pictures as PNG files for gradio to serve (`save_pictures` says why not the images themselves)."""
-            return {key: str(path) for key, path in save_pictures(pictures, out_dir).items()}
 
-        def glb_views(material: Material, shape_name: str) -> dict:
-            path = str(glb_for(material, shape_name, out_dir=out_dir))
-            return {model3d: path, glb_file: path}
+# ----------------------------------------------------------------------------------------------
+# The page: events
+# ----------------------------------------------------------------------------------------------
 
-        def on_generate(
-            history_list: list,
-            image: Any = None,  # the fields that may be empty are named, so API clients may leave them out
-            model: Any = None,
-            progress: gr.Progress = gr.Progress(),
-            **form: Any,
-        ) -> dict:
-            with user_errors("generate"):
-                request = request_from_form(form | {"image": image, "model": model})
-                prune_outputs(out_dir, OUTPUT_SECONDS)
-                progress(0.0, desc="Loading the model")
 
-                def report(done: int, total: int) -> None:
-                    progress((done, total), desc="Denoising", unit="steps")
+class PageEvents:
+    """The page's event handlers: each turns the raw field values into typed ones, calls a handler above and
+    returns the components' updates. User errors become messages in the page (`user_errors`)."""
 
-                result = engine.generate(request, report)
-                progress(1.0, desc="Rendering the preview and files")
-                for material, seam_scores in zip(result.materials, result.seam):
-                    material.metadata["seam"] = seam_scores
-                first = result.materials[0]
-                new_history = (list(result.materials) + list(history_list or []))[:HISTORY_SIZE]
-                size = f"{result.request.width}×{result.request.height}"
-                count = f"{len(result.materials)} materials" if len(result.materials) > 1 else "1 material"
-                return views(first, form) | {
-                    current: first,
-                    history: new_history,
-                    history_gallery: list(zip(
-                        as_files({f"history_{k}": thumbnail(m) for k, m in enumerate(new_history)}).values(),
-                        map(history_caption, new_history),
-                    )),  # fmt: skip
-                    seed: result.seed,
-                    status: f"Made {count} ({size}, {result.request.steps} steps) in {result.seconds:.1f} s · "
-                    f"seed **{result.seed}**",
-                }
+    def __init__(self, page: Page, engine: Studio, out_dir: Path) -> None:
+        self.page, self.engine, self.out_dir = page, engine, out_dir
 
-        def on_select(history_list: list, evt: gr.SelectData, **view: Any) -> dict:
-            with user_errors("show that material"):
-                if not history_list or evt.index is None or not 0 <= int(evt.index) < len(history_list):
-                    raise ValueError("that material is no longer in this session's history")
-                material = history_list[int(evt.index)]
-                return views(material, view) | {
-                    current: material,
-                    seed: material.metadata.get("seed"),
-                    status: f"Showing {history_caption(material)}",
-                }
+    def on_generate(
+        self,
+        history_list: list,
+        image: Any = None,  # the fields that may be empty are named, so API clients may leave them out
+        model: Any = None,
+        progress: gr.Progress = gr.Progress(),
+        **form: Any,
+    ) -> dict:
+        page = self.page
+        with user_errors("generate"):
+            request = request_from_form(form | {"image": image, "model": model})
+            made = generate_materials(self.engine, request, history_list, self.out_dir, progress)
+            first = made.materials[0]
+            return page.show(material_view(first, ViewSettings.from_form(form), self.out_dir)) | {
+                page.current: first,
+                page.history: made.history,
+                page.history_gallery: history_gallery_items(made.history, self.out_dir),
+                page.seed: made.seed,
+                page.status: made.status,
+            }
 
-        def on_tiled_map(material: Material | None, map_name: str) -> dict:
-            if material is None:
-                return {tiled: None, seam: ""}
-            with user_errors("tile the map"):
-                return {
-                    tiled: as_files({"tiled": tiled_view(material, map_name, min_side=DISPLAY_SIDE)})["tiled"],
-                    seam: seam_summary(seam_of(material), map_name),
-                }
+    def on_select(self, history_list: list, evt: gr.SelectData, **view: Any) -> dict:
+        page = self.page
+        with user_errors("show that material"):
+            material = pick_from_history(history_list, evt.index)
+            return page.show(material_view(material, ViewSettings.from_form(view), self.out_dir)) | {
+                page.current: material,
+                page.seed: material.metadata.get("seed"),
+                page.status: f"Showing {history_caption(material)}",
+            }
 
-        def on_light(material: Material | None, azimuth: float, elevation: float) -> Any:
-            if material is None:
-                return None
-            with user_errors("render the preview"):
-                picture = preview_image(material, light_direction(float(azimuth), float(elevation)))
-                return as_files({"preview": picture})["preview"]
+    def on_tiled_map(self, material: Material | None, map_name: str) -> dict:
+        if material is None:
+            return {self.page.tiled: None, self.page.seam: ""}
+        with user_errors("tile the map"):
+            tiled, seam = tiled_picture(material, map_name, self.out_dir)
+            return {self.page.tiled: tiled, self.page.seam: seam}
 
-        def on_download_settings(material: Material | None, naming_key: str, convention: str, depth: int) -> Any:
-            if material is None:
-                return None
-            with user_errors("write the zip"):
-                return str(zip_material(material, naming_key, convention, int(depth), out_dir=out_dir))
+    def on_light(self, material: Material | None, azimuth: float, elevation: float) -> Any:
+        if material is None:
+            return None
+        with user_errors("render the preview"):
+            return preview_picture(material, azimuth, elevation, self.out_dir)
 
-        def on_shape(material: Material | None, shape_name: str) -> dict:
-            if material is None:
-                return {model3d: None, glb_file: None}
-            with user_errors("write the .glb"):
-                return glb_views(material, shape_name)
+    def on_download_settings(self, material: Material | None, naming: str, convention: str, depth: int) -> Any:
+        if material is None:
+            return None
+        with user_errors("write the zip"):
+            view = ViewSettings(naming=naming, normal_convention=convention, bit_depth=depth)
+            return zip_download(material, view, self.out_dir)
 
-        def on_model(model_path: str | None, folder: str) -> dict:
-            chosen = (folder or "").strip() or model_path
-            size = engine.native_size(chosen)
-            default_variant = engine.default_variant(chosen)
-            updates = {steps: gr.update(value=engine.default_steps(chosen, default_variant)), variant: default_variant}
-            if size is not None:
-                updates[resolution] = gr.update(value=str(min(default_output_size(size), limits.max_resolution)))
-            return updates
+    def on_shape(self, material: Material | None, shape: str) -> dict:
+        if material is None:
+            return {self.page.model3d: None, self.page.glb_file: None}
+        with user_errors("write the .glb"):
+            path = glb_download(material, shape, self.out_dir)
+            return {self.page.model3d: path, self.page.glb_file: path}
 
-        def on_variant(model_path: str | None, folder: str, chosen_variant: str) -> dict:
-            return gr.update(value=engine.default_steps((folder or "").strip() or model_path, chosen_variant))
+    def on_model(self, model: str | None, folder: str) -> dict:
+        variant, steps, resolution = model_defaults(self.engine, chosen_model(model, folder))
+        updates = {self.page.steps: gr.update(value=steps), self.page.variant: variant}
+        if resolution is not None:
+            updates[self.page.resolution] = gr.update(value=resolution)
+        return updates
 
-        gr.on(
-            [generate.click, prompt.submit],
-            on_generate,
-            inputs_kwargs=request_fields | view_fields | {"history_list": history},
-            outputs=[*shown, current, history, history_gallery, seed, status],
-            api_name="generate",
-            preprocess=False,  # request_from_form reads the raw values; GenerationRequest.validate checks them
-            concurrency_limit=1,
-            concurrency_id="generate",
-        )
-        history_gallery.select(
-            on_select,
-            inputs_kwargs=view_fields | {"history_list": history},
-            outputs=[*shown, current, seed, status],
-            api_visibility="private",
-        )
-        tiled_map.change(on_tiled_map, [current, tiled_map], [tiled, seam], api_visibility="private")
-        light_inputs = [current, light_azimuth, light_elevation]
-        light_azimuth.release(on_light, light_inputs, preview, api_visibility="private")
-        light_elevation.release(on_light, light_inputs, preview, api_visibility="private")
-        download_inputs = [current, naming, normal_convention, bit_depth]
-        for field in (naming, normal_convention, bit_depth):
-            field.change(on_download_settings, download_inputs, zip_file, api_visibility="private")
-        shape.change(on_shape, [current, shape], [model3d, glb_file], api_visibility="private")
-        model.change(on_model, [model, model_folder], [steps, resolution, variant], api_visibility="private")
-        model_folder.blur(on_model, [model, model_folder], [steps, resolution, variant], api_visibility="private")
-        variant.input(on_variant, [model, model_folder, variant], steps, api_visibility="private")
+    def on_variant(self, model: str | None, folder: str, variant: str) -> dict:
+        return gr.update(value=self.engine.default_steps(chosen_model(model, folder), variant))
+
+
+def connect(page: Page, events: PageEvents) -> None:
+    """Wire the page's events to their handlers (call inside `gr.Blocks`). Only Generate is a public API endpoint."""
+    private = {"api_visibility": "private"}
+    gr.on(
+        [page.generate.click, page.prompt.submit],
+        events.on_generate,
+        inputs_kwargs=page.request_fields | page.view_fields | {"history_list": page.history},
+        outputs=[*page.shown, page.current, page.history, page.history_gallery, page.seed, page.status],
+        api_name="generate",
+        preprocess=False,  # request_from_form reads the raw values; GenerationRequest.validate checks them
+        concurrency_limit=1,
+        concurrency_id="generate",
+    )
+    page.history_gallery.select(
+        events.on_select,
+        inputs_kwargs=page.view_fields | {"history_list": page.history},
+        outputs=[*page.shown, page.current, page.seed, page.status],
+        **private,
+    )
+    page.tiled_map.change(events.on_tiled_map, [page.current, page.tiled_map], [page.tiled, page.seam], **private)
+    for slider in (page.light_azimuth, page.light_elevation):
+        slider.release(events.on_light, [page.current, page.light_azimuth, page.light_elevation], page.preview, **private)
+    download = [page.current, page.naming, page.normal_convention, page.bit_depth]
+    for field in (page.naming, page.normal_convention, page.bit_depth):
+        field.change(events.on_download_settings, download, page.zip_file, **private)
+    page.shape.change(events.on_shape, [page.current, page.shape], [page.model3d, page.glb_file], **private)
+    model_outputs = [page.steps, page.resolution, page.variant]
+    page.model.change(events.on_model, [page.model, page.model_folder], model_outputs, **private)
+    page.model_folder.blur(events.on_model, [page.model, page.model_folder], model_outputs, **private)
+    page.variant.input(events.on_variant, [page.model, page.model_folder, page.variant], page.steps, **private)
+
+
+def build_demo(engine: Studio, work_dir: str | os.PathLike | None = None) -> gr.Blocks:
+    """The page for `engine`. Downloads are written under `work_dir` (default: a new temporary folder)."""
+    out_dir = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="stablematerials-app-"))
+    with gr.Blocks(title="StableMaterials", analytics_enabled=False, delete_cache=(1800, OUTPUT_SECONDS)) as demo:
+        page = build_layout(engine)
+        connect(page, PageEvents(page, engine, out_dir))
     return demo
 
 

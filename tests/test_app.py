@@ -213,6 +213,21 @@ def test_request_from_form():
         app.request_from_form(form | {"seed": 1.5})
 
 
+def test_handlers_work_on_typed_values_without_a_page(model_dir, tmp_path):
+    """The page's handlers take a `GenerationRequest` and `ViewSettings` and give files and text: no server needed."""
+    engine = Studio(model_dir, limits=Limits(max_resolution=64))
+    request = app.GenerationRequest(prompt="moss", seed=4, steps=2, width=32, height=32, variations=2)
+    made = app.generate_materials(engine, request, history=[], out_dir=tmp_path)
+    assert [m.metadata["seed"] for m in made.history] == [4, 5] and made.seed == 4 and "2 materials" in made.status
+    view = app.material_view(made.materials[1], app.ViewSettings(tiled_map="height", naming="polyhaven"), tmp_path)
+    assert [label for _, label in view.maps] == ["Base color", "Normal", "Height", "Roughness", "Metallic"]
+    assert "**Height**" in view.seam and view.zip.endswith("moss_5.zip") and view.glb.endswith("moss_5_plane.glb")
+    assert all(Path(p).is_file() for p in (view.tiled, view.preview, view.zip, view.glb, *(p for p, _ in view.maps)))
+    assert app.pick_from_history(made.history, 1) is made.materials[1]
+    with pytest.raises(ValueError, match="no longer in this session's history"):
+        app.pick_from_history(made.history, 2)
+
+
 def test_command_line_options():
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("example.org")
