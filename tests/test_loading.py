@@ -49,9 +49,11 @@ def test_missing_default_model_is_a_clear_error(tmp_path, monkeypatch):
         resolve_model(None)
 
 
-def test_float16_weights_compute_in_float32_on_cpu(tmp_path, tiny_pipe):
-    tiny_pipe.to(torch.float16).save_pretrained(tmp_path / "half")
-    tiny_pipe.to(torch.float32)
+def test_float16_weights_compute_in_float32_on_cpu(tmp_path):
+    from stablematerials.tiny import tiny_pipeline
+
+    # A pipeline of its own: the shared `tiny_pipe` sent to float16 and back would keep float16-rounded weights.
+    tiny_pipeline(seed=0).to(torch.float16).save_pretrained(tmp_path / "half")
     pipe = load_pipeline(tmp_path / "half", device="cpu")
     assert pipe.unet.dtype == torch.float32 and pipe.vae.dtype == torch.float32
     with pytest.raises(ValueError, match="has no student UNet"):

@@ -9,19 +9,16 @@ import json
 import numpy as np
 import pytest
 
-from pipeline_reference import REFERENCE, cases, pinned
+from pipeline_reference import REFERENCE, cases, pinned, pipelines
 
 # Another CPU or BLAS may round the last bits differently; a change in behaviour moves values by far more.
 TOLERANCE = 1e-4
 
 
 @pytest.fixture(scope="module")
-def pipes(tiny_pipe, tiny_student):
-    from stablematerials.tiny import tiny_pipeline
-
-    clip = tiny_pipeline(seed=1, vision="clip")
-    clip.set_progress_bar_config(disable=True)
-    return {"teacher": tiny_pipe, "student": tiny_student, "clip": clip}
+def pipes():
+    """Pipelines of its own, not the shared fixtures: a test that changed their weights would change the outputs."""
+    return pipelines()
 
 
 @pytest.mark.parametrize("name", list(cases()))
