@@ -46,7 +46,6 @@ from .runtime import (
     generate_materials,
     log_sample_names,
     lookup,
-    make_accelerator,
     make_lr_scheduler,
     make_optimizer,
     save_samples,
@@ -83,8 +82,7 @@ def load_student(folder: str | Path, teacher: UNet2DConditionModel, time_cond_pr
 
 def distill(cfg: LCMConfig) -> Path:
     """Run (or resume) the distillation `cfg` describes; returns OUTPUT/model (written at the end)."""
-    accelerator = make_accelerator(cfg.train, cfg.output_dir, cfg.seed)
-    out = start_run(accelerator, cfg, cfg.output_dir, "distill_lcm")
+    accelerator, out = start_run(cfg, "distill_lcm")
     device = accelerator.device
 
     # 1. The teacher pipeline: frozen VAE, UNet and text encoder.

@@ -40,7 +40,6 @@ from .runtime import (
     JsonlLog,
     Progress,
     ensure_finite,
-    make_accelerator,
     make_lr_scheduler,
     make_optimizer,
     start_run,
@@ -88,8 +87,7 @@ def evaluate(net: torch.nn.Module, eval_batch: dict) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(CaptureConfig, sys.argv[1:] if argv is None else argv)
-    accelerator = make_accelerator(cfg.train, cfg.output_dir, cfg.seed)
-    out = start_run(accelerator, cfg, cfg.output_dir, "train_capture")
+    accelerator, out = start_run(cfg, "train_capture")
     device = accelerator.device
 
     # 1. Data: materials of the training families, views and photos made per step; fixed validation photos.

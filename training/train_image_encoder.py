@@ -40,7 +40,7 @@ from stablematerials.procedural import FAMILIES
 from .checkpoint import resume_or_seed, save_checkpoint
 from .config import TrainConfig, parse_config, require_positive
 from .image_encoder_data import METAL_FAMILIES, CacheSpec, PictureSet, build_cache
-from .runtime import JsonlLog, Progress, ensure_finite, make_accelerator, make_lr_scheduler, make_optimizer, start_run
+from .runtime import JsonlLog, Progress, ensure_finite, make_lr_scheduler, make_optimizer, start_run
 
 logger = logging.getLogger("training.train_image_encoder")
 
@@ -215,8 +215,7 @@ def export(model, processor, folder: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(ImageEncoderConfig, sys.argv[1:] if argv is None else argv)
-    accelerator = make_accelerator(cfg.train, cfg.output_dir, cfg.seed)
-    out = start_run(accelerator, cfg, cfg.output_dir, "image_encoder")
+    accelerator, out = start_run(cfg, "image_encoder")
     data = ensure_cache(cfg)
     train_idx = data.where("train")
     bank_items = np.unique(data.picture_item[train_idx])

@@ -68,7 +68,6 @@ from .runtime import (
     generate_materials,
     log_sample_names,
     lookup,
-    make_accelerator,
     make_lr_scheduler,
     make_optimizer,
     save_samples,
@@ -95,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def train(cfg: LDMConfig) -> Path:
     """Run (or resume) the training `cfg` describes; returns OUTPUT/model (written at the end, not with train.stop_at)."""
-    accelerator = make_accelerator(cfg.train, cfg.output_dir, cfg.seed)
-    out = start_run(accelerator, cfg, cfg.output_dir, "train_ldm")
+    accelerator, out = start_run(cfg, "train_ldm")
     device = accelerator.device
 
     # 1. Frozen parts: the VAE and the text encoder (from the base pipeline when continuing from one).

@@ -38,7 +38,6 @@ from .runtime import (
     Progress,
     ensure_finite,
     log_sample_names,
-    make_accelerator,
     make_lr_scheduler,
     make_optimizer,
     save_samples,
@@ -82,8 +81,7 @@ def set_latent_normalization(vae, mean: torch.Tensor, std: torch.Tensor, mode: s
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(VAEConfig, sys.argv[1:] if argv is None else argv)
-    accelerator = make_accelerator(cfg.train, cfg.output_dir, cfg.seed)
-    out = start_run(accelerator, cfg, cfg.output_dir, "train_vae")
+    accelerator, out = start_run(cfg, "train_vae")
     device = accelerator.device
 
     # 1. Data: augmented crops of annotated materials.
