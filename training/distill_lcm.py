@@ -14,21 +14,22 @@ default), loadable with StableMaterialsPipeline.from_pretrained(path, student=Tr
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate import Accelerator
 from diffusers import DDPMScheduler, LCMScheduler, UNet2DConditionModel
 
 from stablematerials.guidance import apply_guidance, guidance_scale_embedding
 from stablematerials.io import AtomicFolder
 from stablematerials.pipeline import StableMaterialsPipeline
 
-from .checkpoint import resume_or_seed, save_checkpoint
 from .config import LCMConfig, parse_config
-from .data import ShardedBatchSampler, batch_latents, batch_stream, default_sample_prompts, training_set
+from .data import batch_latents, default_sample_prompts, training_set
 from .losses import (
     consistency_loss,
     consistency_scalings,
@@ -36,21 +37,15 @@ from .losses import (
     predicted_noise,
     predicted_x0,
 )
+from .loop import Bookkeeping, optimizer_step
 from .models import build_student, frozen_copy, load_teacher_pipeline, vae_scale_factor
 from .runtime import (
-    JsonlLog,
-    Progress,
     embed_captions,
     end_process_group,
-    end_trackers,
-    ensure_finite,
-    generate_materials,
-    log_sample_names,
     lookup,
-    make_accelerator,
     make_lr_scheduler,
     make_optimizer,
-    save_samples,
+    sample_materials,
     start_run,
 )  # fmt: skip
 
@@ -84,8 +79,53 @@ def load_student(folder: str | Path, teacher: UNet2DConditionModel, time_cond_pr
 
 def distill(cfg: LCMConfig) -> Path:
     """Run (or resume) the distillation `cfg` describes; returns OUTPUT/model (written at the end)."""
-    accelerator = make_accelerator(cfg.train, cfg.output_dir, cfg.seed)
-    out = start_run(accelerator, cfg, cfg.output_dir, "distill_lcm")
+    accelerator, out = start_run(cfg, "distill_lcm")
+    run = set_up(cfg, accelerator, out)
+
+    # 4. Resume.
+    book = Bookkeeping(accelerator, cfg.train, out, logger, cfg.resume, cfg.seed, script="distill_lcm")
+    step = book.start
+    if step:
+        run.target.to(accelerator.device)
+    batches = book.batches(run.dataset, cfg.seed, cfg.data.num_workers)
+
+    # 5. Distil.
+    while book.running(step):
+        totals = book.micro_batch_means(lambda _: {"loss": distill_micro_step(run, book.next_batch(batches, step))})
+        with torch.no_grad():  # the target follows the student slowly (EMA), LCM's "target network"
+            for p_t, p_s in zip(run.target.parameters(), accelerator.unwrap_model(run.student).parameters()):
+                p_t.mul_(cfg.lcm.ema_decay).add_(p_s.detach(), alpha=1 - cfg.lcm.ema_decay)
+        step += 1
+        book.end_step(step, totals, sample=lambda at: write_samples(run, at))
+
+    # 6. Final: the teacher pipeline with the student beside it, and student samples at fixed seeds.
+    book.end(step, save=lambda: save_model(run, step))
+    return out / "model"
+
+
+@dataclasses.dataclass
+class LCMRun:
+    """What one distillation run works with (built by `set_up`)."""
+
+    cfg: LCMConfig
+    accelerator: Accelerator
+    out: Path
+    teacher_pipe: StableMaterialsPipeline  # its VAE, text encoder and schedule are used as they are
+    vae: torch.nn.Module  # frozen, on the device
+    teacher: UNet2DConditionModel  # frozen copy, on the device
+    noise_scheduler: DDPMScheduler
+    solver_timesteps: torch.Tensor  # (num_ddim_timesteps,): t_{n+k} of the skipping-step solver
+    dataset: object
+    prompts: list[str]
+    embeds: dict[str, torch.Tensor]  # every caption's embedding, computed once
+    student: torch.nn.Module  # prepared
+    target: UNet2DConditionModel  # the EMA of the student (LCM's target network)
+    optimizer: torch.optim.Optimizer
+    lr_scheduler: object
+
+
+def set_up(cfg: LCMConfig, accelerator: Accelerator, out: Path) -> LCMRun:
+    """Teacher, data and student, prepared for training."""
     device = accelerator.device
 
     # 1. The teacher pipeline: frozen VAE, UNet and text encoder.
@@ -96,9 +136,7 @@ def distill(cfg: LCMConfig) -> Path:
     if cfg.data.crop_size % factor:
         raise ValueError(f"data.crop_size {cfg.data.crop_size} is not a multiple of the VAE's factor {factor}")
     noise_scheduler = DDPMScheduler.from_config(teacher_pipe.scheduler.config)
-    ptype = noise_scheduler.config.prediction_type
-    num_t = noise_scheduler.config.num_train_timesteps
-    step_ratio = num_t // cfg.lcm.num_ddim_timesteps
+    step_ratio = noise_scheduler.config.num_train_timesteps // cfg.lcm.num_ddim_timesteps
     solver_timesteps = torch.from_numpy(np.arange(1, cfg.lcm.num_ddim_timesteps + 1) * step_ratio - 1).to(device)
 
     # 2. Data and caption embeddings (computed once).
@@ -121,109 +159,79 @@ def distill(cfg: LCMConfig) -> Path:
     lr_scheduler = make_lr_scheduler(optimizer, cfg.train, accelerator.num_processes)
     student, optimizer, lr_scheduler = accelerator.prepare(student, optimizer, lr_scheduler)
     accelerator.register_for_checkpointing(target)
+    return LCMRun(cfg, accelerator, out, teacher_pipe, vae, teacher, noise_scheduler, solver_timesteps, dataset,
+                  list(prompts), embeds, student, target, optimizer, lr_scheduler)  # fmt: skip
 
-    # 4. Resume.
-    step = resume_or_seed(accelerator, out / "checkpoints", cfg.resume, cfg.seed)
-    if step:
-        target.to(device)
-    accum = cfg.train.gradient_accumulation_steps
-    sampler = ShardedBatchSampler(
-        len(dataset), cfg.train.batch_size, cfg.seed, accelerator.process_index, accelerator.num_processes, step * accum
-    )
-    batches = batch_stream(dataset, sampler, cfg.data.num_workers)
-    progress = Progress(accelerator, cfg.train.max_steps, step)
-    loss_log = JsonlLog(accelerator, out / "losses.jsonl", step)
-    empty = embeds[""].to(device)
-    w_dim = cfg.lcm.time_cond_proj_dim
 
-    def student_pipeline() -> StableMaterialsPipeline:
-        """A sampling pipeline around a copy of the target (EMA) student."""
-        return StableMaterialsPipeline(
-            vae=copy.deepcopy(vae), unet=copy.deepcopy(target).eval(),
-            scheduler=LCMScheduler.from_config(teacher_pipe.scheduler.config),
-            text_encoder=teacher_pipe.text_encoder, tokenizer=teacher_pipe.tokenizer,
-            embedding_scale=teacher_pipe.config.embedding_scale,
-        )  # fmt: skip
+def distill_micro_step(run: LCMRun, batch: dict) -> torch.Tensor:
+    """One micro-batch of latent consistency distillation (Luo et al. 2023, Alg. 1); returns its loss."""
+    cfg, accelerator, device = run.cfg, run.accelerator, run.accelerator.device
+    sched, ptype = run.noise_scheduler, run.noise_scheduler.config.prediction_type
+    latents = batch_latents(run.vae, batch, device)
+    b = latents.shape[0]
+    noise = torch.randn_like(latents)
+    index = torch.randint(0, cfg.lcm.num_ddim_timesteps, (b,), device=device)
+    t_start = run.solver_timesteps[index]  # t_{n+k}
+    t_end = (t_start - sched.config.num_train_timesteps // cfg.lcm.num_ddim_timesteps).clamp(min=0)  # t_n
+    noisy = sched.add_noise(latents, noise, t_start)
+    w = cfg.lcm.w_min + (cfg.lcm.w_max - cfg.lcm.w_min) * torch.rand(b, device=device)
+    w_emb = guidance_scale_embedding(w, cfg.lcm.time_cond_proj_dim).to(latents.dtype)
+    cond = lookup(run.embeds, batch["caption"]).to(device)
+    target_value = consistency_target(run, noisy, t_start, t_end, w, w_emb, cond)
 
-    def write_samples(pipe: StableMaterialsPipeline, at_step: int) -> None:
-        s = cfg.sample
-        materials = generate_materials(pipe, prompts, s.seed, s.steps, s.guidance_scale, s.size or cfg.data.crop_size, s.tileable)
-        save_samples(materials, out / "samples" / f"step_{at_step:08d}", prompts)
+    with accelerator.accumulate(run.student):
+        pred = run.student(noisy, t_start, timestep_cond=w_emb, encoder_hidden_states=cond).sample.float()
+        skip_start, out_start = (s.view(-1, 1, 1, 1) for s in consistency_scalings(t_start, cfg.lcm.timestep_scaling))
+        model_value = skip_start * noisy + out_start * predicted_x0(sched, pred, noisy, t_start, ptype)
+        loss = consistency_loss(model_value, target_value, cfg.lcm.loss_type, cfg.lcm.huber_c)
+        optimizer_step(accelerator, loss, run.student.parameters(), run.optimizer, run.lr_scheduler, cfg.train.max_grad_norm)
+    return loss
 
-    # 5. Distil.
-    while step < cfg.train.max_steps and not (cfg.train.stop_at and step >= cfg.train.stop_at):
-        totals: dict[str, float] = {}
-        for _ in range(accum):
-            batch = next(batches)
-            if cfg.train.debug_log_samples:
-                log_sample_names(accelerator, out, step + 1, batch["name"])
-            latents = batch_latents(vae, batch, device)
-            b = latents.shape[0]
-            noise = torch.randn_like(latents)
-            index = torch.randint(0, cfg.lcm.num_ddim_timesteps, (b,), device=device)
-            t_start = solver_timesteps[index]  # t_{n+k}
-            t_end = (t_start - step_ratio).clamp(min=0)  # t_n
-            noisy = noise_scheduler.add_noise(latents, noise, t_start)
-            w = cfg.lcm.w_min + (cfg.lcm.w_max - cfg.lcm.w_min) * torch.rand(b, device=device)
-            w_emb = guidance_scale_embedding(w, w_dim).to(latents.dtype)
-            cond = lookup(embeds, batch["caption"]).to(device)
-            skip_start, out_start = (s.view(-1, 1, 1, 1) for s in consistency_scalings(t_start, cfg.lcm.timestep_scaling))
-            skip_end, out_end = (s.view(-1, 1, 1, 1) for s in consistency_scalings(t_end, cfg.lcm.timestep_scaling))
 
-            with torch.no_grad():
-                # One guided DDIM step of the teacher from t_{n+k} to t_n.
-                both = teacher(
-                    torch.cat([noisy, noisy]), torch.cat([t_start, t_start]),
-                    encoder_hidden_states=torch.cat([cond, empty.view(1, 1, -1).expand_as(cond)]),
-                ).sample.float()  # fmt: skip
-                x0_c, x0_u = predicted_x0(noise_scheduler, both, torch.cat([noisy, noisy]), torch.cat([t_start, t_start]), ptype).chunk(2)
-                eps_c, eps_u = predicted_noise(noise_scheduler, both, torch.cat([noisy, noisy]), torch.cat([t_start, t_start]), ptype).chunk(2)
-                scale = w.view(-1, 1, 1, 1) + 1.0  # the LCM weight w is the usual guidance scale minus 1
-                x0_guided, eps_guided = apply_guidance(x0_c, x0_u, scale), apply_guidance(eps_c, eps_u, scale)
-                x_prev = ddim_step(noise_scheduler, x0_guided, eps_guided, t_end)
-                # The target network's consistency function at t_n.
-                tgt = target(x_prev, t_end, timestep_cond=w_emb, encoder_hidden_states=cond).sample.float()
-                target_value = skip_end * x_prev + out_end * predicted_x0(noise_scheduler, tgt, x_prev, t_end, ptype)
+@torch.no_grad()
+def consistency_target(
+    run: LCMRun, noisy: torch.Tensor, t_start: torch.Tensor, t_end: torch.Tensor, w: torch.Tensor, w_emb: torch.Tensor,
+    cond: torch.Tensor,
+) -> torch.Tensor:
+    """One guided DDIM step of the teacher from t_{n+k} to t_n, then the target network's consistency function at t_n."""
+    sched, ptype = run.noise_scheduler, run.noise_scheduler.config.prediction_type
+    empty = run.embeds[""].to(noisy.device)
+    both = run.teacher(
+        torch.cat([noisy, noisy]), torch.cat([t_start, t_start]),
+        encoder_hidden_states=torch.cat([cond, empty.view(1, 1, -1).expand_as(cond)]),
+    ).sample.float()  # fmt: skip
+    x0_c, x0_u = predicted_x0(sched, both, torch.cat([noisy, noisy]), torch.cat([t_start, t_start]), ptype).chunk(2)
+    eps_c, eps_u = predicted_noise(sched, both, torch.cat([noisy, noisy]), torch.cat([t_start, t_start]), ptype).chunk(2)
+    scale = w.view(-1, 1, 1, 1) + 1.0  # the LCM weight w is the usual guidance scale minus 1
+    x0_guided, eps_guided = apply_guidance(x0_c, x0_u, scale), apply_guidance(eps_c, eps_u, scale)
+    x_prev = ddim_step(sched, x0_guided, eps_guided, t_end)
+    tgt = run.target(x_prev, t_end, timestep_cond=w_emb, encoder_hidden_states=cond).sample.float()
+    skip_end, out_end = (s.view(-1, 1, 1, 1) for s in consistency_scalings(t_end, run.cfg.lcm.timestep_scaling))
+    return skip_end * x_prev + out_end * predicted_x0(sched, tgt, x_prev, t_end, ptype)
 
-            with accelerator.accumulate(student):
-                pred = student(noisy, t_start, timestep_cond=w_emb, encoder_hidden_states=cond).sample.float()
-                model_value = skip_start * noisy + out_start * predicted_x0(noise_scheduler, pred, noisy, t_start, ptype)
-                loss = consistency_loss(model_value, target_value, cfg.lcm.loss_type, cfg.lcm.huber_c)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(student.parameters(), cfg.train.max_grad_norm)
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            totals["loss"] = totals.get("loss", 0.0) + float(accelerator.reduce(loss.detach(), "mean")) / accum
-        with torch.no_grad():  # the target follows the student slowly (EMA), LCM's "target network"
-            for p_t, p_s in zip(target.parameters(), accelerator.unwrap_model(student).parameters()):
-                p_t.mul_(cfg.lcm.ema_decay).add_(p_s.detach(), alpha=1 - cfg.lcm.ema_decay)
-        step += 1
-        ensure_finite(step, totals)
-        loss_log.write(step, totals)
-        if step % cfg.train.log_every == 0 or step == 1:
-            progress.log(step, totals)
-        if step % cfg.train.checkpoint_every == 0:
-            save_checkpoint(accelerator, out / "checkpoints", step, {"script": "distill_lcm"}, cfg.train.keep_checkpoints)
-        if cfg.train.sample_every and step % cfg.train.sample_every == 0 and accelerator.is_main_process:
-            write_samples(student_pipeline(), step)
-    if step < cfg.train.max_steps:
-        logger.info("stopped at step %d (train.stop_at); resume with --resume latest", step)
-        end_trackers(accelerator)
-        return out / "model"
 
-    # 6. Final: the teacher pipeline with the student beside it, and student samples at fixed seeds.
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        with AtomicFolder(out / "model", overwrite=True) as tmp:
-            teacher_pipe.save_pretrained(tmp)
-            target.save_pretrained(tmp / "unet_lcm")
-        logger.info("saved %s (student in unet_lcm/)", out / "model")
-        write_samples(student_pipeline(), step)
-    accelerator.wait_for_everyone()
-    end_trackers(accelerator)
-    return out / "model"
+def student_pipeline(run: LCMRun) -> StableMaterialsPipeline:
+    """A sampling pipeline around a copy of the target (EMA) student."""
+    teacher_pipe = run.teacher_pipe
+    return StableMaterialsPipeline(
+        vae=copy.deepcopy(run.vae), unet=copy.deepcopy(run.target).eval(),
+        scheduler=LCMScheduler.from_config(teacher_pipe.scheduler.config),
+        text_encoder=teacher_pipe.text_encoder, tokenizer=teacher_pipe.tokenizer,
+        embedding_scale=teacher_pipe.config.embedding_scale,
+    )  # fmt: skip
+
+
+def write_samples(run: LCMRun, step: int) -> None:
+    sample_materials(student_pipeline(run), run.cfg.sample, run.prompts, run.cfg.data.crop_size, run.out, step)
+
+
+def save_model(run: LCMRun, step: int) -> None:
+    """OUTPUT/model: the teacher pipeline with the student beside it (unet_lcm/); student samples at fixed seeds."""
+    with AtomicFolder(run.out / "model", overwrite=True) as tmp:
+        run.teacher_pipe.save_pretrained(tmp)
+        run.target.save_pretrained(tmp / "unet_lcm")
+    logger.info("saved %s (student in unet_lcm/)", run.out / "model")
+    write_samples(run, step)
 
 
 if __name__ == "__main__":

@@ -79,16 +79,18 @@ def reseed_per_process(accelerator: Accelerator, seed: int) -> None:
     set_seed(seed + 1_000_003 * (accelerator.process_index + 1))
 
 
-def start_run(accelerator: Accelerator, cfg, output_dir: str | Path, project: str) -> Path:
-    """Create the output folder, save the resolved config, start TensorBoard when asked."""
-    out = Path(output_dir)
+def start_run(cfg, project: str) -> tuple[Accelerator, Path]:
+    """The start of a training script's run (`cfg` has output_dir, seed and train): its Accelerator
+    (`make_accelerator`), the output folder with the resolved config saved in it, TensorBoard when asked."""
+    accelerator = make_accelerator(cfg.train, cfg.output_dir, cfg.seed)
+    out = Path(cfg.output_dir)
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.json")
     accelerator.wait_for_everyone()
     if cfg.train.tensorboard:
         accelerator.init_trackers(project)
-    return out
+    return accelerator, out
 
 
 def make_optimizer(params: Iterable[torch.nn.Parameter], train: TrainConfig, lr: float | None = None) -> torch.optim.Optimizer:
@@ -213,6 +215,19 @@ def save_samples(materials: list[Material], folder: Path, labels: list[str]) -> 
             name = slug(label, limit=40, lower=False, fallback="sample")
             save_material(material, tmp / f"{i:02d}_{name}", naming="plain")
     return folder
+
+
+def sample_folder(output_dir: Path, step: int) -> Path:
+    """Where the samples of step `step` go: OUTPUT/samples/step_NNNNNNNN."""
+    return output_dir / "samples" / f"step_{step:08d}"
+
+
+def sample_materials(pipe, sample, prompts: list[str], default_size: int, output_dir: Path, step: int) -> Path:
+    """The sample materials of a diffusion run at `step` (`sample`: a config.SampleConfig), one per prompt, written
+    to `sample_folder`."""
+    materials = generate_materials(pipe, prompts, sample.seed, sample.steps, sample.guidance_scale,
+                                   sample.size or default_size, sample.tileable)  # fmt: skip
+    return save_samples(materials, sample_folder(output_dir, step), prompts)
 
 
 def world_info() -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate import Accelerator
 
 from stablematerials.capture import (
     StableMaterialsCapturePipeline,
@@ -33,14 +34,12 @@ from stablematerials.render import linear_to_srgb, random_light_positions
 
 from .capture_config import CaptureConfig
 from .capture_data import MaterialPool, batch_for_step, shade, training_families
-from .checkpoint import resume_or_seed, save_checkpoint
 from .config import parse_config
+from .loop import Bookkeeping, optimizer_step
 from .losses import MAP_CHANNELS, render_l1
 from .runtime import (
     JsonlLog,
-    Progress,
-    ensure_finite,
-    make_accelerator,
+    end_process_group,
     make_lr_scheduler,
     make_optimizer,
     start_run,
@@ -87,22 +86,60 @@ def evaluate(net: torch.nn.Module, eval_batch: dict) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_config(CaptureConfig, sys.argv[1:] if argv is None else argv)
-    accelerator = make_accelerator(cfg.train, cfg.output_dir, cfg.seed)
-    out = start_run(accelerator, cfg, cfg.output_dir, "train_capture")
-    device = accelerator.device
+    train(parse_config(CaptureConfig, sys.argv[1:] if argv is None else argv))
+    end_process_group()
+    return 0
 
+
+def train(cfg: CaptureConfig) -> Path:
+    """Run (or resume) the training `cfg` describes; returns OUTPUT/model (written at the end, not with train.stop_at)."""
+    accelerator, out = start_run(cfg, "train_capture")
+    run = set_up(cfg, accelerator, out)
+
+    # 3. Resume: weights, optimiser, schedule; the data follows from the step.
+    book = Bookkeeping(accelerator, cfg.train, out, logger, cfg.resume, cfg.seed, script="train_capture")
+    step = book.start
+    eval_log = JsonlLog(accelerator, out / "eval.jsonl", step)
+
+    # 4. Train.
+    run.net.train()
+    while book.running(step):
+        totals = book.micro_batch_means(lambda micro: train_micro_step(run, step, micro))
+        step += 1
+        book.end_step(step, totals, sample=lambda at: validate(run, eval_log, at))
+
+    # 5. Final: validation errors and the pipeline folder.
+    book.end(step, save=lambda: save_model(run, eval_log, step, logged=book.sample_due(step)))
+    return out / "model"
+
+
+@dataclasses.dataclass
+class CaptureRun:
+    """What one run of train_capture works with (built by `set_up`)."""
+
+    cfg: CaptureConfig
+    accelerator: Accelerator
+    out: Path
+    pool: MaterialPool  # the training families' materials; views and photos are made per step
+    eval_batch: dict  # fixed validation photos (on the device) and their maps
+    net: torch.nn.Module  # the prepared CaptureNet
+    optimizer: torch.optim.Optimizer
+    lr_scheduler: object
+
+
+def set_up(cfg: CaptureConfig, accelerator: Accelerator, out: Path) -> CaptureRun:
+    """Data and model, prepared (identical initial weights on every process)."""
     # 1. Data: materials of the training families, views and photos made per step; fixed validation photos.
     families = training_families(cfg.data)
     pool = MaterialPool(cfg.data, families, cfg.seed)
     eval_data = dataclasses.replace(cfg.data, crop_size=cfg.eval.size)
     eval_batch = batch_for_step(MaterialPool(eval_data, families, cfg.eval.seed, split="val"), eval_data, cfg.photo,
                                 cfg.eval.seed, 0, cfg.eval.count)  # fmt: skip
-    eval_batch = {"photos": eval_batch["photos"].to(device), "targets": eval_batch["targets"]}
+    eval_batch = {"photos": eval_batch["photos"].to(accelerator.device), "targets": eval_batch["targets"]}
     logger.info("training on %d families (%s held out), %d processes", len(families),
                 ", ".join(cfg.data.exclude_families) or "none", accelerator.num_processes)  # fmt: skip
 
-    # 2. Model and optimiser (identical initial weights on every process).
+    # 2. Model and optimiser.
     m = cfg.model
     unet = build_predictor(m.block_out_channels, m.layers_per_block, m.patch_size, m.mid_block, m.norm_num_groups)
     net = CaptureNet(unet, m.patch_size)
@@ -110,67 +147,44 @@ def main(argv: list[str] | None = None) -> int:
     lr_scheduler = make_lr_scheduler(optimizer, cfg.train, accelerator.num_processes)
     logger.info("capture UNet: %.2fM parameters", sum(p.numel() for p in unet.parameters()) / 1e6)
     net, optimizer, lr_scheduler = accelerator.prepare(net, optimizer, lr_scheduler)
+    return CaptureRun(cfg, accelerator, out, pool, eval_batch, net, optimizer, lr_scheduler)
 
-    # 3. Resume: weights, optimiser, schedule; the data follows from the step.
-    step = resume_or_seed(accelerator, out / "checkpoints", cfg.resume, cfg.seed)
-    progress = Progress(accelerator, cfg.train.max_steps, step)
-    loss_log = JsonlLog(accelerator, out / "losses.jsonl", step)
-    eval_log = JsonlLog(accelerator, out / "eval.jsonl", step)
-    weights = {k: getattr(cfg.loss, k) for k in (*MAP_CHANNELS, "render", "render_new")}
-    accum = cfg.train.gradient_accumulation_steps
+
+def train_micro_step(run: CaptureRun, step: int, micro: int) -> dict[str, torch.Tensor]:
+    """Micro-batch `micro` of step `step`: fresh photos (a function of seed, step and offset) and every loss term."""
+    cfg, accelerator, device = run.cfg, run.accelerator, run.accelerator.device
     batch_size = cfg.train.batch_size
+    offset = (accelerator.process_index * cfg.train.gradient_accumulation_steps + micro) * batch_size
+    batch = batch_for_step(run.pool, cfg.data, cfg.photo, cfg.seed, step, batch_size, offset)
+    batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    batch["light"] = batch["light"].to(device)
+    generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 131 + offset)
+    weights = {k: getattr(cfg.loss, k) for k in (*MAP_CHANNELS, "render", "render_new")}
+    with accelerator.accumulate(run.net):
+        pred = run.net(batch["photos"]).float()
+        terms = capture_losses(pred, batch, cfg, generator)
+        loss = sum(weights[k] * v for k, v in terms.items())
+        optimizer_step(accelerator, loss, run.net.parameters(), run.optimizer, run.lr_scheduler, cfg.train.max_grad_norm)
+    return {**terms, "loss": loss}
 
-    # 4. Train.
-    net.train()
-    while step < cfg.train.max_steps and not (cfg.train.stop_at and step >= cfg.train.stop_at):
-        totals: dict[str, float] = {}
-        for micro in range(accum):
-            offset = (accelerator.process_index * accum + micro) * batch_size
-            batch = batch_for_step(pool, cfg.data, cfg.photo, cfg.seed, step, batch_size, offset)
-            batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-            batch["light"] = batch["light"].to(device)
-            generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 131 + offset)
-            with accelerator.accumulate(net):
-                pred = net(batch["photos"]).float()
-                terms = capture_losses(pred, batch, cfg, generator)
-                loss = sum(weights[k] * v for k, v in terms.items())
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(net.parameters(), cfg.train.max_grad_norm)
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            for k, v in {**terms, "loss": loss}.items():
-                totals[k] = totals.get(k, 0.0) + float(accelerator.reduce(v.detach().float(), "mean")) / accum
-        step += 1
-        ensure_finite(step, totals)
-        loss_log.write(step, totals)
-        if step % cfg.train.log_every == 0 or step == 1:
-            progress.log(step, totals)
-        if step % cfg.train.checkpoint_every == 0:
-            save_checkpoint(accelerator, out / "checkpoints", step, {"script": "train_capture"}, cfg.train.keep_checkpoints)
-        if cfg.train.sample_every and step % cfg.train.sample_every == 0 and accelerator.is_main_process:
-            errors = evaluate(net, eval_batch)
-            eval_log.write(step, errors)
-            logger.info("step %d validation: %s", step, json.dumps({k: round(v, 4) for k, v in errors.items()}))
-    if step < cfg.train.max_steps:
-        logger.info("stopped at step %d (train.stop_at); resume with --resume latest", step)
-        accelerator.end_training()
-        return 0
 
-    # 5. Final: validation errors and the pipeline folder.
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        errors = evaluate(net, eval_batch)
-        if not (cfg.train.sample_every and step % cfg.train.sample_every == 0):  # else logged in the loop already
-            eval_log.write(step, errors)
-        logger.info("final validation: %s", json.dumps({k: round(v, 4) for k, v in errors.items()}))
-        inner = accelerator.unwrap_model(net).unet.eval()
-        with AtomicFolder(out / "model", overwrite=True) as tmp:
-            StableMaterialsCapturePipeline(unet=inner, patch_size=m.patch_size).save_pretrained(tmp)
-        logger.info("saved %s", Path(out / "model"))
-    accelerator.end_training()
-    return 0
+def validate(run: CaptureRun, eval_log: JsonlLog, step: int) -> None:
+    """Errors on the validation photos at `step`, to OUTPUT/eval.jsonl and the log."""
+    errors = evaluate(run.net, run.eval_batch)
+    eval_log.write(step, errors)
+    logger.info("step %d validation: %s", step, json.dumps({k: round(v, 4) for k, v in errors.items()}))
+
+
+def save_model(run: CaptureRun, eval_log: JsonlLog, step: int, logged: bool) -> None:
+    """Final validation errors (to eval.jsonl unless the loop `logged` them at this step) and OUTPUT/model."""
+    errors = evaluate(run.net, run.eval_batch)
+    if not logged:
+        eval_log.write(step, errors)
+    logger.info("final validation: %s", json.dumps({k: round(v, 4) for k, v in errors.items()}))
+    inner = run.accelerator.unwrap_model(run.net).unet.eval()
+    with AtomicFolder(run.out / "model", overwrite=True) as tmp:
+        StableMaterialsCapturePipeline(unet=inner, patch_size=run.cfg.model.patch_size).save_pretrained(tmp)
+    logger.info("saved %s", Path(run.out / "model"))
 
 
 if __name__ == "__main__":

@@ -32,15 +32,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from accelerate import Accelerator
 
 from stablematerials.image_encoder import IMAGE_MEAN, IMAGE_STD, build_image_encoder
 from stablematerials.io import AtomicFolder
 from stablematerials.procedural import FAMILIES
 
-from .checkpoint import resume_or_seed, save_checkpoint
 from .config import TrainConfig, parse_config, require_positive
 from .image_encoder_data import METAL_FAMILIES, CacheSpec, PictureSet, build_cache
-from .runtime import JsonlLog, Progress, ensure_finite, make_accelerator, make_lr_scheduler, make_optimizer, start_run
+from .loop import Bookkeeping, optimizer_step
+from .runtime import end_process_group, ensure_finite, make_lr_scheduler, make_optimizer, start_run
 
 logger = logging.getLogger("training.train_image_encoder")
 
@@ -214,13 +215,64 @@ def export(model, processor, folder: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_config(ImageEncoderConfig, sys.argv[1:] if argv is None else argv)
-    accelerator = make_accelerator(cfg.train, cfg.output_dir, cfg.seed)
-    out = start_run(accelerator, cfg, cfg.output_dir, "image_encoder")
+    train(parse_config(ImageEncoderConfig, sys.argv[1:] if argv is None else argv))
+    end_process_group()
+    return 0
+
+
+def train(cfg: ImageEncoderConfig) -> Path:
+    """Run (or resume) the training `cfg` describes; returns OUTPUT/encoder (written at the end, not with
+    train.stop_at). Unlike the diffusion scripts, losses.jsonl gets a record (with the LR) every train.log_every
+    steps, held-out scores every eval_every steps, and the last step is always evaluated and checkpointed."""
+    accelerator, out = start_run(cfg, "image_encoder")
+    run = set_up(cfg, accelerator)
+    book = Bookkeeping(accelerator, cfg.train, out, logger, cfg.resume, cfg.seed)
+    step = book.start
+
+    while step < cfg.train.max_steps:
+        values = train_step(run, step)
+        step += 1
+        ensure_finite(step, values)
+        last = step == cfg.train.max_steps
+        if step % cfg.train.log_every == 0:
+            book.progress.log(step, values)
+            book.losses.write(step, values | {"lr": run.lr_scheduler.get_last_lr()[0]})
+        if step % cfg.eval_every == 0 or last:
+            scores = evaluate(accelerator.unwrap_model(run.model), run.data)
+            logger.info("step %d held-out: %s", step, ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+            book.losses.write(step, scores)
+        if step % cfg.train.checkpoint_every == 0 or last:
+            book.checkpoint(step)
+        if cfg.train.stop_at and step >= cfg.train.stop_at and not last:
+            logger.info("stopping at step %d as asked (train.stop_at); resume with --resume latest", step)
+            return out / "encoder"
+
+    book.finish(lambda: export(accelerator.unwrap_model(run.model).eval(), run.processor, out / "encoder"))
+    logger.info("wrote %s", out / "encoder")
+    return out / "encoder"
+
+
+@dataclasses.dataclass
+class EncoderRun:
+    """What one run of train_image_encoder works with (built by `set_up`)."""
+
+    cfg: ImageEncoderConfig
+    accelerator: Accelerator
+    data: PictureSet
+    train_idx: np.ndarray  # the training pictures
+    bank: torch.Tensor  # (N, D): every training caption target
+    item_family: torch.Tensor  # (items,): family index of each item, -1 where unknown
+    model: torch.nn.Module  # prepared
+    processor: object
+    optimizer: torch.optim.Optimizer
+    lr_scheduler: object
+
+
+def set_up(cfg: ImageEncoderConfig, accelerator: Accelerator) -> EncoderRun:
+    """The picture set (rendered first if needed), the target bank, the encoder and its optimiser, prepared."""
     data = ensure_cache(cfg)
     train_idx = data.where("train")
     bank_items = np.unique(data.picture_item[train_idx])
-    bank = data.targets[bank_items]  # (N, D): every training caption target
     names = list(FAMILIES)
     item_family = torch.tensor([names.index(it["family"]) if it["family"] in names else -1 for it in data.items])
     logger.info("%d training pictures of %d items; %d held-out pictures", len(train_idx), len(bank_items),
@@ -233,40 +285,22 @@ def main(argv: list[str] | None = None) -> int:
     optimizer = make_optimizer(model.parameters(), cfg.train)
     lr_scheduler = make_lr_scheduler(optimizer, cfg.train, accelerator.num_processes)
     model, optimizer, lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
-    step = resume_or_seed(accelerator, out / "checkpoints", cfg.resume, cfg.seed)
-    progress, log = Progress(accelerator, cfg.train.max_steps, step), JsonlLog(accelerator, out / "losses.jsonl", step)
+    bank = data.targets[bank_items]  # (N, D): every training caption target
+    return EncoderRun(cfg, accelerator, data, train_idx, bank, item_family, model, processor, optimizer, lr_scheduler)
 
-    while step < cfg.train.max_steps:
-        rng = np.random.default_rng([cfg.seed, step])  # the batch is a function of the step: exact resumes
-        picks = np.sort(rng.choice(train_idx, cfg.train.batch_size, replace=False))
-        pixels = augment(to_pixels(data.pictures[picks]), rng)
-        target = data.targets[data.picture_item[picks]]
-        family = item_family[data.picture_item[picks]]
-        losses = encoder_losses(embed(model, pixels), target, bank, data.prototypes, family, cfg.loss)
-        accelerator.backward(losses["loss"])
-        accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
-        optimizer.step()
-        lr_scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        values = {k: v.item() for k, v in losses.items()}
-        ensure_finite(step, values)
-        if step % cfg.train.log_every == 0:
-            progress.log(step, values)
-            log.write(step, values | {"lr": lr_scheduler.get_last_lr()[0]})
-        if step % cfg.eval_every == 0 or step == cfg.train.max_steps:
-            scores = evaluate(accelerator.unwrap_model(model), data)
-            logger.info("step %d held-out: %s", step, ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
-            log.write(step, scores)
-        if step % cfg.train.checkpoint_every == 0 or step == cfg.train.max_steps:
-            save_checkpoint(accelerator, out / "checkpoints", step, {}, cfg.train.keep_checkpoints)
-        if cfg.train.stop_at and step >= cfg.train.stop_at and step < cfg.train.max_steps:
-            logger.info("stopping at step %d as asked (train.stop_at); resume with --resume latest", step)
-            return 0
 
-    export(accelerator.unwrap_model(model).eval(), processor, out / "encoder")
-    logger.info("wrote %s", out / "encoder")
-    return 0
+def train_step(run: EncoderRun, step: int) -> dict[str, float]:
+    """One optimiser step on a batch that is a function of the seed and the step (exact resumes); its losses."""
+    cfg, data = run.cfg, run.data
+    rng = np.random.default_rng([cfg.seed, step])
+    picks = np.sort(rng.choice(run.train_idx, cfg.train.batch_size, replace=False))
+    pixels = augment(to_pixels(data.pictures[picks]), rng)
+    target = data.targets[data.picture_item[picks]]
+    family = run.item_family[data.picture_item[picks]]
+    losses = encoder_losses(embed(run.model, pixels), target, run.bank, data.prototypes, family, cfg.loss)
+    optimizer_step(run.accelerator, losses["loss"], run.model.parameters(), run.optimizer, run.lr_scheduler,
+                   cfg.train.max_grad_norm)  # fmt: skip
+    return {k: v.item() for k, v in losses.items()}
 
 
 if __name__ == "__main__":

@@ -14,12 +14,15 @@ folder for StableMaterialsPipeline.from_pretrained), `samples/`, `checkpoints/`,
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from accelerate import Accelerator
 from diffusers import DDPMScheduler, UNet2DConditionModel
 from diffusers.training_utils import EMAModel
 
@@ -29,24 +32,10 @@ from stablematerials.io import AtomicFolder
 from stablematerials.latents import denormalize_latents
 from stablematerials.pipeline import StableMaterialsPipeline
 
-from .checkpoint import resume_or_seed, save_checkpoint
-from .config import LDMConfig, parse_config
-from .data import (
-    ImageDataset,
-    ShardedBatchSampler,
-    batch_latents,
-    batch_stream,
-    default_sample_prompts,
-    open_image_source,
-    training_set,
-)  # fmt: skip
-from .losses import (
-    diffusion_target,
-    hinge_d_loss,
-    hinge_g_loss,
-    min_snr_weights,
-    predicted_x0,
-)
+from .config import LDMConfig, SemiConfig, parse_config
+from .data import ImageDataset, batch_latents, default_sample_prompts, open_image_source, training_set
+from .losses import diffusion_target, min_snr_weights, predicted_x0
+from .loop import Bookkeeping, discriminator_step, generator_loss, optimizer_step, sharded_batches
 from .models import (
     ProjectionDiscriminator,
     add_lora,
@@ -60,19 +49,12 @@ from .models import (
     vae_scale_factor,
 )  # fmt: skip
 from .runtime import (
-    JsonlLog,
-    Progress,
     embed_captions,
     end_process_group,
-    end_trackers,
-    ensure_finite,
-    generate_materials,
-    log_sample_names,
     lookup,
-    make_accelerator,
     make_lr_scheduler,
     make_optimizer,
-    save_samples,
+    sample_materials,
     start_run,
 )  # fmt: skip
 from .semi import (
@@ -96,14 +78,81 @@ def main(argv: list[str] | None = None) -> int:
 
 def train(cfg: LDMConfig) -> Path:
     """Run (or resume) the training `cfg` describes; returns OUTPUT/model (written at the end, not with train.stop_at)."""
-    accelerator = make_accelerator(cfg.train, cfg.output_dir, cfg.seed)
-    out = start_run(accelerator, cfg, cfg.output_dir, "train_ldm")
-    device = accelerator.device
+    accelerator, out = start_run(cfg, "train_ldm")
+    run = set_up(cfg, accelerator, out)
 
+    # 4. Resume: weights, optimisers, schedule, EMA, RNG of every process; the data order follows from the step.
+    book = Bookkeeping(accelerator, cfg.train, out, logger, cfg.resume, cfg.seed, script="train_ldm")
+    step = book.start
+    if step:
+        run.ema.to(accelerator.device)
+    batches = book.batches(run.dataset, cfg.seed, cfg.data.num_workers)
+    if run.semi is not None:
+        run.semi.start_batches(accelerator, step, cfg.train.gradient_accumulation_steps, cfg.seed + 1, cfg.data.num_workers)
+
+    # 5. Train.
+    run.unet.train()
+    while book.running(step):
+        with_images = semi_active(run, step)
+        totals = book.micro_batch_means(lambda _: train_micro_step(run, book.next_batch(batches, step), with_images))
+        run.ema.step(run.trained)
+        step += 1
+        book.end_step(step, totals, sample=lambda at: write_samples(run, ema_pipeline(run), at))
+
+    # 6. Final: the pipeline folder with the EMA UNet, and samples at fixed seeds.
+    book.end(step, save=lambda: save_model(run, step))
+    return out / "model"
+
+
+@dataclasses.dataclass
+class SemiStream:
+    """The semi-supervised stream (training/semi.py): captioned images without maps, judged by a discriminator,
+    with the maps it cannot judge held to a frozen snapshot of the EMA UNet (`anchor_maps`, may be empty)."""
+
+    cfg: SemiConfig
+    images: ImageDataset
+    disc: torch.nn.Module
+    disc_optimizer: torch.optim.Optimizer
+    anchor_maps: list[str]
+    snapshot: FrozenSnapshot  # taken when the stream starts; kept in checkpoints when there are anchor maps
+    light: torch.Tensor
+    batches: Iterator[dict] | None = None
+
+    def start_batches(self, accelerator: Accelerator, step: int, accum: int, seed: int, num_workers: int) -> None:
+        """The image batches of a run at `step`: they are drawn from semi.start_step on."""
+        first = max(0, step - self.cfg.start_step) * accum
+        self.batches = sharded_batches(accelerator, self.images, self.cfg.batch_size, seed, first, num_workers)
+
+
+@dataclasses.dataclass
+class LDMRun:
+    """What one run of train_ldm works with (built by `set_up`)."""
+
+    cfg: LDMConfig
+    accelerator: Accelerator
+    out: Path
+    vae: torch.nn.Module  # frozen
+    text_encoder: torch.nn.Module  # frozen
+    tokenizer: object
+    embedding_scale: float
+    embeds: dict[str, torch.Tensor]  # every caption's embedding (times embedding_scale), computed once
+    prompts: list[str]  # what the samples show
+    dataset: object  # the materials (or their cached latents)
+    unet: torch.nn.Module  # prepared
+    noise_scheduler: DDPMScheduler
+    trained: list[torch.nn.Parameter]  # all UNet weights, or the LoRA adapters
+    ema: EMAModel  # of `trained`
+    optimizer: torch.optim.Optimizer
+    lr_scheduler: object
+    semi: SemiStream | None = None
+
+
+def set_up(cfg: LDMConfig, accelerator: Accelerator, out: Path) -> LDMRun:
+    """Frozen parts, data and models, prepared for training (the same initial weights on every process)."""
     # 1. Frozen parts: the VAE and the text encoder (from the base pipeline when continuing from one).
     base = load_teacher_pipeline(cfg.init_from) if cfg.init_from else None
     vae = base.vae if base is not None else load_vae(cfg.vae)
-    vae = vae.to(device).eval().requires_grad_(False)
+    vae = vae.to(accelerator.device).eval().requires_grad_(False)
     factor = vae_scale_factor(vae)
     if cfg.data.crop_size % factor:
         raise ValueError(f"data.crop_size {cfg.data.crop_size} is not a multiple of the VAE's factor {factor}")
@@ -120,20 +169,25 @@ def train(cfg: LDMConfig) -> Path:
     if images is not None:
         captions += [images.source.caption(i) for i in range(len(images))]
     embed_dim = embedding_dim(text_encoder, None)
-    if base is not None:
-        embedding_scale = base.config.embedding_scale
-    else:
-        embedding_scale = cfg.embedding_scale or math.sqrt(embed_dim)
-    embeds = embed_captions(text_encoder, tokenizer, captions, device, embedding_scale)
+    embedding_scale = base.config.embedding_scale if base is not None else cfg.embedding_scale or math.sqrt(embed_dim)
+    embeds = embed_captions(text_encoder, tokenizer, captions, accelerator.device, embedding_scale)
     logger.info(
         "%d materials from %s, %s images, %d captions (%d-d, x %.2f), %d processes", len(dataset),
         source, len(images) if images else "no", len(embeds), embed_dim,
         embedding_scale, accelerator.num_processes,
     )  # fmt: skip
 
-    # 3. Models: UNet (+ EMA of what is trained), discriminator for the semi-supervised stream; the same initial
-    #    weights everywhere. From a base pipeline: its UNet and its noise schedule, optionally with LoRA adapters.
-    latent_size = cfg.data.crop_size // factor
+    # 3. Models (UNet, its EMA, the stream's discriminator), optimisers and schedule, prepared.
+    unet, noise_scheduler = make_unet(cfg, base, vae, embed_dim, cfg.data.crop_size // factor)
+    trained, ema, optimizer, lr_scheduler = make_trainer(cfg, unet, accelerator.num_processes)
+    run = LDMRun(cfg, accelerator, out, vae, text_encoder, tokenizer, embedding_scale, embeds, list(prompts), dataset,
+                 unet, noise_scheduler, trained, ema, optimizer, lr_scheduler)  # fmt: skip
+    prepare_training(run, images, embed_dim)
+    return run
+
+
+def make_unet(cfg: LDMConfig, base, vae, embed_dim: int, latent_size: int) -> tuple[UNet2DConditionModel, DDPMScheduler]:
+    """A new UNet and noise schedule, or the base pipeline's (optionally with LoRA adapters)."""
     if base is not None:
         unet, noise_scheduler = base.unet, DDPMScheduler.from_config(base.scheduler.config)
         if unet.config.cross_attention_dim != embed_dim:
@@ -142,184 +196,199 @@ def train(cfg: LDMConfig) -> Path:
         unet, noise_scheduler = build_unet(cfg.model, vae.config.latent_channels, embed_dim, latent_size), build_train_scheduler(cfg.diffusion)
     if cfg.lora.rank:
         add_lora(unet, cfg.lora)
-    trained = [p for p in unet.parameters() if p.requires_grad]
     logger.info("UNet: %.2fM parameters (%.2fM trained), latents %dx%dx%d", sum(p.numel() for p in unet.parameters()) / 1e6,
-                sum(p.numel() for p in trained) / 1e6, vae.config.latent_channels, latent_size, latent_size)  # fmt: skip
+                sum(p.numel() for p in unet.parameters() if p.requires_grad) / 1e6, vae.config.latent_channels,
+                latent_size, latent_size)  # fmt: skip
+    return unet, noise_scheduler
+
+
+def make_trainer(cfg: LDMConfig, unet: UNet2DConditionModel, num_processes: int) -> tuple:
+    """What trains the UNet: its trained weights, their EMA, the optimiser and its LR schedule."""
+    trained = [p for p in unet.parameters() if p.requires_grad]
     ema = EMAModel(
         trained, decay=cfg.diffusion.ema_decay, use_ema_warmup=cfg.diffusion.ema_warmup,
         model_cls=UNet2DConditionModel, model_config=unet.config,
     )  # fmt: skip
     optimizer = make_optimizer(trained, cfg.train)
-    lr_scheduler = make_lr_scheduler(optimizer, cfg.train, accelerator.num_processes)
+    return trained, ema, optimizer, make_lr_scheduler(optimizer, cfg.train, num_processes)
+
+
+def prepare_training(run: LDMRun, images: ImageDataset | None, embed_dim: int) -> None:
+    """Prepare the trained modules (with the stream's discriminator, when there are images) and register what else a
+    checkpoint holds: the EMA and, when the stream holds maps to it, the anchor snapshot."""
+    cfg, accelerator = run.cfg, run.accelerator
     if images is not None:
         disc = ProjectionDiscriminator(3, embed_dim, cfg.semi.disc_channels)
         disc_optimizer = make_optimizer(disc.parameters(), cfg.train, lr=cfg.semi.disc_lr)
-        unet, disc, optimizer, disc_optimizer, lr_scheduler = accelerator.prepare(unet, disc, optimizer, disc_optimizer, lr_scheduler)
+        run.unet, disc, run.optimizer, disc_optimizer, run.lr_scheduler = accelerator.prepare(
+            run.unet, disc, run.optimizer, disc_optimizer, run.lr_scheduler
+        )
     else:
-        unet, optimizer, lr_scheduler = accelerator.prepare(unet, optimizer, lr_scheduler)
-    ema.to(device)
-    accelerator.register_for_checkpointing(ema)
-
-    def ema_unet() -> UNet2DConditionModel:
-        """A copy of the UNet with the EMA weights, adapters merged (the training modules stay untouched)."""
-        unet_copy = copy.deepcopy(accelerator.unwrap_model(unet)).eval()
-        ema.copy_to([p for p in unet_copy.parameters() if p.requires_grad])
-        return merge_lora(unet_copy).requires_grad_(False)
-
+        run.unet, run.optimizer, run.lr_scheduler = accelerator.prepare(run.unet, run.optimizer, run.lr_scheduler)
+    run.ema.to(accelerator.device)
+    accelerator.register_for_checkpointing(run.ema)
     # The semi-supervised anchor (training/semi.py): a frozen EMA snapshot, taken when the image stream starts and
     # kept in checkpoints, holds the maps the discriminator does not see.
     anchor_maps = anchor_maps_for(cfg.semi.view, cfg.semi.anchor_maps) if images is not None and cfg.semi.anchor_weight else []
-    snapshot = FrozenSnapshot(ema_unet)
+    snapshot = FrozenSnapshot(lambda: ema_unet(run))
     if anchor_maps:
         accelerator.register_for_checkpointing(snapshot)
-
-    # 4. Resume: weights, optimisers, schedule, EMA, RNG of every process; the data order follows from the step.
-    step = resume_or_seed(accelerator, out / "checkpoints", cfg.resume, cfg.seed)
-    if step:
-        ema.to(device)
-    accum = cfg.train.gradient_accumulation_steps
-    rank, world = accelerator.process_index, accelerator.num_processes
-    batches = batch_stream(
-        dataset, ShardedBatchSampler(len(dataset), cfg.train.batch_size, cfg.seed, rank, world, step * accum), cfg.data.num_workers
-    )
     if images is not None:
-        image_start = max(0, step - cfg.semi.start_step) * accum  # image batches are drawn from semi.start_step on
-        image_batches = batch_stream(
-            images, ShardedBatchSampler(len(images), cfg.semi.batch_size, cfg.seed + 1, rank, world, image_start), cfg.data.num_workers
+        light = torch.tensor(cfg.semi.light, device=accelerator.device)
+        run.semi = SemiStream(cfg.semi, images, disc, disc_optimizer, anchor_maps, snapshot, light)
+
+
+def semi_active(run: LDMRun, step: int) -> bool:
+    """Whether the image stream is on at `step` (from semi.start_step on). When it starts with anchor maps, the EMA
+    UNet is frozen as the snapshot they are held to (a resumed run has it from its checkpoint)."""
+    semi = run.semi
+    if semi is None or step < run.cfg.semi.start_step:
+        return False
+    if semi.anchor_maps and semi.snapshot.module is None:
+        semi.snapshot.take(ema_unet(run))
+        logger.info("step %d: image stream on; %s held to the EMA snapshot", step, ", ".join(semi.anchor_maps))
+    return True
+
+
+def train_micro_step(run: LDMRun, batch: dict, with_images: bool) -> dict[str, torch.Tensor]:
+    """One micro-batch: the denoising loss on the materials and, once the image stream is on, its adversarial (and
+    anchor) losses on fakes for the image captions, which ride along in the same UNet call (one DDP forward).
+    Returns the loss terms."""
+    cfg, accelerator, semi = run.cfg, run.accelerator, run.semi
+    noisy, t, cond, target = denoising_inputs(run, batch)
+    b = noisy.shape[0]
+    fakes = image_fakes(run, noisy.shape[1:]) if with_images else None
+    model_in, t_in, cond_in = (noisy, t, cond) if fakes is None else fakes.with_materials(noisy, t, cond)
+    with accelerator.accumulate(*([run.unet, semi.disc] if semi is not None else [run.unet])):
+        pred = run.unet(model_in, t_in, encoder_hidden_states=cond_in).sample.float()
+        per_sample = ((pred[:b] - target.float()) ** 2).mean(dim=(1, 2, 3))
+        if cfg.diffusion.snr_gamma > 0:
+            d = cfg.diffusion
+            per_sample = per_sample * min_snr_weights(run.noise_scheduler, t, d.snr_gamma, d.prediction_type)
+        loss = per_sample.mean()
+        parts = {"diffusion": loss}
+        if fakes is not None:
+            loss, fake_view = add_semi_losses(run, fakes, pred[b:], loss, parts)
+        optimizer_step(accelerator, loss, run.trained, run.optimizer, run.lr_scheduler, cfg.train.max_grad_norm)
+        if fakes is not None:
+            real = downsample(fakes.real, cfg.semi.render_size)
+            parts["disc"] = discriminator_step(accelerator, semi.disc, semi.disc_optimizer, real, fake_view, fakes.cond)
+    parts["loss"] = loss
+    return parts
+
+
+def denoising_inputs(run: LDMRun, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A material batch -> noisy latents at random t, their conditioning (a share of it dropped to the empty caption
+    for classifier-free guidance) and the target the UNet should predict."""
+    device, diffusion = run.accelerator.device, run.cfg.diffusion
+    latents = batch_latents(run.vae, batch, device)
+    b = latents.shape[0]
+    noise = torch.randn_like(latents)
+    t = torch.randint(0, run.noise_scheduler.config.num_train_timesteps, (b,), device=device)
+    noisy = run.noise_scheduler.add_noise(latents, noise, t)
+    cond = lookup(run.embeds, batch["caption"]).to(device)
+    drop = torch.rand(b, device=device) < diffusion.cond_dropout
+    cond = torch.where(drop[:, None, None], run.embeds[""].to(device).view(1, 1, -1), cond)
+    target = diffusion_target(run.noise_scheduler, latents, noise, t, diffusion.prediction_type)
+    return noisy, t, cond, target
+
+
+@dataclasses.dataclass
+class Fakes:
+    """The inputs of one image batch's fakes: latents at t_img for the image captions, and the real images."""
+
+    real: torch.Tensor  # (n, 3, S, S)
+    noisy: torch.Tensor  # (n, C, h, w)
+    t: torch.Tensor  # (n,)
+    cond: torch.Tensor  # (n, 1, D)
+    uncond: torch.Tensor  # (n, 1, D): the empty caption
+    guidance: float
+
+    def with_materials(self, noisy: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """One UNet input for the material batch and the fakes (their unconditional branch too when guided)."""
+        copies = 2 if self.guidance != 1 else 1
+        return (
+            torch.cat([noisy] + [self.noisy] * copies),
+            torch.cat([t] + [self.t] * copies),
+            torch.cat([cond, self.cond] + [self.uncond] * (copies - 1)),
         )
-        light = torch.tensor(cfg.semi.light, device=device)
-    progress = Progress(accelerator, cfg.train.max_steps, step)
-    loss_log = JsonlLog(accelerator, out / "losses.jsonl", step)
-    num_t = noise_scheduler.config.num_train_timesteps
-    ptype = cfg.diffusion.prediction_type
-    empty = embeds[""].to(device)
-    guidance = cfg.semi.guidance_scale
 
-    def ema_pipeline() -> StableMaterialsPipeline:
-        """A pipeline with a copy of the EMA weights (the training modules stay untouched)."""
-        return StableMaterialsPipeline(
-            vae=copy.deepcopy(vae), unet=ema_unet(), scheduler=inference_scheduler(noise_scheduler),
-            text_encoder=text_encoder, tokenizer=tokenizer, embedding_scale=embedding_scale,
-        )  # fmt: skip
 
-    def decode_prediction(pred: torch.Tensor, noisy: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The UNet's output for noisy latents at t -> the predicted clean material, decoded (B, 9, H, W)."""
-        x0 = predicted_x0(noise_scheduler, pred, noisy.float(), t, ptype)
-        return vae.decode(denormalize_latents(vae.config, x0)).sample.float()
+def image_fakes(run: LDMRun, latent_shape: torch.Size) -> Fakes:
+    """The next image batch's fakes: they start from pure noise at t = T, a share of them one (guided) step along the
+    model's own trajectory (training/semi.py: a noised image would hand the generator its colours)."""
+    semi, device = run.semi, run.accelerator.device
+    ib = next(semi.batches)
+    real = ib["image"].to(device)
+    n = real.shape[0]
+    cond = lookup(run.embeds, ib["caption"]).to(device)
+    uncond = run.embeds[""].to(device).view(1, 1, -1).expand_as(cond)
+    num_t = run.noise_scheduler.config.num_train_timesteps
+    noisy, t = own_trajectory_inputs(
+        run.accelerator.unwrap_model(run.unet), run.noise_scheduler, torch.randn(n, *latent_shape, device=device),
+        torch.full((n,), num_t - 1, device=device), cond, run.cfg.diffusion.prediction_type, semi.cfg.trajectory_share,
+        semi.cfg.t_min, uncond, semi.cfg.guidance_scale,
+    )  # fmt: skip
+    return Fakes(real, noisy, t, cond, uncond, semi.cfg.guidance_scale)
 
-    def write_samples(pipe: StableMaterialsPipeline, at_step: int) -> None:
-        s = cfg.sample
-        materials = generate_materials(pipe, prompts, s.seed, s.steps, s.guidance_scale, s.size or cfg.data.crop_size, s.tileable)
-        save_samples(materials, out / "samples" / f"step_{at_step:08d}", prompts)
 
-    # 5. Train.
-    unet.train()
-    while step < cfg.train.max_steps and not (cfg.train.stop_at and step >= cfg.train.stop_at):
-        totals: dict[str, float] = {}
-        semi_active = images is not None and step >= cfg.semi.start_step
-        if semi_active and anchor_maps and snapshot.module is None:
-            snapshot.take(ema_unet())
-            logger.info("step %d: image stream on; %s held to the EMA snapshot", step, ", ".join(anchor_maps))
-        for _ in range(accum):
-            batch = next(batches)
-            if cfg.train.debug_log_samples:
-                log_sample_names(accelerator, out, step + 1, batch["name"])
-            latents = batch_latents(vae, batch, device)
-            b = latents.shape[0]
-            noise = torch.randn_like(latents)
-            t = torch.randint(0, num_t, (b,), device=device)
-            noisy = noise_scheduler.add_noise(latents, noise, t)
-            cond = lookup(embeds, batch["caption"]).to(device)
-            drop = torch.rand(b, device=device) < cfg.diffusion.cond_dropout
-            cond = torch.where(drop[:, None, None], empty.view(1, 1, -1), cond)
-            target = diffusion_target(noise_scheduler, latents, noise, t, ptype)
-            model_in, t_in, cond_in = noisy, t, cond
-            if semi_active:  # fakes for the image captions ride along in the same UNet call (one DDP forward)
-                ib = next(image_batches)
-                real = ib["image"].to(device)
-                n_img = real.shape[0]
-                cond_img = lookup(embeds, ib["caption"]).to(device)
-                uncond_img = empty.view(1, 1, -1).expand_as(cond_img)
-                # Fakes start from pure noise at t = T, a share of them one (guided) step along the model's own
-                # trajectory (training/semi.py: a noised image would hand the generator its colours).
-                noisy_img, t_img = own_trajectory_inputs(
-                    accelerator.unwrap_model(unet), noise_scheduler, torch.randn(n_img, *latents.shape[1:], device=device),
-                    torch.full((n_img,), num_t - 1, device=device), cond_img, ptype, cfg.semi.trajectory_share, cfg.semi.t_min,
-                    uncond_img, guidance,
-                )  # fmt: skip
-                copies = 2 if guidance != 1 else 1  # the unconditional branch rides along when guided
-                model_in = torch.cat([noisy] + [noisy_img] * copies)
-                t_in = torch.cat([t] + [t_img] * copies)
-                cond_in = torch.cat([cond, cond_img] + [uncond_img] * (copies - 1))
-            with accelerator.accumulate(*([unet, disc] if images is not None else [unet])):
-                pred = unet(model_in, t_in, encoder_hidden_states=cond_in).sample.float()
-                per_sample = ((pred[:b] - target.float()) ** 2).mean(dim=(1, 2, 3))
-                if cfg.diffusion.snr_gamma > 0:
-                    per_sample = per_sample * min_snr_weights(noise_scheduler, t, cfg.diffusion.snr_gamma, ptype)
-                loss = per_sample.mean()
-                parts = {"diffusion": loss}
-                if semi_active:
-                    pred_img = pred[b : b + n_img]
-                    if guidance != 1:  # judged as sampled; the unconditional branch is not pulled towards the images
-                        pred_img = apply_guidance(pred_img, pred[b + n_img :].detach(), guidance)
-                    decoded = decode_prediction(pred_img, noisy_img, t_img)
-                    fake = discriminator_view(decoded, cfg.semi.view, light, cfg.semi.render_size)
-                    d_inner = accelerator.unwrap_model(disc)
-                    d_inner.requires_grad_(False)  # the generator's loss must not train the discriminator
-                    g_adv = hinge_g_loss(d_inner(fake, cond_img))
-                    d_inner.requires_grad_(True)
-                    loss = loss + cfg.semi.weight * g_adv
-                    parts["g_adv"] = g_adv
-                    if anchor_maps:
-                        with torch.no_grad():
-                            ref = guided_output(snapshot.module, noisy_img, t_img, cond_img, uncond_img, guidance)
-                            ref_decoded = decode_prediction(ref, noisy_img, t_img)
-                        anchor = anchor_loss(decoded, ref_decoded, anchor_maps)
-                        loss = loss + cfg.semi.anchor_weight * anchor
-                        parts["anchor"] = anchor
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(trained, cfg.train.max_grad_norm)
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                if semi_active:
-                    real_small = downsample(real, cfg.semi.render_size)
-                    logits = disc(torch.cat([real_small, fake.detach()]), torch.cat([cond_img, cond_img]))
-                    d_loss = hinge_d_loss(*logits.chunk(2))
-                    accelerator.backward(d_loss)
-                    disc_optimizer.step()
-                    disc_optimizer.zero_grad(set_to_none=True)
-                    parts["disc"] = d_loss
-            parts["loss"] = loss
-            for k, v in parts.items():
-                totals[k] = totals.get(k, 0.0) + float(accelerator.reduce(v.detach().float(), "mean")) / accum
-        ema.step(trained)
-        step += 1
-        ensure_finite(step, totals)
-        loss_log.write(step, totals)
-        if step % cfg.train.log_every == 0 or step == 1:
-            progress.log(step, totals)
-        if step % cfg.train.checkpoint_every == 0:
-            save_checkpoint(accelerator, out / "checkpoints", step, {"script": "train_ldm"}, cfg.train.keep_checkpoints)
-        if cfg.train.sample_every and step % cfg.train.sample_every == 0 and accelerator.is_main_process:
-            write_samples(ema_pipeline(), step)
-    if step < cfg.train.max_steps:
-        logger.info("stopped at step %d (train.stop_at); resume with --resume latest", step)
-        end_trackers(accelerator)
-        return out / "model"
+def add_semi_losses(
+    run: LDMRun, fakes: Fakes, pred: torch.Tensor, loss: torch.Tensor, parts: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fakes' generator losses from the UNet's output for them (their conditional, then unconditional rows):
+    the adversarial term and, with anchor maps, the anchor to the snapshot. Adds them to `loss` and `parts`;
+    returns the loss and what the discriminator saw of the fakes."""
+    semi, n = run.semi, fakes.noisy.shape[0]
+    pred_img = pred[:n]
+    if fakes.guidance != 1:  # judged as sampled; the unconditional branch is not pulled towards the images
+        pred_img = apply_guidance(pred_img, pred[n:].detach(), fakes.guidance)
+    decoded = decode_prediction(run, pred_img, fakes.noisy, fakes.t)
+    fake_view = discriminator_view(decoded, semi.cfg.view, semi.light, semi.cfg.render_size)
+    g_adv = generator_loss(run.accelerator, semi.disc, fake_view, fakes.cond)
+    loss = loss + semi.cfg.weight * g_adv
+    parts["g_adv"] = g_adv
+    if semi.anchor_maps:
+        with torch.no_grad():
+            ref = guided_output(semi.snapshot.module, fakes.noisy, fakes.t, fakes.cond, fakes.uncond, fakes.guidance)
+            ref_decoded = decode_prediction(run, ref, fakes.noisy, fakes.t)
+        anchor = anchor_loss(decoded, ref_decoded, semi.anchor_maps)
+        loss = loss + semi.cfg.anchor_weight * anchor
+        parts["anchor"] = anchor
+    return loss, fake_view
 
-    # 6. Final: the pipeline folder with the EMA UNet, and samples at fixed seeds.
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        pipe = ema_pipeline()
-        with AtomicFolder(out / "model", overwrite=True) as tmp:
-            pipe.save_pretrained(tmp)
-        logger.info("saved %s", out / "model")
-        write_samples(pipe, step)
-    accelerator.wait_for_everyone()
-    end_trackers(accelerator)
-    return out / "model"
+
+def decode_prediction(run: LDMRun, pred: torch.Tensor, noisy: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The UNet's output for noisy latents at t -> the predicted clean material, decoded (B, 9, H, W)."""
+    x0 = predicted_x0(run.noise_scheduler, pred, noisy.float(), t, run.cfg.diffusion.prediction_type)
+    return run.vae.decode(denormalize_latents(run.vae.config, x0)).sample.float()
+
+
+def ema_unet(run: LDMRun) -> UNet2DConditionModel:
+    """A copy of the UNet with the EMA weights, adapters merged (the training modules stay untouched)."""
+    unet_copy = copy.deepcopy(run.accelerator.unwrap_model(run.unet)).eval()
+    run.ema.copy_to([p for p in unet_copy.parameters() if p.requires_grad])
+    return merge_lora(unet_copy).requires_grad_(False)
+
+
+def ema_pipeline(run: LDMRun) -> StableMaterialsPipeline:
+    """A pipeline with a copy of the EMA weights (the training modules stay untouched)."""
+    return StableMaterialsPipeline(
+        vae=copy.deepcopy(run.vae), unet=ema_unet(run), scheduler=inference_scheduler(run.noise_scheduler),
+        text_encoder=run.text_encoder, tokenizer=run.tokenizer, embedding_scale=run.embedding_scale,
+    )  # fmt: skip
+
+
+def write_samples(run: LDMRun, pipe: StableMaterialsPipeline, step: int) -> None:
+    sample_materials(pipe, run.cfg.sample, run.prompts, run.cfg.data.crop_size, run.out, step)
+
+
+def save_model(run: LDMRun, step: int) -> None:
+    """OUTPUT/model: the pipeline folder with the EMA UNet; samples from it at fixed seeds."""
+    pipe = ema_pipeline(run)
+    with AtomicFolder(run.out / "model", overwrite=True) as tmp:
+        pipe.save_pretrained(tmp)
+    logger.info("saved %s", run.out / "model")
+    write_samples(run, pipe, step)
 
 
 if __name__ == "__main__":

@@ -12,35 +12,34 @@ folder, with the latent normalisation measured at the end), `samples/` (reconstr
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
+from pathlib import Path
 
 import torch
+from accelerate import Accelerator
 
 from stablematerials.io import AtomicFolder
 from stablematerials.material import MODEL_CHANNELS, Material
 from stablematerials.render import random_light_positions
 
-from .checkpoint import resume_or_seed, save_checkpoint
-from .config import VAEConfig, parse_config
+from .config import VAEConfig, VAELossConfig, parse_config
 from .data import (
     MaterialDataset,
     ShardedBatchSampler,
-    batch_stream,
     discover_materials,
     material_root,
     preview_records,
 )
-from .losses import MAP_CHANNELS, hinge_d_loss, hinge_g_loss, kl_per_element, lowpass_l1, map_l1, render_l1
+from .losses import MAP_CHANNELS, kl_per_element, lowpass_l1, map_l1, render_l1
+from .loop import Bookkeeping, discriminator_step, generator_loss, optimizer_step
 from .models import AutoencoderStep, PatchDiscriminator, build_vae, load_vae, vae_scale_factor
 from .runtime import (
-    JsonlLog,
-    Progress,
-    ensure_finite,
-    log_sample_names,
-    make_accelerator,
+    end_process_group,
     make_lr_scheduler,
     make_optimizer,
+    sample_folder,
     save_samples,
     start_run,
 )  # fmt: skip
@@ -81,11 +80,51 @@ def set_latent_normalization(vae, mean: torch.Tensor, std: torch.Tensor, mode: s
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_config(VAEConfig, sys.argv[1:] if argv is None else argv)
-    accelerator = make_accelerator(cfg.train, cfg.output_dir, cfg.seed)
-    out = start_run(accelerator, cfg, cfg.output_dir, "train_vae")
-    device = accelerator.device
+    train(parse_config(VAEConfig, sys.argv[1:] if argv is None else argv))
+    end_process_group()
+    return 0
 
+
+def train(cfg: VAEConfig) -> Path:
+    """Run (or resume) the training `cfg` describes; returns OUTPUT/vae (written at the end, not with train.stop_at)."""
+    accelerator, out = start_run(cfg, "train_vae")
+    run = set_up(cfg, accelerator, out)
+
+    # 3. Resume: weights, optimisers, schedule, RNG of every process; the data order follows from the step.
+    book = Bookkeeping(accelerator, cfg.train, out, logger, cfg.resume, cfg.seed, script="train_vae")
+    step = book.start
+    batches = book.batches(run.dataset, cfg.seed, cfg.data.num_workers)
+    samples = SampleSet(cfg)
+
+    # 4. Train.
+    run.model.train()
+    while book.running(step):
+        totals = book.micro_batch_means(lambda _: train_micro_step(run, book.next_batch(batches, step), step))
+        step += 1
+        book.end_step(step, totals, sample=lambda at: samples.write(run, at))
+
+    # 5. Final: scaling factor, the VAE folder, reconstructions.
+    book.end(step, save=lambda: save_vae(run, samples, step))
+    return out / "vae"
+
+
+@dataclasses.dataclass
+class VAERun:
+    """What one run of train_vae works with (built by `set_up`)."""
+
+    cfg: VAEConfig
+    accelerator: Accelerator
+    out: Path
+    dataset: MaterialDataset  # augmented crops of the annotated materials
+    model: torch.nn.Module  # the prepared AutoencoderStep around the VAE
+    optimizer: torch.optim.Optimizer
+    lr_scheduler: object
+    disc: torch.nn.Module | None = None  # with loss.disc > 0
+    disc_optimizer: torch.optim.Optimizer | None = None
+
+
+def set_up(cfg: VAEConfig, accelerator: Accelerator, out: Path) -> VAERun:
+    """Data, model and optimisers, prepared (identical initial weights on every process: the seed is shared until here)."""
     # 1. Data: augmented crops of annotated materials.
     records = discover_materials(cfg.data.root, cfg.data.split, cfg.data.families, cfg.data.exclude_families)
     dataset = MaterialDataset(
@@ -93,124 +132,98 @@ def main(argv: list[str] | None = None) -> int:
     )
     logger.info("%d materials from %s, %d processes", len(dataset), material_root(cfg.data.root, cfg.data.split), accelerator.num_processes)
 
-    # 2. Models and optimisers (identical initial weights on every process: the seed is shared until here).
+    # 2. Models and optimisers.
     vae = load_vae(cfg.init_from) if cfg.init_from else build_vae(cfg.model, cfg.data.crop_size)
     if cfg.decoder_only:
         for part in (vae.encoder, vae.quant_conv):
             if part is not None:
                 part.requires_grad_(False)
     model = AutoencoderStep(vae)
-    use_disc = cfg.loss.disc > 0
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg.train)
     lr_scheduler = make_lr_scheduler(optimizer, cfg.train, accelerator.num_processes)
     logger.info("VAE: %.2fM parameters (%.2fM trained), latent %d channels at 1/%d", sum(p.numel() for p in vae.parameters()) / 1e6,
                 sum(p.numel() for p in vae.parameters() if p.requires_grad) / 1e6, vae.config.latent_channels,
                 vae_scale_factor(vae))  # fmt: skip
-    if use_disc:
-        disc = PatchDiscriminator(MODEL_CHANNELS)
-        disc_optimizer = make_optimizer(disc.parameters(), cfg.train, lr=cfg.loss.disc_lr)
-        model, disc, optimizer, disc_optimizer, lr_scheduler = accelerator.prepare(model, disc, optimizer, disc_optimizer, lr_scheduler)
-    else:
+    if cfg.loss.disc <= 0:
         model, optimizer, lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
+        return VAERun(cfg, accelerator, out, dataset, model, optimizer, lr_scheduler)
+    disc = PatchDiscriminator(MODEL_CHANNELS)
+    disc_optimizer = make_optimizer(disc.parameters(), cfg.train, lr=cfg.loss.disc_lr)
+    model, disc, optimizer, disc_optimizer, lr_scheduler = accelerator.prepare(model, disc, optimizer, disc_optimizer, lr_scheduler)
+    return VAERun(cfg, accelerator, out, dataset, model, optimizer, lr_scheduler, disc, disc_optimizer)
 
-    # 3. Resume: weights, optimisers, schedule, RNG of every process; the data order follows from the step.
-    step = resume_or_seed(accelerator, out / "checkpoints", cfg.resume, cfg.seed)
-    accum = cfg.train.gradient_accumulation_steps
-    sampler = ShardedBatchSampler(
-        len(dataset), cfg.train.batch_size, cfg.seed, accelerator.process_index, accelerator.num_processes, step * accum
-    )
-    batches = batch_stream(dataset, sampler, cfg.data.num_workers)
-    progress = Progress(accelerator, cfg.train.max_steps, step)
-    loss_log = JsonlLog(accelerator, out / "losses.jsonl", step)
-    weights = {"basecolor": cfg.loss.basecolor, "normal": cfg.loss.normal, "height": cfg.loss.height,
-               "roughness": cfg.loss.roughness, "metallic": cfg.loss.metallic, "unused": 1.0}  # fmt: skip
 
-    sample_records = preview_records(cfg.data.root, cfg.sample.split, cfg.data.split, cfg.sample.count)
-    sample_set = MaterialDataset(sample_records, cfg.data.crop_size, cfg.data.resolution, cache=False)
+def train_micro_step(run: VAERun, batch: dict, step: int) -> dict[str, torch.Tensor]:
+    """One micro-batch: reconstruction, KL, render (and colour) losses, the adversarial term from loss.disc_start on
+    with its discriminator step. Returns the loss terms."""
+    cfg, accelerator = run.cfg, run.accelerator
+    x = batch["x"].to(accelerator.device)
+    adversarial = run.disc is not None and step >= cfg.loss.disc_start
+    with accelerator.accumulate(*([run.model, run.disc] if run.disc is not None else [run.model])):
+        recon, mean, logvar = run.model(x)
+        recon = recon.float()
+        loss, parts = reconstruction_loss(cfg.loss, recon, x, mean, logvar)
+        if adversarial:
+            g_adv = generator_loss(accelerator, run.disc, recon)
+            loss = loss + cfg.loss.disc * g_adv
+            parts["g_adv"] = g_adv
+        optimizer_step(accelerator, loss, run.model.parameters(), run.optimizer, run.lr_scheduler, cfg.train.max_grad_norm)
+        if adversarial:
+            parts["disc"] = discriminator_step(accelerator, run.disc, run.disc_optimizer, x, recon)
+    parts["loss"] = loss
+    return parts
 
-    def write_samples(at_step: int) -> None:
-        if not accelerator.is_main_process:
+
+def reconstruction_loss(
+    w: VAELossConfig, recon: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The weighted non-adversarial loss of a reconstruction (B, 9, H, W) of x, and its terms: per-map L1 ("rec"),
+    KL, L1 between renders under the same random lights and, with loss.color, a low-pass basecolor L1."""
+    weights = {"basecolor": w.basecolor, "normal": w.normal, "height": w.height, "roughness": w.roughness,
+               "metallic": w.metallic, "unused": 1.0}  # fmt: skip
+    terms = map_l1(recon, x)
+    loss = sum(weights[k] * v for k, v in terms.items())
+    kl = kl_per_element(mean.float(), logvar.float())
+    lights = random_light_positions(x.shape[0], w.render_lights, device=x.device)
+    rend = render_l1(recon, x, lights)
+    loss = loss + w.kl * kl + w.render * rend
+    parts = {"rec": sum(terms.values()), "kl": kl, "render": rend}
+    if w.color:
+        color = lowpass_l1(recon, x, MAP_CHANNELS["basecolor"], w.color_pool)
+        loss = loss + w.color * color
+        parts["color"] = color
+    return loss, parts
+
+
+class SampleSet:
+    """The materials whose reconstructions are the samples (whole materials of sample.split)."""
+
+    def __init__(self, cfg: VAEConfig) -> None:
+        self.records = preview_records(cfg.data.root, cfg.sample.split, cfg.data.split, cfg.sample.count)
+        self.materials = MaterialDataset(self.records, cfg.data.crop_size, cfg.data.resolution, cache=False)
+
+    def write(self, run: VAERun, step: int) -> None:
+        """Their reconstructions by the current VAE, as OUTPUT/samples/step_NNNNNNNN (on the main process)."""
+        if not run.accelerator.is_main_process:
             return
-        inner = accelerator.unwrap_model(model).vae
-        recon = reconstruct(inner, [sample_set.load(i) for i in range(len(sample_set))], device)
-        save_samples(recon, out / "samples" / f"step_{at_step:08d}", [r.name for r in sample_records])
+        inner = run.accelerator.unwrap_model(run.model).vae
+        recon = reconstruct(inner, [self.materials.load(i) for i in range(len(self.materials))], run.accelerator.device)
+        save_samples(recon, sample_folder(run.out, step), [r.name for r in self.records])
         inner.train()
 
-    # 4. Train.
-    model.train()
-    while step < cfg.train.max_steps and not (cfg.train.stop_at and step >= cfg.train.stop_at):
-        totals: dict[str, float] = {}
-        for _ in range(accum):
-            batch = next(batches)
-            if cfg.train.debug_log_samples:
-                log_sample_names(accelerator, out, step + 1, batch["name"])
-            x = batch["x"].to(device)
-            adversarial = use_disc and step >= cfg.loss.disc_start
-            with accelerator.accumulate(*([model, disc] if use_disc else [model])):
-                recon, mean, logvar = model(x)
-                recon = recon.float()
-                terms = map_l1(recon, x)
-                loss = sum(weights[k] * v for k, v in terms.items())
-                kl = kl_per_element(mean.float(), logvar.float())
-                lights = random_light_positions(x.shape[0], cfg.loss.render_lights, device=device)
-                rend = render_l1(recon, x, lights)
-                loss = loss + cfg.loss.kl * kl + cfg.loss.render * rend
-                parts = {"rec": sum(terms.values()), "kl": kl, "render": rend}
-                if cfg.loss.color:
-                    color = lowpass_l1(recon, x, MAP_CHANNELS["basecolor"], cfg.loss.color_pool)
-                    loss = loss + cfg.loss.color * color
-                    parts["color"] = color
-                if adversarial:
-                    d_inner = accelerator.unwrap_model(disc)
-                    d_inner.requires_grad_(False)  # the generator's loss must not train the discriminator
-                    g_adv = hinge_g_loss(d_inner(recon))
-                    d_inner.requires_grad_(True)
-                    loss = loss + cfg.loss.disc * g_adv
-                    parts["g_adv"] = g_adv
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                if adversarial:
-                    logits = disc(torch.cat([x, recon.detach()]))
-                    d_loss = hinge_d_loss(*logits.chunk(2))
-                    accelerator.backward(d_loss)
-                    disc_optimizer.step()
-                    disc_optimizer.zero_grad(set_to_none=True)
-                    parts["disc"] = d_loss
-            parts["loss"] = loss
-            for k, v in parts.items():
-                totals[k] = totals.get(k, 0.0) + float(accelerator.reduce(v.detach().float(), "mean")) / accum
-        step += 1
-        ensure_finite(step, totals)
-        loss_log.write(step, totals)
-        if step % cfg.train.log_every == 0 or step == 1:
-            progress.log(step, totals)
-        if step % cfg.train.checkpoint_every == 0:
-            save_checkpoint(accelerator, out / "checkpoints", step, {"script": "train_vae"}, cfg.train.keep_checkpoints)
-        if cfg.train.sample_every and step % cfg.train.sample_every == 0:
-            write_samples(step)
-    if step < cfg.train.max_steps:
-        logger.info("stopped at step %d (train.stop_at); resume with --resume latest", step)
-        accelerator.end_training()
-        return 0
 
-    # 5. Final: scaling factor, the VAE folder, reconstructions.
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        vae = accelerator.unwrap_model(model).vae.eval()
-        if not cfg.decoder_only:  # a fixed encoder keeps its latents, and so their normalisation
-            mean, std = latent_statistics(vae, dataset, cfg.seed, device)
-            set_latent_normalization(vae, mean, std, cfg.model.latent_norm)
-        with AtomicFolder(out / "vae", overwrite=True) as tmp:
-            vae.save_pretrained(tmp)
-        logger.info("saved %s (latent mean %s, std %s)", out / "vae", vae.config.latents_mean, vae.config.latents_std)
-        write_samples(step)
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    return 0
+def save_vae(run: VAERun, samples: SampleSet, step: int) -> None:
+    """OUTPUT/vae with the latent normalisation measured on training crops (kept when the encoder was fixed), and
+    reconstructions by it."""
+    cfg = run.cfg
+    vae = run.accelerator.unwrap_model(run.model).vae.eval()
+    if not cfg.decoder_only:  # a fixed encoder keeps its latents, and so their normalisation
+        mean, std = latent_statistics(vae, run.dataset, cfg.seed, run.accelerator.device)
+        set_latent_normalization(vae, mean, std, cfg.model.latent_norm)
+    with AtomicFolder(run.out / "vae", overwrite=True) as tmp:
+        vae.save_pretrained(tmp)
+    logger.info("saved %s (latent mean %s, std %s)", run.out / "vae", vae.config.latents_mean, vae.config.latents_std)
+    samples.write(run, step)
 
 
 if __name__ == "__main__":
