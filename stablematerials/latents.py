@@ -40,3 +40,29 @@ def denormalize_latents(vae_config, latents: torch.Tensor) -> torch.Tensor:
     if stats is not None:
         return latents * stats[1] / scaling + stats[0]
     return latents / scaling + (getattr(vae_config, "shift_factor", None) or 0.0)
+
+
+def vae_scale_factor(vae_config) -> int:
+    """How many pixels one latent cell spans per side: 2 per downsampling level of the VAE."""
+    return 2 ** (len(vae_config.block_out_channels) - 1)
+
+
+def model_latents(vae_config, z: torch.Tensor, color: torch.Tensor | None = None) -> torch.Tensor:
+    """The diffusion model's latents: VAE latents (B, C, h, w) normalised, then the colour latents (B, 3, h, w) of
+    `stablematerials.color_latents` when the model uses them."""
+    latents = normalize_latents(vae_config, z)
+    return latents if color is None else torch.cat([latents, color.to(latents.dtype)], dim=1)
+
+
+def decode_model_latents(vae, latents: torch.Tensor, color_latents: bool, wrap: bool) -> torch.Tensor:
+    """Model latents -> (B, 9, H, W) model-space maps: the VAE decodes its own channels; with `color_latents` the
+    last three channels set the basecolor's low frequencies (`stablematerials.color_latents.apply_color`, wrapping
+    around the edges when `wrap`). Convolution padding is the caller's (`stablematerials.tiling`)."""
+    from .color_latents import apply_color
+
+    channels = vae.config.latent_channels
+    z = denormalize_latents(vae.config, latents[:, :channels].to(vae.dtype))
+    decoded = vae.decode(z).sample
+    if not color_latents:
+        return decoded
+    return apply_color(decoded, latents[:, channels:], vae_scale_factor(vae.config), wrap)

@@ -29,7 +29,8 @@ from .conditioning import (
 )
 from .defaults import DEFAULT_GUIDANCE, STUDENT_STEPS, TEACHER_STEPS, native_size
 from .guidance import apply_guidance, guidance_scale_embedding
-from .latents import denormalize_latents
+from .color_latents import COLOR_CHANNELS
+from .latents import decode_model_latents, vae_scale_factor
 from .material import Material, encode_for_file, unpack_model_channels
 from .published import StableMaterialsMaterial
 from .tiling import TilingState, enable_feature_rolling, tiling
@@ -98,11 +99,19 @@ class StableMaterialsPipeline(DiffusionPipeline):
         vision_encoder: torch.nn.Module | None = None,
         processor=None,
         embedding_scale: float = 1.0,
+        color_latents: bool = False,
     ) -> None:
         super().__init__()
         if not (isinstance(embedding_scale, (int, float)) and math.isfinite(embedding_scale) and embedding_scale > 0):
             raise ValueError(f"embedding_scale must be a positive number, got {embedding_scale!r}")
-        self.register_to_config(embedding_scale=float(embedding_scale))
+        want = vae.config.latent_channels + (COLOR_CHANNELS if color_latents else 0)
+        if unet.config.in_channels != want:
+            colour = f" + {COLOR_CHANNELS} colour" if color_latents else ""
+            raise ValueError(
+                f"the UNet takes {unet.config.in_channels} latent channels, but the VAE's {vae.config.latent_channels}"
+                f"{colour} make {want}"
+            )
+        self.register_to_config(embedding_scale=float(embedding_scale), color_latents=bool(color_latents))
         self.register_modules(
             vae=vae,
             unet=unet,
@@ -112,7 +121,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
             vision_encoder=vision_encoder,
             processor=processor,
         )
-        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.vae_scale_factor = vae_scale_factor(self.vae.config)
         enable_feature_rolling(self.unet)
         enable_feature_rolling(self.vae)
 
@@ -156,9 +165,10 @@ class StableMaterialsPipeline(DiffusionPipeline):
         unknown = set(components) - set(inspect.signature(cls.__init__).parameters)
         if unknown:
             raise TypeError(f"unexpected keyword arguments for from_pretrained: {sorted(unknown)}")
-        loaded: dict[str, Any] = {"embedding_scale": components.pop("embedding_scale", index.get("embedding_scale", 1.0))}
+        settings = {"embedding_scale": 1.0, "color_latents": False}  # saved in model_index.json, not components
+        loaded: dict[str, Any] = {k: components.pop(k, index.get(k, default)) for k, default in settings.items()}
         for name in inspect.signature(cls.__init__).parameters:
-            if name in ("self", "embedding_scale"):
+            if name == "self" or name in settings:
                 continue
             if name in components:
                 loaded[name] = components[name]
@@ -483,11 +493,11 @@ class StableMaterialsPipeline(DiffusionPipeline):
         window: int | None = None,
         roll_generators: tuple[torch.Generator | None, ...] = (None,),
     ) -> torch.Tensor:
-        """Latents -> (B, 9, H, W) in model space; circular padding makes a tileable latent decode seamlessly."""
-        z = denormalize_latents(self.vae.config, latents.to(self.vae.dtype))
-        state = TilingState(circular=tileable, window=window, latent_hw=tuple(z.shape[-2:]), generators=roll_generators)
+        """Latents -> (B, 9, H, W) in model space (with colour latents, the basecolor's low frequencies come from
+        them: `stablematerials.color_latents`); circular padding makes a tileable latent decode seamlessly."""
+        state = TilingState(circular=tileable, window=window, latent_hw=tuple(latents.shape[-2:]), generators=roll_generators)
         with tiling(state):
-            return self.vae.decode(z).sample
+            return decode_model_latents(self.vae, latents, self.config.color_latents, wrap=tileable)
 
     def package(
         self,

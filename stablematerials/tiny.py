@@ -100,12 +100,12 @@ def tiny_image_encoder(seed: int = 0, embed_dim: int = 32):
     return build_image_encoder(embed_dim, hidden_sizes=(8, 16), depths=(1, 1), image_size=32, seed=seed)
 
 
-def tiny_pipeline(seed: int = 0, student: bool = False, vision: bool | str = True):
+def tiny_pipeline(seed: int = 0, student: bool = False, vision: bool | str = True, color_latents: bool = False):
     """A complete `StableMaterialsPipeline` with tiny random components (64 px default output).
 
     `vision`: True or "resnet" for the default model's kind of image encoder (a ResNet whose projected pooled
     features are the prompt embedding), "clip" for a CLIP vision tower with projection (the published model's
-    kind), False for none."""
+    kind), False for none. `color_latents`: the UNet works on 4 VAE + 3 colour channels (as the default model)."""
     from .pipeline import StableMaterialsPipeline
 
     text_encoder, tokenizer = tiny_text_encoder(seed)
@@ -121,12 +121,13 @@ def tiny_pipeline(seed: int = 0, student: bool = False, vision: bool | str = Tru
     scheduler = LCMScheduler(**scheduler_kwargs) if student else DDIMScheduler(**scheduler_kwargs)
     return StableMaterialsPipeline(
         vae=tiny_vae(seed),
-        unet=tiny_unet(seed, student=student),
+        unet=tiny_unet(seed, in_channels=7 if color_latents else 4, student=student),
         scheduler=scheduler,
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         vision_encoder=vision_encoder,
         processor=processor,
+        color_latents=color_latents,
     )
 
 

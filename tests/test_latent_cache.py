@@ -51,6 +51,7 @@ def test_shards_hold_training_seeds_captions_and_the_vae_digest(cache: dict[str,
     for s in shards:
         with safe_open(s, "pt") as f:
             assert f.get_tensor("latents").shape[1:] == (4, 16, 16)  # 32 px at factor 2, the margin cropped off
+            assert f.get_tensor("color").shape[1:] == (3, 16, 16)  # the basecolor's mean per latent cell
             assert f.metadata()["vae_digest"] == vae_digest(cache["vae"])
             records += json.loads(f.metadata()["records"])
     assert len(records) == 5 and all(split_of(r["seed"]) == "train" for r in records)  # val/test seeds stay unseen
@@ -89,10 +90,13 @@ def test_latent_crops_wrap_and_pick_a_caption_variant(cache: dict[str, Path]) ->
     item = data[(3, 123)]
     full = data.latents[3].float()
     assert item["latents"].shape == (4, 8, 8) and item["caption"] in data.records[3]["captions"]
+    assert item["color"].shape == (3, 8, 8)
     # the crop is a window of the periodically extended latents
     tiled = full.repeat(1, 2, 2)
     hits = [(i, j) for i in range(16) for j in range(16) if torch.equal(tiled[:, i : i + 8, j : j + 8], item["latents"])]
     assert hits
+    colors = data.colors[3].float().repeat(1, 2, 2)  # the colour crop is the same window
+    assert any(torch.equal(colors[:, i : i + 8, j : j + 8], item["color"]) for i, j in hits)
     with pytest.raises(ValueError, match="another VAE"):
         LatentDataset(cache["latents"], crop=8, vae_digest="0" * 16)
     with pytest.raises(ValueError, match="larger than the cached latents"):
@@ -109,9 +113,11 @@ def test_teacher_and_student_train_on_the_cache_with_zero_terminal_snr(cache: di
     args = ["--output_dir", str(root / "ldm"), "--vae", str(cache["vae"]), "--text_encoder", str(cache["text"]),
             "--data.latents", str(cache["latents"]), "--diffusion.prediction_type=v_prediction",
             "--diffusion.rescale_betas_zero_snr=true", "--diffusion.snr_gamma=0", "--train.max_steps=2",
-            "--sample.steps=2", "--model.text_time_embedding=true", *UNET_MODEL, *LOOP]  # fmt: skip
+            "--sample.steps=2", "--model.text_time_embedding=true", "--model.color_latents=true", *UNET_MODEL,
+            *LOOP]  # fmt: skip
     assert train_ldm.main(args) == 0
     pipe = StableMaterialsPipeline.from_pretrained(root / "ldm" / "model")
+    assert pipe.config.color_latents and pipe.unet.config.in_channels == 4 + 3
     sched = pipe.scheduler.config
     assert sched.rescale_betas_zero_snr and sched.timestep_spacing == "trailing" and sched.prediction_type == "v_prediction"
     pipe.scheduler.set_timesteps(4)
@@ -128,6 +134,7 @@ def test_teacher_and_student_train_on_the_cache_with_zero_terminal_snr(cache: di
            "--train.max_steps=2", "--lcm.time_cond_proj_dim=16", *LOOP]  # fmt: skip
     assert distill_lcm.main(lcm) == 0
     student = StableMaterialsPipeline.from_pretrained(root / "lcm" / "model", student=True)
+    assert student.config.color_latents and student.unet.config.in_channels == 7
     m = student("red bricks", num_inference_steps=4, height=16, width=16, generator=torch.Generator().manual_seed(0),
                 output_type="material").images[0]
     assert m.size == (16, 16) and torch.isfinite(torch.from_numpy(m.basecolor)).all()

@@ -379,6 +379,9 @@ class UNetModelConfig:
     # ResNet block is conditioned, not only the attention levels. With one caption token, cross-attention can only
     # add a caption-dependent bias at the levels that have attention (the softmax over one key is 1).
     text_time_embedding: bool = False
+    # Three more latent channels: the basecolor's mean over each latent cell (stablematerials.color_latents), which
+    # the decoded basecolor's low frequencies are taken from. For a VAE that keeps detail but loses colour (v3's).
+    color_latents: bool = False
 
     def check(self) -> None:
         if len(self.attention_levels) != len(self.block_out_channels):

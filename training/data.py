@@ -235,15 +235,20 @@ class LatentDataset(Dataset):
         files = sorted(Path(folder).glob(LATENT_SHARD_GLOB))
         if not files:
             raise ValueError(f"no latent shards (shard_*.safetensors) in {str(folder)!r}; run training.encode_latents")
-        latents, self.records = [], []
+        latents, colors, self.records = [], [], []
         for f in files:
             with safe_open(f, "pt") as shard:
                 meta = shard.metadata() or {}
                 if vae_digest is not None and meta.get("vae_digest") != vae_digest:
                     raise ValueError(f"{f} was encoded by another VAE (digest {meta.get('vae_digest')}, this VAE {vae_digest})")
                 latents.append(shard.get_tensor("latents").half())
+                if "color" in shard.keys():
+                    colors.append(shard.get_tensor("color").half())
                 self.records += json.loads(meta["records"])
+        if colors and len(colors) != len(files):
+            raise ValueError(f"some latent shards in {str(folder)!r} hold colour latents and some do not; re-encode them")
         self.latents = torch.cat(latents)  # (N, C, h, w)
+        self.colors = torch.cat(colors) if colors else None  # (N, 3, h, w) colour latents, or None
         if crop > min(self.latents.shape[-2:]):
             raise ValueError(f"latent crop {crop} is larger than the cached latents {tuple(self.latents.shape[-2:])}")
         self.crop = crop
@@ -258,13 +263,18 @@ class LatentDataset(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> dict:
         index, seed = key
         rng = np.random.default_rng(seed)
-        z = self.latents[index]
-        h, w = z.shape[-2:]
+        h, w = self.latents.shape[-2:]
         top, left = int(rng.integers(h)), int(rng.integers(w))
-        z = torch.roll(z, shifts=(-top, -left), dims=(-2, -1))[:, : self.crop, : self.crop]
+
+        def crop(t: torch.Tensor) -> torch.Tensor:
+            return torch.roll(t, shifts=(-top, -left), dims=(-2, -1))[:, : self.crop, : self.crop].float()
+
         rec = self.records[index]
         caption = rec["captions"][int(rng.integers(len(rec["captions"])))]
-        return {"latents": z.float(), "caption": caption, "name": rec["name"], "family": rec["family"]}
+        item = {"latents": crop(self.latents[index]), "caption": caption, "name": rec["name"], "family": rec["family"]}
+        if self.colors is not None:
+            item["color"] = crop(self.colors[index])
+        return item
 
 
 def training_set(data, factor: int, vae_folder: str | Path) -> tuple[Dataset, list[str], str]:
@@ -281,12 +291,19 @@ def training_set(data, factor: int, vae_folder: str | Path) -> tuple[Dataset, li
 
 
 @torch.no_grad()
-def batch_latents(vae, batch: dict, device: torch.device) -> torch.Tensor:
-    """A training batch's normalised model latents: its cached VAE latents, or its materials encoded (a posterior sample)."""
-    from stablematerials.latents import normalize_latents
+def batch_latents(vae, batch: dict, device: torch.device, color_latents: bool = False) -> torch.Tensor:
+    """A training batch's model latents (`stablematerials.latents.model_latents`): its cached VAE latents, or its
+    materials encoded (a posterior sample); with `color_latents`, its colour latents after them."""
+    from stablematerials.color_latents import encode_color
+    from stablematerials.latents import model_latents, vae_scale_factor
 
     z = batch["latents"].to(device) if "latents" in batch else vae.encode(batch["x"].to(device)).latent_dist.sample()
-    return normalize_latents(vae.config, z)
+    if not color_latents:
+        return model_latents(vae.config, z)
+    if "latents" in batch and "color" not in batch:
+        raise ValueError("the model uses colour latents, but the latent cache holds none: re-run training.encode_latents")
+    color = batch["color"] if "color" in batch else encode_color(batch["x"][:, 0:3], vae_scale_factor(vae.config))
+    return model_latents(vae.config, z, color.to(device))
 
 
 def default_sample_prompts(data, dataset: Dataset, count: int) -> list[str]:

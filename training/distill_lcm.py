@@ -167,7 +167,7 @@ def distill_micro_step(run: LCMRun, batch: dict) -> torch.Tensor:
     """One micro-batch of latent consistency distillation (Luo et al. 2023, Alg. 1); returns its loss."""
     cfg, accelerator, device = run.cfg, run.accelerator, run.accelerator.device
     sched, ptype = run.noise_scheduler, run.noise_scheduler.config.prediction_type
-    latents = batch_latents(run.vae, batch, device)
+    latents = batch_latents(run.vae, batch, device, run.teacher_pipe.config.color_latents)
     b = latents.shape[0]
     noise = torch.randn_like(latents)
     index = torch.randint(0, cfg.lcm.num_ddim_timesteps, (b,), device=device)
@@ -217,7 +217,7 @@ def student_pipeline(run: LCMRun) -> StableMaterialsPipeline:
         vae=copy.deepcopy(run.vae), unet=copy.deepcopy(run.target).eval(),
         scheduler=LCMScheduler.from_config(teacher_pipe.scheduler.config),
         text_encoder=teacher_pipe.text_encoder, tokenizer=teacher_pipe.tokenizer,
-        embedding_scale=teacher_pipe.config.embedding_scale,
+        embedding_scale=teacher_pipe.config.embedding_scale, color_latents=teacher_pipe.config.color_latents,
     )  # fmt: skip
 
 

@@ -9,7 +9,7 @@ pixels on each side before encoding and cropped after, so the latents tile like 
 keeps `captions` caption variants (the family's sentence shapes drawn with other seeds).
 
 Output: `shard_NNNNN.safetensors` files, each with `latents` (K, C, h, w) float16 (the posterior mean, before the
-latent normalisation) and metadata: the records (name, family, seed, captions) and the VAE's weight digest, which
+latent normalisation), `color` (K, 3, h, w) float16 (the colour latents of stablematerials.color_latents) and metadata: the records (name, family, seed, captions) and the VAE's weight digest, which
 train_ldm checks against its VAE. Finished shards are kept, so an interrupted run resumes where it stopped.
 """
 
@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from safetensors.torch import save
 
+from stablematerials.color_latents import encode_color
 from stablematerials.io import atomic_write_bytes
 from stablematerials.procedural import FAMILIES, get_family
 from stablematerials.procedural.dataset import dataset_material, material_name, split_of
@@ -127,24 +128,29 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     with _material_maker(cfg.workers) as make:
         for done, k in enumerate(todo, 1):
-            records, latents, batch = [], [], []
+            records, latents, colors, batch = [], [], [], []
             for record, x in make(_make_material, shards[k]):
                 records.append(record)
                 batch.append(torch.from_numpy(x).float())
                 if len(batch) == cfg.batch_size or len(records) == len(shards[k]):
-                    latents.append(encode_wrapped(vae, torch.stack(batch), cfg.wrap_margin).half())
+                    x = torch.stack(batch)
+                    latents.append(encode_wrapped(vae, x, cfg.wrap_margin).half())
+                    colors.append(encode_color(x[:, 0:3], vae_scale_factor(vae)).half())
                     batch = []
-            write_shard(latent_shard_path(out, k), torch.cat(latents), records, digest, cfg)
+            write_shard(latent_shard_path(out, k), torch.cat(latents), torch.cat(colors), records, digest, cfg)
             rate = done * cfg.shard_size / (time.time() - start)
             logger.info("shard %d/%d written (%.2f materials/s, ETA %.0f min)", k + 1, len(shards), rate,
                         (len(todo) - done) * cfg.shard_size / rate / 60)  # fmt: skip
     return 0
 
 
-def write_shard(path: Path, latents: torch.Tensor, records: list[dict], digest: str, cfg: LatentCacheConfig) -> None:
+def write_shard(
+    path: Path, latents: torch.Tensor, colors: torch.Tensor, records: list[dict], digest: str, cfg: LatentCacheConfig
+) -> None:
     """One shard file, written atomically."""
     metadata = {"records": json.dumps(records), "vae_digest": digest, "size": str(cfg.size), "wrap_margin": str(cfg.wrap_margin)}
-    atomic_write_bytes(path, save({"latents": latents.contiguous()}, metadata=metadata))
+    tensors = {"latents": latents.contiguous(), "color": colors.contiguous()}
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ import torch
 from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
 from torch import nn
 
+from stablematerials.color_latents import COLOR_CHANNELS
+from stablematerials.latents import vae_scale_factor as latent_cell_size
 from stablematerials.material import MODEL_CHANNELS
 
 from .config import DiffusionConfig, LoRAConfig, UNetModelConfig, VAEModelConfig
@@ -48,17 +50,19 @@ def load_vae(path: str | Path) -> AutoencoderKL:
 
 def vae_scale_factor(vae: AutoencoderKL) -> int:
     """Pixels per latent pixel."""
-    return 2 ** (len(vae.config.block_out_channels) - 1)
+    return latent_cell_size(vae.config)
 
 
 def build_unet(cfg: UNetModelConfig, latent_channels: int, cross_attention_dim: int, sample_size: int) -> UNet2DConditionModel:
-    """A fresh UNet2DConditionModel conditioned on one cross-attention token."""
+    """A fresh UNet2DConditionModel conditioned on one cross-attention token, over the VAE's `latent_channels` and,
+    with `cfg.color_latents`, the three colour channels."""
+    channels = latent_channels + (COLOR_CHANNELS if cfg.color_latents else 0)
     down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in cfg.attention_levels)
     up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(cfg.attention_levels))
     return UNet2DConditionModel(
         sample_size=sample_size,
-        in_channels=latent_channels,
-        out_channels=latent_channels,
+        in_channels=channels,
+        out_channels=channels,
         block_out_channels=tuple(cfg.block_out_channels),
         down_block_types=down,
         up_block_types=up,

@@ -29,7 +29,7 @@ from diffusers.training_utils import EMAModel
 from stablematerials.conditioning import embedding_dim
 from stablematerials.guidance import apply_guidance
 from stablematerials.io import AtomicFolder
-from stablematerials.latents import denormalize_latents
+from stablematerials.latents import decode_model_latents
 from stablematerials.pipeline import StableMaterialsPipeline
 
 from .config import LDMConfig, SemiConfig, parse_config
@@ -145,6 +145,7 @@ class LDMRun:
     optimizer: torch.optim.Optimizer
     lr_scheduler: object
     semi: SemiStream | None = None
+    color_latents: bool = False  # the model's latents end with 3 colour channels (stablematerials.color_latents)
 
 
 def set_up(cfg: LDMConfig, accelerator: Accelerator, out: Path) -> LDMRun:
@@ -180,8 +181,9 @@ def set_up(cfg: LDMConfig, accelerator: Accelerator, out: Path) -> LDMRun:
     # 3. Models (UNet, its EMA, the stream's discriminator), optimisers and schedule, prepared.
     unet, noise_scheduler = make_unet(cfg, base, vae, embed_dim, cfg.data.crop_size // factor)
     trained, ema, optimizer, lr_scheduler = make_trainer(cfg, unet, accelerator.num_processes)
+    color = base.config.color_latents if base is not None else cfg.model.color_latents
     run = LDMRun(cfg, accelerator, out, vae, text_encoder, tokenizer, embedding_scale, embeds, list(prompts), dataset,
-                 unet, noise_scheduler, trained, ema, optimizer, lr_scheduler)  # fmt: skip
+                 unet, noise_scheduler, trained, ema, optimizer, lr_scheduler, color_latents=color)  # fmt: skip
     prepare_training(run, images, embed_dim)
     return run
 
@@ -281,7 +283,7 @@ def denoising_inputs(run: LDMRun, batch: dict) -> tuple[torch.Tensor, torch.Tens
     """A material batch -> noisy latents at random t, their conditioning (a share of it dropped to the empty caption
     for classifier-free guidance) and the target the UNet should predict."""
     device, diffusion = run.accelerator.device, run.cfg.diffusion
-    latents = batch_latents(run.vae, batch, device)
+    latents = batch_latents(run.vae, batch, device, run.color_latents)
     b = latents.shape[0]
     noise = torch.randn_like(latents)
     t = torch.randint(0, run.noise_scheduler.config.num_train_timesteps, (b,), device=device)
@@ -360,7 +362,7 @@ def add_semi_losses(
 def decode_prediction(run: LDMRun, pred: torch.Tensor, noisy: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """The UNet's output for noisy latents at t -> the predicted clean material, decoded (B, 9, H, W)."""
     x0 = predicted_x0(run.noise_scheduler, pred, noisy.float(), t, run.cfg.diffusion.prediction_type)
-    return run.vae.decode(denormalize_latents(run.vae.config, x0)).sample.float()
+    return decode_model_latents(run.vae, x0, run.color_latents, wrap=False).float()  # photos do not tile
 
 
 def ema_unet(run: LDMRun) -> UNet2DConditionModel:
@@ -375,6 +377,7 @@ def ema_pipeline(run: LDMRun) -> StableMaterialsPipeline:
     return StableMaterialsPipeline(
         vae=copy.deepcopy(run.vae), unet=ema_unet(run), scheduler=inference_scheduler(run.noise_scheduler),
         text_encoder=run.text_encoder, tokenizer=run.tokenizer, embedding_scale=run.embedding_scale,
+        color_latents=run.color_latents,
     )  # fmt: skip
 
 

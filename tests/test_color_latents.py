@@ -1,0 +1,80 @@
+"""Colour latents (stablematerials/color_latents.py): the basecolor's regional colour carried exactly beside the VAE's
+latents, and the pipeline that decodes with them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from stablematerials.color_latents import COLOR_SCALE, apply_color, encode_color, upsample_color
+from stablematerials.pipeline import StableMaterialsPipeline
+from stablematerials.tiny import tiny_pipeline, tiny_unet
+
+
+def material(seed: int = 0, h: int = 32, w: int = 48) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(2, 9, h, w, generator=g) * 2 - 1
+
+
+def test_decoding_the_original_gives_it_back_exactly() -> None:
+    x = material()
+    assert torch.allclose(apply_color(x, encode_color(x[:, 0:3], 8), 8, wrap=True), x, atol=1e-6)
+    assert torch.allclose(apply_color(x, encode_color(x[:, 0:3], 8), 8, wrap=False), x, atol=1e-6)
+
+
+def test_a_colour_shifted_decode_gets_the_colour_back_and_keeps_its_detail() -> None:
+    x = material() * 0.3
+    shifted = x.clone()
+    shifted[:, 0:3] += torch.tensor([0.4, -0.2, -0.3]).view(1, 3, 1, 1)  # a decoder that turns everything orange
+    fixed = apply_color(shifted, encode_color(x[:, 0:3], 8), 8, wrap=True)
+    assert (shifted[:, 0:3].mean((2, 3)) - x[:, 0:3].mean((2, 3))).abs().max() > 0.2
+    assert (fixed[:, 0:3] - x[:, 0:3]).abs().max() < 1e-5  # a uniform shift is pure low frequency
+    assert torch.equal(fixed[:, 3:], shifted[:, 3:])  # the other maps stay as decoded
+
+
+def test_wrapped_upsampling_commutes_with_whole_cell_shifts_and_the_plain_one_does_not_wrap() -> None:
+    cells = torch.rand(1, 3, 4, 6)
+    up = upsample_color(cells, 8, wrap=True)
+    rolled = upsample_color(torch.roll(cells, (1, 2), (-2, -1)), 8, wrap=True)
+    assert torch.allclose(torch.roll(up, (8, 16), (-2, -1)), rolled, atol=1e-6)  # no seam at the wrap
+    plain = upsample_color(cells, 8, wrap=False)
+    assert torch.allclose(plain[..., :4, :4], cells[..., :1, :1].expand(1, 3, 4, 4), atol=1e-6)  # borders hold their cell
+
+
+def test_encode_color_is_the_cell_mean_times_the_scale_and_refuses_ragged_sizes() -> None:
+    x = material()
+    assert torch.allclose(encode_color(x[:, 0:3], 8), F.avg_pool2d(x[:, 0:3], 8) * COLOR_SCALE)
+    with pytest.raises(ValueError, match="does not divide into 8 px cells"):
+        encode_color(x[:, 0:3, :30], 8)
+
+
+def test_the_pipeline_decodes_colour_latents_and_saves_the_setting(tmp_path) -> None:
+    pipe = tiny_pipeline(0, vision=False, color_latents=True)
+    pipe.set_progress_bar_config(disable=True)
+    f = pipe.vae_scale_factor
+    latents = torch.zeros(1, 7, 8, 8)
+    latents[:, 4:] = torch.tensor([0.8, -0.6, -0.6]).view(1, 3, 1, 1) * COLOR_SCALE  # model-space red
+    maps = pipe.decode_latents(latents, tileable=True)
+    assert maps.shape == (1, 9, 8 * f, 8 * f)
+    mean = maps[0, 0:3].mean((1, 2))
+    assert torch.allclose(mean, torch.tensor([0.8, -0.6, -0.6]), atol=0.05)  # the colour channels set the colour
+    out = pipe("red bricks", num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="material")
+    pipe.save_pretrained(tmp_path / "model")
+    assert json.loads((tmp_path / "model" / "model_index.json").read_text())["color_latents"] is True
+    again = StableMaterialsPipeline.from_pretrained(tmp_path / "model")
+    assert again.config.color_latents
+    out2 = again("red bricks", num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="material")
+    assert torch.equal(torch.from_numpy(out.images[0].basecolor), torch.from_numpy(out2.images[0].basecolor))
+
+
+def test_a_unet_that_does_not_match_the_latent_channels_is_refused() -> None:
+    pipe = tiny_pipeline(0, vision=False)
+    with pytest.raises(ValueError, match="UNet takes 4 latent channels, but the VAE's 4 \\+ 3 colour make 7"):
+        StableMaterialsPipeline(vae=pipe.vae, unet=pipe.unet, scheduler=pipe.scheduler, text_encoder=pipe.text_encoder,
+                                tokenizer=pipe.tokenizer, color_latents=True)  # fmt: skip
+    with pytest.raises(ValueError, match="UNet takes 7 latent channels, but the VAE's 4 make 4"):
+        StableMaterialsPipeline(vae=pipe.vae, unet=tiny_unet(0, in_channels=7), scheduler=pipe.scheduler,
+                                text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer)  # fmt: skip
