@@ -26,30 +26,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import DiffusionPipeline, UNet2DModel
 from diffusers.utils import BaseOutput
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .components import load_component
 from .maps import MODEL_CHANNELS
-from .material import Material, resize_wrapped, unpack_model_channels
+from .material import resize_wrapped
+from .outputs import MAP_OUTPUT_TYPES, package_maps
+from .pictures import PictureLike, read_picture
 from .seamless import make_tileable, tileable_crop
 from .tiling import TilingState, enable_feature_rolling, tiling
 
 logger = logging.getLogger(__name__)
 
-PhotoLike = Image.Image | np.ndarray | torch.Tensor | str | os.PathLike
-OUTPUT_TYPES = ("material", "pil", "np", "pt")
+PhotoLike = PictureLike
 MIN_PHOTO_SIDE = 24  # smaller photos hold too little surface to read maps from (and cannot be made tileable)
 
 
 @dataclass
 class StableMaterialsCaptureOutput(BaseOutput):
-    """`images`: a list of `Material` ("material"), of dicts of PIL images ("pil"), of (H, W, 9) arrays ("np") or
-    of (9, H, W) tensors ("pt") with maps in [0, 1] (normal encoded 0.5 n + 0.5); one per photo (sizes may differ)."""
+    """`images`: one item per photo (their sizes may differ), as `output_type` asks (`stablematerials.outputs`): a
+    `Material`, a `StableMaterialsMaterial` with PIL maps ("pil"), an (H, W, 9) array ("np") or a (9, H, W) tensor
+    ("pt") with maps in [0, 1] (normal encoded 0.5 n + 0.5)."""
 
     images: Any
 
@@ -60,53 +60,14 @@ class StableMaterialsCaptureOutput(BaseOutput):
 
 
 def load_photo(photo: PhotoLike) -> torch.Tensor:
-    """A photo as a (3, H, W) float32 tensor of sRGB values in [0, 1], or one clear ValueError.
-
-    Takes a PIL image, an (H, W), (H, W, 3) or (H, W, 4) array (uint8, uint16 or float in [0, 1]), a (3, H, W) or
-    (1, H, W) tensor in [0, 1], or a file path. Alpha is dropped.
-    """
-    if isinstance(photo, (str, os.PathLike)):
-        path = Path(photo)
-        if not path.is_file():
-            raise ValueError(f"photo {str(path)!r} is not a file")
-        try:
-            with Image.open(path) as im:
-                photo = ImageOps.exif_transpose(im)  # phone photos store their turn in EXIF
-                photo.load()
-        except (UnidentifiedImageError, OSError) as e:
-            raise ValueError(f"photo {str(path)!r} is not a readable image: {e}") from e
-    if isinstance(photo, Image.Image) and photo.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey
-        arr = np.repeat(np.asarray(photo, dtype=np.float32)[..., None] / 65535.0, 3, axis=-1)
-    elif isinstance(photo, Image.Image):
-        arr = np.asarray(photo.convert("RGB"), dtype=np.float32) / 255.0
-    elif isinstance(photo, torch.Tensor):
-        t = photo.detach().cpu()
-        if t.ndim != 3 or t.shape[0] not in (1, 3):
-            raise ValueError(f"a photo tensor must be (3, H, W) in [0, 1], got shape {tuple(t.shape)}")
-        arr = t.float().expand(3, -1, -1).permute(1, 2, 0).numpy()
-    elif isinstance(photo, np.ndarray):
-        arr = photo
-        if arr.ndim == 2:
-            arr = arr[..., None]
-        if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4):
-            raise ValueError(f"a photo array must be (H, W, 3), got shape {photo.shape}")
-        if arr.dtype == np.uint8:
-            arr = arr.astype(np.float32) / 255.0
-        elif arr.dtype == np.uint16:
-            arr = arr.astype(np.float32) / 65535.0
-        elif np.issubdtype(arr.dtype, np.floating):
-            arr = arr.astype(np.float32)
-        else:
-            raise ValueError(f"a photo array must be uint8, uint16 or float, got {arr.dtype}")
-        arr = np.repeat(arr, 3, axis=-1) if arr.shape[-1] == 1 else arr[..., :3]
-    else:
-        raise ValueError(f"cannot read a photo from an object of type {type(photo).__name__}")
-    if arr.size and not np.isfinite(arr).all():
-        raise ValueError("photo contains NaN or infinite values")
-    h, w = arr.shape[:2]
+    """A photo as a (3, H, W) float32 tensor of sRGB values in [0, 1], or one clear ValueError: any picture
+    `stablematerials.pictures.read_picture` reads (EXIF turn applied, 16-bit kept, transparency on grey), at its full
+    size, at least MIN_PHOTO_SIDE pixels per side."""
+    rgb = read_picture(photo, "photo")
+    h, w = rgb.shape[:2]
     if min(h, w) < MIN_PHOTO_SIDE:
         raise ValueError(f"photo is {w}x{h} pixels; it needs at least {MIN_PHOTO_SIDE} per side")
-    return torch.from_numpy(np.ascontiguousarray(np.clip(arr, 0.0, 1.0))).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
 
 
 def output_size(height: int, width: int, max_size: int | None) -> tuple[int, int]:
@@ -251,8 +212,8 @@ class StableMaterialsCapturePipeline(DiffusionPipeline):
             raise ValueError(f"tile_size must be a multiple of {m} and at least {4 * m}, got {tile_size!r}")
         if not (isinstance(overlap, (int, float)) and 0.0 < overlap < 0.5):
             raise ValueError(f"overlap must be a fraction in (0, 0.5), got {overlap!r}")
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}")
+        if output_type not in MAP_OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {', '.join(MAP_OUTPUT_TYPES)}, got {output_type!r}")
 
     def prepare_photo(self, photo: torch.Tensor, size: tuple[int, int], tileable: bool, overlap: float) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
         """The network's input (1, 3, H', W') in [0, 1], with H', W' multiples of `size_multiple`, and the photo crop
@@ -314,16 +275,6 @@ class StableMaterialsCapturePipeline(DiffusionPipeline):
             return resize_wrapped(maps, (h, w))
         return maps[..., :h, :w]
 
-    def _package(self, maps: torch.Tensor, output_type: str, metadata: dict):
-        unpacked = unpack_model_channels(maps)
-        material = Material.from_tensors({k: v[0] for k, v in unpacked.items()}, metadata)
-        if output_type == "material":
-            return material
-        if output_type == "pil":
-            return material.to_pil()
-        arr = material.to_numpy()
-        return arr if output_type == "np" else torch.from_numpy(arr).permute(2, 0, 1).contiguous()
-
     # ------------------------------------------------------------------------------------------
     # Capture
     # ------------------------------------------------------------------------------------------
@@ -373,7 +324,7 @@ class StableMaterialsCapturePipeline(DiffusionPipeline):
                 "model": self.config.get("_name_or_path"),
                 "package_version": _package_version(),
             }
-            results.append(self._package(maps, output_type, metadata))
+            results.append(package_maps(maps, output_type, [metadata])[0])
         self.maybe_free_model_hooks()
         if not return_dict:
             return (results,)

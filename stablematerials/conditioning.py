@@ -11,123 +11,32 @@ sentence encoder's space every prompt is a unit vector, so image embeddings are 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import warnings
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-ImageLike = Union[Image.Image, np.ndarray, torch.Tensor, str, os.PathLike]
+from . import pictures
+
+ImageLike = pictures.PictureLike
 
 
 MAX_IMAGE_SIDE = 1024  # encoders see 128-224 px; a larger picture is reduced on load (decode time, memory)
-_ALPHA_BACKGROUND = (128, 128, 128)  # transparent parts of a picture are shown on neutral grey
 
 
 def check_image_file(path: str | os.PathLike) -> None:
     """Raise ValueError unless `path` is an image file that can be read as an image prompt (only its header and
     structure are checked here; the pixels are decoded when it is used)."""
-    with _open_image_file(path) as im:
-        try:
-            im.verify()
-        except (OSError, SyntaxError, ValueError) as e:
-            raise ValueError(f"image prompt {str(path)!r} is not a readable image: {e}") from e
+    pictures.check_image_file(path, "image prompt")
 
 
 def load_image_prompt(image: ImageLike) -> Image.Image:
     """An image prompt as an RGB PIL image, at most MAX_IMAGE_SIDE on its longer side: from PIL, an (H, W, 3)
-    array (uint8, uint16, or float in [0, 1]), a (3, H, W) tensor in [0, 1], or a file path.
-
-    EXIF orientation is applied (phone photos), 16-bit pictures are scaled (not clipped) to 8 bits, transparency
-    is composited on grey. Unreadable, truncated or absurdly large files are a ValueError naming the file."""
-    if isinstance(image, Image.Image):
-        return _as_rgb(image)
-    if isinstance(image, (str, os.PathLike)):
-        with _open_image_file(image) as im:
-            try:
-                im.draft("RGB", (MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))  # JPEG: decode at a reduced scale, much faster
-                return _as_rgb(im)
-            except (UnidentifiedImageError, OSError, SyntaxError) as e:
-                raise ValueError(f"image prompt {str(image)!r} is not a readable image: {e}") from e
-    if isinstance(image, torch.Tensor):
-        image = image.detach().cpu().float()
-        if image.ndim != 3 or image.shape[0] not in (1, 3):
-            raise ValueError(f"an image tensor must be (3, H, W) in [0, 1], got shape {tuple(image.shape)}")
-        image = image.expand(3, -1, -1).permute(1, 2, 0).numpy()
-    if isinstance(image, np.ndarray):
-        return _as_rgb(Image.fromarray(_array_to_uint8(image)))
-    raise TypeError(f"cannot use an object of type {type(image).__name__} as an image prompt")
-
-
-@contextlib.contextmanager
-def _open_image_file(path: str | os.PathLike) -> Iterator[Image.Image]:
-    """An image file opened by PIL (header read, pixels not decoded yet), or one clear ValueError when it is missing,
-    not an image, or above PIL's decompression-bomb limit (`Image.MAX_IMAGE_PIXELS`: PIL itself refuses only twice
-    that, and between the two it warns and decodes)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"image prompt {str(path)!r} is not a file")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below, with one clear message
-            im = Image.open(path)
-    except Image.DecompressionBombError as e:
-        raise ValueError(f"image prompt {str(path)!r} is too large to open safely: {e}") from e
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise ValueError(f"image prompt {str(path)!r} is not a readable image: {e}") from e
-    with im:
-        limit = Image.MAX_IMAGE_PIXELS
-        if limit and im.width * im.height > limit:
-            raise ValueError(
-                f"image prompt {str(path)!r} is too large to open safely: {im.width}x{im.height} pixels, more than "
-                f"{limit} (PIL's decompression-bomb limit)"
-            )
-        yield im
-
-
-def _array_to_uint8(arr: np.ndarray) -> np.ndarray:
-    """(H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array -> (H, W, 3) uint8; uint16 is scaled by 1/257."""
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4) or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"an image array must be (H, W, 3), got shape {arr.shape}")
-    arr = np.repeat(arr, 3, axis=-1) if arr.shape[-1] == 1 else arr[..., :3]
-    if arr.dtype == np.uint8:
-        return np.ascontiguousarray(arr)
-    if arr.dtype == np.uint16:
-        return np.round(arr / 257.0).astype(np.uint8)
-    if arr.dtype == np.bool_:
-        return arr.astype(np.uint8) * 255
-    arr = arr.astype(np.float32)
-    if not np.isfinite(arr).all():
-        raise ValueError("an image array must be finite; it holds NaN or infinite values")
-    return np.round(np.clip(arr, 0.0, 1.0) * 255).astype(np.uint8)
-
-
-def _as_rgb(im: Image.Image) -> Image.Image:
-    """Oriented, 8-bit RGB, transparency on grey, longer side at most MAX_IMAGE_SIDE."""
-    if im.width == 0 or im.height == 0:
-        raise ValueError(f"an image prompt must have pixels, got size {im.width}x{im.height}")
-    im = ImageOps.exif_transpose(im)
-    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # 16/32-bit grey: scale to 8 bits, do not clip
-        arr = np.asarray(im, dtype=np.float32)
-        top = arr.max(initial=0.0)
-        peak = 1.0 if im.mode == "F" and top <= 1.0 else 255.0 if top <= 255 else 65535.0
-        im = Image.fromarray(np.round(np.clip(arr / peak, 0.0, 1.0) * 255).astype(np.uint8))
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, _ALPHA_BACKGROUND + (255,))
-        im = Image.alpha_composite(background, rgba)
-    im = im.convert("RGB")
-    if max(im.size) > MAX_IMAGE_SIDE:
-        im.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE), Image.Resampling.LANCZOS)
-    return im
+    array (uint8, uint16, or float in [0, 1]), a (3, H, W) tensor in [0, 1], or a file path
+    (`stablematerials.pictures.read_picture`: EXIF turn applied, 16-bit scaled, transparency on grey)."""
+    return Image.fromarray(pictures.to_uint8(pictures.read_picture(image, "image prompt", MAX_IMAGE_SIDE)))
 
 
 def is_image_prompt(x: object) -> bool:

@@ -31,14 +31,13 @@ from .defaults import DEFAULT_GUIDANCE, STUDENT_STEPS, TEACHER_STEPS, native_siz
 from .guidance import apply_guidance, guidance_scale_embedding
 from .color_latents import COLOR_CHANNELS
 from .latents import decode_model_latents, vae_scale_factor
-from .material import Material, encode_for_file, unpack_model_channels
-from .published import StableMaterialsMaterial
+from .outputs import MAP_OUTPUT_TYPES, package_maps
 from .tiling import TilingState, enable_feature_rolling, tiling
 
 logger = logging.getLogger(__name__)
 
 PromptInput = Union[str, ImageLike, list]
-OUTPUT_TYPES = ("pil", "material", "np", "pt", "latent")
+OUTPUT_TYPES = (*MAP_OUTPUT_TYPES, "latent")
 STUDENT_SUBFOLDER = "unet_lcm"
 # Far beyond any useful guidance (3 to 15); a student embeds 1000 (w - 1), which overflows float32 near 3e35.
 MAX_GUIDANCE_SCALE = 1000.0
@@ -66,9 +65,8 @@ def max_inference_steps(scheduler) -> int:
 
 @dataclass
 class StableMaterialsPipelineOutput(BaseOutput):
-    """`images`: a list of `StableMaterialsMaterial` with PIL maps (output_type "pil", the published default), a list
-    of `Material` ("material"), a (B, H, W, 9) array ("np"), a (B, 9, H, W) tensor ("pt") with maps in [0, 1]
-    (basecolor 0:3, normal encoded 0.5 n + 0.5 3:6, height 6, roughness 7, metallic 8), or latents."""
+    """`images`: what `output_type` asks for (`stablematerials.outputs`: `StableMaterialsMaterial`s with PIL maps,
+    the published default; `Material`s; one (B, H, W, 9) array or (B, 9, H, W) tensor), or latents ("latent")."""
 
     images: Any
 
@@ -518,17 +516,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
             if not isinstance(generator, list) and batch_size > 1:
                 item["batch_index"] = b  # one generator for the batch: the seed alone does not reproduce it
             metadata.append(settings | item)
-        return self._make_output(decoded.float(), output_type, metadata)
-
-    def _make_output(self, decoded: torch.Tensor, output_type: str, metadata: list[dict]):
-        maps = unpack_model_channels(decoded)  # [0, 1], normal in [-1, 1]
-        if output_type in ("np", "pt"):
-            stack = torch.cat([encode_for_file(name, values) for name, values in maps.items()], dim=1)
-            return stack.cpu() if output_type == "pt" else stack.permute(0, 2, 3, 1).cpu().numpy()
-        items = [{k: v[i] for k, v in maps.items()} for i in range(decoded.shape[0])]
-        if output_type == "pil":
-            return [StableMaterialsMaterial.from_model_maps(m, "pil", meta) for m, meta in zip(items, metadata)]
-        return [Material.from_tensors(m, meta) for m, meta in zip(items, metadata)]
+        return package_maps(decoded, output_type, metadata)
 
     # ------------------------------------------------------------------------------------------
     # Generation

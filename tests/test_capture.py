@@ -62,7 +62,9 @@ def test_deterministic_and_output_types(pipe) -> None:
     arr = pipe(img, output_type="np").images[0]
     assert arr.shape == (48, 72, 9) and np.allclose(arr, first.to_numpy(), atol=1e-6)
     assert pipe(img, output_type="pt").images[0].shape == (9, 48, 72)
-    assert set(pipe(img, output_type="pil").images[0]) == {"basecolor", "normal", "height", "roughness", "metallic"}
+    published = pipe(img, output_type="pil").images[0]  # the published material object, as the text pipeline's
+    assert set(published.as_dict()) == {"basecolor", "normal", "height", "roughness", "metallic"}
+    assert published.basecolor.size == (72, 48)
 
 
 def brick_photo() -> np.ndarray:
@@ -125,7 +127,6 @@ def test_tile_plan_covers_every_pixel() -> None:
 @pytest.mark.parametrize(
     "bad, words",
     [
-        (None, "NoneType"),
         ("/no/such/photo.png", "is not a file"),
         (np.zeros((40, 40, 5)), "(H, W, 3)"),
         (np.zeros((10, 40, 3)), "at least 24"),
@@ -142,6 +143,8 @@ def test_bad_photos_raise_one_clear_line(pipe, bad, words) -> None:
 
 
 def test_unreadable_file_and_bad_options(pipe, tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="object of type NoneType as a photo"):
+        pipe(None)
     junk = tmp_path / "photo.jpg"
     junk.write_bytes(b"not an image at all")
     with pytest.raises(ValueError, match="not a readable image"):
