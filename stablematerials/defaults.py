@@ -28,6 +28,9 @@ PROCEDURAL_MAX_SIZE = 4096
 # student when the model ships one.
 MODEL_VARIANTS: tuple[str, ...] = ("auto", "student", "teacher")
 NORMAL_CONVENTIONS: tuple[str, ...] = ("opengl", "directx", "both")
+# Maps read from a photo are the photo's size up to this many pixels per side (issue 15): larger photos are scaled
+# down, since few texture photos hold real detail beyond it; `max_size` asks for more (predicted in tiles).
+CAPTURE_SIZE = 1024
 BIT_DEPTHS: tuple[int, ...] = (8, 16)
 
 def default_output_size(native: int) -> int:

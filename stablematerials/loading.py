@@ -142,3 +142,52 @@ def load_pipeline(
         pipe.enable_xformers_memory_efficient_attention()  # optional extra `cuda`: used when present
     logger.info("loaded %s (student=%s) on %s", where, use_student, device)
     return pipe
+
+
+# ----------------------------------------------------------------------------------------------
+# The capture model (photo -> its own maps)
+# ----------------------------------------------------------------------------------------------
+
+CAPTURE_SUBFOLDER = "capture"  # where a model folder (the embedded default model) holds its capture model
+_CAPTURE_CLASS = "StableMaterialsCapturePipeline"
+
+
+def _is_capture_folder(folder: Path) -> bool:
+    try:
+        return json.loads((folder / "model_index.json").read_text()).get("_class_name") == _CAPTURE_CLASS
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def capture_model_path(model: str | os.PathLike | None = None) -> Path:
+    """The capture model a user means: a capture pipeline folder, or the `capture/` folder of a model folder (by
+    default the embedded default model's); one clear ValueError when there is none."""
+    folder = Path(model).expanduser() if model is not None else default_model_path()
+    if model is not None and not folder.is_dir():
+        raise ValueError(f"capture model folder {str(model)!r} does not exist")
+    for candidate in (folder, folder / CAPTURE_SUBFOLDER):
+        if _is_capture_folder(candidate):
+            return candidate
+    where = f"model folder {str(model)!r}" if model is not None else f"the default model ({folder})"
+    raise ValueError(
+        f"{where} has no photo-capture model (a folder with a StableMaterialsCapturePipeline model_index.json, or "
+        f"its {CAPTURE_SUBFOLDER}/ subfolder); train one with `stablematerials train capture`"
+    )
+
+
+def load_capture_pipeline(
+    model: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+    torch_dtype: torch.dtype | None = None,
+):
+    """Load a `StableMaterialsCapturePipeline` (see `capture_model_path`), in float32 on the CPU."""
+    from .capture import StableMaterialsCapturePipeline
+
+    where = capture_model_path(model)
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if torch_dtype is None and str(device) == "cpu":
+        torch_dtype = torch.float32  # weights may be stored in float16; compute on the CPU in float32
+    pipe = StableMaterialsCapturePipeline.from_pretrained(where, torch_dtype=torch_dtype).to(device)
+    logger.info("loaded capture model %s on %s", where, device)
+    return pipe

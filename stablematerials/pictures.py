@@ -20,8 +20,19 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 PictureLike = Image.Image | np.ndarray | torch.Tensor | str | os.PathLike
 
+IMAGE_FILE_TYPES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".exr")
 ALPHA_BACKGROUND = (128, 128, 128)  # transparent parts of a picture are shown on neutral grey
 _DEEP_GREY_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    """The image files of a folder (not its sub-folders; hidden files skipped), sorted by name; ValueError when it
+    has none."""
+    folder = Path(folder)
+    found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_FILE_TYPES and not p.name.startswith("."))
+    if not found:
+        raise ValueError(f"folder {str(folder)!r} has no image files ({', '.join(IMAGE_FILE_TYPES)})")
+    return found
 
 
 @contextlib.contextmanager

@@ -76,3 +76,14 @@ def tiny_model_dir(tmp_path_factory, tiny_pipe) -> Path:
     path = tmp_path_factory.mktemp("tiny-model")
     tiny_pipe.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_with_capture(tmp_path_factory, tiny_pipe) -> Path:
+    """A tiny model folder that ships a capture model in `capture/`, as the embedded default model does."""
+    from stablematerials.tiny import tiny_capture_pipeline
+
+    path = tmp_path_factory.mktemp("tiny-model-capture")
+    tiny_pipe.save_pretrained(path)
+    tiny_capture_pipeline(0).save_pretrained(path / "capture")
+    return path

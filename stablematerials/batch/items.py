@@ -16,10 +16,10 @@ from typing import Any
 
 from ..defaults import MAX_SEED
 from ..generation import GenerationRequest, Limits, local_limits, variation_seeds
+from ..pictures import image_files
 from ..values import parse_bool, parse_float, parse_int, parse_size, parse_text, slug
 
 PROMPT_FILE_TYPES = (".txt", ".csv", ".jsonl")
-IMAGE_FILE_TYPES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".exr")
 FIELDS = ("prompt", "image", "name", "seed", "steps", "guidance", "size", "tileable", "negative_prompt", "variations")
 _NAME_LENGTH = 48
 
@@ -107,12 +107,7 @@ def _item_from_record(
 def _records(source: Path) -> list[tuple[str, dict[str, Any] | str]]:
     """(location, record or parse error) for every entry of a prompt file or image folder."""
     if source.is_dir():
-        images = sorted(
-            p for p in source.iterdir() if p.suffix.lower() in IMAGE_FILE_TYPES and not p.name.startswith(".")
-        )
-        if not images:
-            raise ValueError(f"folder {str(source)!r} has no image files ({', '.join(IMAGE_FILE_TYPES)})")
-        return [(p.name, {"image": str(p), "name": p.stem}) for p in images]
+        return [(p.name, {"image": str(p), "name": p.stem}) for p in image_files(source)]
     if not source.is_file():
         raise ValueError(f"prompt source {str(source)!r} is neither a file nor a folder")
     suffix = source.suffix.lower()

@@ -27,6 +27,11 @@ def add_request_arguments(p: argparse.ArgumentParser, sampling: Any = None, outp
                           help="seamless output (default on)")  # fmt: skip
     sampling.add_argument("--patched", action=argparse.BooleanOptionalAction, default=None,
                           help="windowed attention for sizes above the training size (default: automatic)")  # fmt: skip
+    add_output_arguments(output)
+
+
+def add_output_arguments(output: Any) -> None:
+    """How material folders are written: file naming, normal convention, bit depth (`generate`, `batch`, `capture`)."""
     output.add_argument("--naming", default="plain", choices=["plain", "ambientcg", "polyhaven"], help="file naming preset")
     output.add_argument("--normal", default="opengl", choices=["opengl", "directx", "both"], help="normal map convention")
     output.add_argument("--bit-depth", type=int, default=16, choices=[8, 16], help="height/normal PNG bit depth")
