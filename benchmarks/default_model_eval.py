@@ -106,8 +106,8 @@ def classifier_section(args: argparse.Namespace):
     verify = verify_classifier(net, work, args.verify_per_family)
     train = json.loads((work / "classifier_train.json").read_text())
     lines = ["## Family classifier", "",
-             f"Trained on {train['config']['per_family']} train-split procedural materials per family (half at 512 px, half "
-             f"at 256 px), {train['config']['steps']} steps of batch {train['config']['batch']}, seed "
+             f"Trained on {train['config']['per_family']} train-split procedural materials per family (generated at "
+             f"{' and '.join(map(str, train['config'].get('sizes', (512, 256))))} px in turn), {train['config']['steps']} steps of batch {train['config']['batch']}, seed "
              f"{train['config']['seed']}: {train['data_seconds']:.0f} s data + {train['train_seconds']:.0f} s training on "
              f"{train['threads']} threads. Verified on test-split materials (never trained on):", "",
              "| test set | accuracy | errors (true -> predicted: count) |", "|---|---|---|"]  # fmt: skip

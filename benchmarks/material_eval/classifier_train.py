@@ -30,7 +30,8 @@ class TrainConfig:
     """Defaults sized for about 10 minutes on 2 CPU cores (measured: see the benchmark's results file)."""
 
     seed: int = 0
-    per_family: int = 100  # train-split materials per family, half generated at 512 px and half at 256 px
+    per_family: int = 100  # train-split materials per family
+    sizes: tuple[int, ...] = (512, 256)  # generated at these sizes in turn (the output sizes the verification uses)
     steps: int = 800
     batch: int = 32
     lr: float = 2e-3  # one-cycle peak (AdamW)
@@ -43,7 +44,7 @@ def train_classifier(cfg: TrainConfig, work: Path, log_every: int = 50) -> Famil
     """Train on augmented views of train-split materials; writes WORK/classifier.pt and WORK/classifier_train.json."""
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    sources, labels = procedural_set("train", cfg.per_family, (512, 256), work / "cache")
+    sources, labels = procedural_set("train", cfg.per_family, cfg.sizes, work / "cache")
     t_data = time.perf_counter() - t0
     g = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
