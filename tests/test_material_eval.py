@@ -90,20 +90,18 @@ def test_unknown_colour_name_is_a_clear_error():
         attributes.colour_matches("purple", np.zeros((2, 2, 3)))
 
 
-def _flat(roughness: float, metallic: float, size: int = 8) -> Material:
-    ones = np.ones((size, size), np.float32)
-    normal = np.zeros((size, size, 3), np.float32)
-    normal[..., 2] = 1
-    return Material(np.full((size, size, 3), 0.5), normal, 0.5 * ones, roughness * ones, metallic * ones)
-
-
 def test_metal_and_gloss_checks():
-    steel, stone, satin = _flat(0.2, 1.0), _flat(0.8, 0.0), _flat(0.5, 0.0)
-    assert attributes.metal_matches("metal", steel) and not attributes.metal_matches("metal", stone)
-    assert attributes.metal_matches("not metal", stone) and not attributes.metal_matches("not metal", steel)
-    assert attributes.gloss_matches("glossy", steel) and not attributes.gloss_matches("matte", steel)
-    assert attributes.gloss_matches("matte", stone) and not attributes.gloss_matches("glossy", stone)
-    assert not attributes.gloss_matches("glossy", satin) and not attributes.gloss_matches("matte", satin)
+    steel = generate("brushed_metal", 0, 64, metal="steel", roughness=0.2)
+    stone = generate("flagstone", 0, 64)
+    metal_of = lambda m: float(m.metallic.mean())  # noqa: E731
+    rough_of = lambda m: float(m.roughness.mean())  # noqa: E731
+    assert attributes.metal_matches("metal", metal_of(steel)) and not attributes.metal_matches("metal", metal_of(stone))
+    assert attributes.metal_matches("not metal", metal_of(stone)) and not attributes.metal_matches("not metal", metal_of(steel))
+    assert attributes.gloss_matches("glossy", rough_of(steel)) and not attributes.gloss_matches("matte", rough_of(steel))
+    assert attributes.gloss_matches("matte", rough_of(stone)) and not attributes.gloss_matches("glossy", rough_of(stone))
+    assert not attributes.gloss_matches("glossy", 0.5) and not attributes.gloss_matches("matte", 0.5)  # satin: neither
+    with pytest.raises(ValueError, match="gloss expectation must be one of"):
+        attributes.gloss_matches("shiny", 0.1)
 
 
 def test_gloss_thresholds_separate_procedural_finishes():
@@ -111,8 +109,8 @@ def test_gloss_thresholds_separate_procedural_finishes():
     glossy += [generate("wood_planks", s, 64, finish="glossy") for s in range(3)]
     matte = [generate("leather", s, 64, finish="matte") for s in range(3)]
     matte += [generate("square_tiles", s, 64, glaze="matte") for s in range(3)]
-    assert all(attributes.gloss_matches("glossy", m) for m in glossy)
-    assert all(attributes.gloss_matches("matte", m) for m in matte)
+    assert all(attributes.gloss_matches("glossy", float(m.roughness.mean())) for m in glossy)
+    assert all(attributes.gloss_matches("matte", float(m.roughness.mean())) for m in matte)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -31,8 +31,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stablematerials.material import Material
-
 METAL_THRESHOLD = 0.5  # mean metallic: bare-metal families are 1 everywhere, non-metal families 0
 # Mean roughness of procedural materials by finish (12 seeds each, 128 px): glossy or polished 0.06-0.42 (glossy
 # tiles 0.20-0.42, glossy wood 0.19-0.35, glossy leather 0.26-0.33, polished marble 0.12-0.18, polished metal
@@ -89,30 +87,32 @@ def hsv(rgb: np.ndarray) -> tuple[float, float, float]:
     return 360.0 * h, s, v
 
 
-def colour_matches(name: str, basecolor: np.ndarray) -> bool:
-    """Whether the material's mean basecolor is the colour `name` (one of COLOURS)."""
-    if name not in COLOUR_RULES:
-        raise ValueError(f"unknown colour name {name!r}; expected one of {', '.join(COLOURS)}")
-    return COLOUR_RULES[name].holds(*hsv(mean_colour(basecolor)))
+def colour_names_of(hue: float, saturation: float, value: float) -> list[str]:
+    """Every colour name whose rule holds for an HSV colour."""
+    return [name for name, rule in COLOUR_RULES.items() if rule.holds(hue, saturation, value)]
 
 
 def colour_names(basecolor: np.ndarray) -> list[str]:
     """Every colour name whose rule the mean basecolor satisfies (for the report: what the material looks like)."""
-    h, s, v = hsv(mean_colour(basecolor))
-    return [name for name, rule in COLOUR_RULES.items() if rule.holds(h, s, v)]
+    return colour_names_of(*hsv(mean_colour(basecolor)))
 
 
-def metal_matches(expected: str, material: Material) -> bool:
-    """'metal': mean metallic >= 0.5; 'not metal': below."""
+def colour_matches(name: str, basecolor: np.ndarray) -> bool:
+    """Whether the material's mean basecolor (H, W, 3) is the colour `name` (one of COLOURS)."""
+    if name not in COLOUR_RULES:
+        raise ValueError(f"unknown colour name {name!r}; expected one of {', '.join(COLOURS)}")
+    return name in colour_names(basecolor)
+
+
+def metal_matches(expected: str, mean_metallic: float) -> bool:
+    """'metal': mean metallic >= METAL_THRESHOLD; 'not metal': below it."""
     if expected not in METAL_WORDS:
         raise ValueError(f"metal expectation must be one of {METAL_WORDS}, got {expected!r}")
-    is_metal = float(material.metallic.mean()) >= METAL_THRESHOLD
-    return is_metal == (expected == "metal")
+    return (mean_metallic >= METAL_THRESHOLD) == (expected == "metal")
 
 
-def gloss_matches(expected: str, material: Material) -> bool:
-    """'glossy': mean roughness <= GLOSSY_MAX; 'matte': >= MATTE_MIN."""
+def gloss_matches(expected: str, mean_roughness: float) -> bool:
+    """'glossy': mean roughness <= GLOSSY_MAX; 'matte': >= MATTE_MIN (satin in between is neither)."""
     if expected not in GLOSS_WORDS:
         raise ValueError(f"gloss expectation must be one of {GLOSS_WORDS}, got {expected!r}")
-    rough = float(material.roughness.mean())
-    return rough <= GLOSSY_MAX if expected == "glossy" else rough >= MATTE_MIN
+    return mean_roughness <= GLOSSY_MAX if expected == "glossy" else mean_roughness >= MATTE_MIN

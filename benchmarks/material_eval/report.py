@@ -11,7 +11,7 @@ from collections import Counter
 
 import numpy as np
 
-from .attributes import COLOUR_RULES, GLOSSY_MAX, MATTE_MIN, METAL_THRESHOLD
+from .attributes import GLOSSY_MAX, MATTE_MIN, colour_names_of, gloss_matches, metal_matches
 from .classifier_data import FAMILY_NAMES
 from .diversity import seed_diversity
 from .prompts import EvalPrompt
@@ -30,19 +30,18 @@ TARGETS = {
 
 def material_verdict(prompt: EvalPrompt, meta: dict, probs: np.ndarray) -> dict:
     """One material against its prompt: the classifier's family and each asked-for attribute (None: not asked)."""
-    h, s, v = meta["hsv"]
     seen = FAMILY_NAMES[int(np.argmax(probs))]
+    colours = colour_names_of(*meta["hsv"])
     return {
         "family": seen,
         "family_ok": None if prompt.family is None else seen == prompt.family,
         "family_p": None if prompt.family is None else float(probs[FAMILY_NAMES.index(prompt.family)]),
-        "colours": [n for n, rule in COLOUR_RULES.items() if rule.holds(h, s, v)],
-        "colour_ok": None if prompt.colour is None else COLOUR_RULES[prompt.colour].holds(h, s, v),
-        "metal_ok": None if prompt.metal is None else (meta["metallic"] >= METAL_THRESHOLD) == (prompt.metal == "metal"),
-        "gloss_ok": None if prompt.gloss is None
-        else (meta["roughness"] <= GLOSSY_MAX if prompt.gloss == "glossy" else meta["roughness"] >= MATTE_MIN),
+        "colours": colours,
+        "colour_ok": None if prompt.colour is None else prompt.colour in colours,
+        "metal_ok": None if prompt.metal is None else metal_matches(prompt.metal, meta["metallic"]),
+        "gloss_ok": None if prompt.gloss is None else gloss_matches(prompt.gloss, meta["roughness"]),
         "seams_ok": meta["max_seam"] <= SEAM_TARGET,
-    }  # fmt: skip
+    }
 
 
 def prompt_summary(prompt: EvalPrompt, metas: list[dict], verdicts: list[dict], sources: list[np.ndarray]) -> dict:
