@@ -37,7 +37,7 @@ METAL_THRESHOLD = 0.5  # mean metallic: bare-metal families are 1 everywhere, no
 # 0.06-0.23, glossy paint 0.25-0.42); satin 0.40-0.55; matte 0.56-0.77 (matte tiles 0.64-0.74, wood 0.62-0.69,
 # leather 0.70-0.77, dull paint 0.56-0.67); rough dielectrics 0.6-0.95 (concrete, plaster, bricks, bark).
 GLOSSY_MAX = 0.45  # above every glossy procedural material (0.42), below every matte one (0.56)
-MATTE_MIN = 0.55  # satin (0.40-0.55) counts as neither glossy nor matte
+MATTE_MIN = 0.55  # the band between is satin's (0.40-0.55, overlapping both ends): no prompt asks for satin
 
 METAL_WORDS = ("metal", "not metal")
 GLOSS_WORDS = ("glossy", "matte")
