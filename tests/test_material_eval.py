@@ -230,6 +230,30 @@ def test_tiny_training_run_saves_and_loads(tmp_path):
     assert json.loads((tmp_path / "classifier_train.json").read_text())["config"]["steps"] == 2
 
 
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    from benchmarks.material_eval import classifier_train
+
+    cfg = TrainConfig(per_family=1, sizes=(64,), steps=4, batch=4, widths=(8, 8))
+    straight = train_classifier(cfg, tmp_path / "a", checkpoint_every=2)
+    real_augment, calls = classifier_train.augment, []
+
+    def dying_augment(sources, g):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # killed during step 3
+        return real_augment(sources, g)
+
+    monkeypatch.setattr(classifier_train, "augment", dying_augment)
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(cfg, tmp_path / "b", checkpoint_every=2)
+    assert (tmp_path / "b" / "classifier_checkpoint.pt").is_file()
+    monkeypatch.setattr(classifier_train, "augment", real_augment)
+    resumed = train_classifier(cfg, tmp_path / "b", checkpoint_every=2)
+    assert json.loads((tmp_path / "b" / "classifier_train.json").read_text())["resumed_at"] == 2
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
 def test_load_classifier_without_weights_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="no classifier at"):
         load_classifier(tmp_path)

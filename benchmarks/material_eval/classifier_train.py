@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import time
@@ -23,6 +24,7 @@ from .classifier_data import FAMILY_NAMES, augment, colour_shift, gaussian_blur,
 
 logger = logging.getLogger(__name__)
 WEIGHTS = "classifier.pt"
+CHECKPOINT = "classifier_checkpoint.pt"
 
 
 @dataclass(frozen=True)
@@ -40,8 +42,13 @@ class TrainConfig:
     widths: tuple[int, ...] = (32, 48, 96, 160, 256)
 
 
-def train_classifier(cfg: TrainConfig, work: Path, log_every: int = 50) -> FamilyNet:
-    """Train on augmented views of train-split materials; writes WORK/classifier.pt and WORK/classifier_train.json."""
+def train_classifier(cfg: TrainConfig, work: Path, log_every: int = 50, checkpoint_every: int = 50) -> FamilyNet:
+    """Train on augmented views of train-split materials; writes WORK/classifier.pt and WORK/classifier_train.json.
+
+    Every `checkpoint_every` steps the whole state (network, optimiser, schedule, both random streams) is saved to
+    WORK/classifier_checkpoint.pt; a rerun with the same config resumes there and ends with the same weights
+    (tests/test_material_eval.py checks it).
+    """
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
     sources, labels = procedural_set("train", cfg.per_family, cfg.sizes, work / "cache")
@@ -51,9 +58,11 @@ def train_classifier(cfg: TrainConfig, work: Path, log_every: int = 50) -> Famil
     net = FamilyNet(len(FAMILY_NAMES), cfg.widths)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
+    start, trained_s = _resume(work / CHECKPOINT, cfg, net, opt, sched, g, rng)
+    t_train = time.perf_counter()
     net.train()
     correct = seen = 0
-    for step in range(1, cfg.steps + 1):
+    for step in range(start + 1, cfg.steps + 1):
         idx = rng.integers(0, len(sources), cfg.batch)
         x = to_input(augment(sources[idx], g))
         y = torch.from_numpy(labels[idx])
@@ -67,19 +76,46 @@ def train_classifier(cfg: TrainConfig, work: Path, log_every: int = 50) -> Famil
         seen += len(y)
         if step % log_every == 0 or step == cfg.steps:
             logger.info("step %d/%d loss %.3f train acc %.3f (%.0f s)", step, cfg.steps, loss.item(), correct / seen,
-                        time.perf_counter() - t0)  # fmt: skip
+                        trained_s + time.perf_counter() - t_train)  # fmt: skip
             correct = seen = 0
+        if step % checkpoint_every == 0 and step < cfg.steps:
+            state = {"config": json.dumps(asdict(cfg)), "step": step, "seconds": trained_s + time.perf_counter() - t_train,
+                     "net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                     "torch_rng": g.get_state(), "global_rng": torch.get_rng_state(),  # dropout draws from the global one
+                     "numpy_rng": json.dumps(rng.bit_generator.state)}  # fmt: skip
+            atomic_write_bytes(work / CHECKPOINT, _torch_bytes(state))
     net.eval()
     info = {"config": asdict(cfg), "families": list(FAMILY_NAMES), "data_seconds": round(t_data, 1),
-            "train_seconds": round(time.perf_counter() - t0 - t_data, 1), "threads": torch.get_num_threads()}  # fmt: skip
-    work.mkdir(parents=True, exist_ok=True)
-    import io
-
-    buf = io.BytesIO()
-    torch.save({"state_dict": net.state_dict(), "info": info}, buf)
-    atomic_write_bytes(work / WEIGHTS, buf.getvalue())
+            "train_seconds": round(trained_s + time.perf_counter() - t_train, 1), "resumed_at": start,
+            "threads": torch.get_num_threads()}  # fmt: skip
+    atomic_write_bytes(work / WEIGHTS, _torch_bytes({"state_dict": net.state_dict(), "info": info}))
     atomic_write_text(work / "classifier_train.json", json.dumps(info, indent=2))
+    (work / CHECKPOINT).unlink(missing_ok=True)
     return net
+
+
+def _resume(path: Path, cfg: TrainConfig, net, opt, sched, g: torch.Generator, rng: np.random.Generator) -> tuple[int, float]:
+    """Load a checkpoint of the same config into the objects; returns (steps done, seconds spent), (0, 0) if none."""
+    if not path.is_file():
+        return 0, 0.0
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state["config"] != json.dumps(asdict(cfg)):
+        logger.warning("%s is of another config; starting afresh", path)
+        return 0, 0.0
+    net.load_state_dict(state["net"])
+    opt.load_state_dict(state["opt"])
+    sched.load_state_dict(state["sched"])
+    g.set_state(state["torch_rng"])
+    torch.set_rng_state(state["global_rng"])
+    rng.bit_generator.state = json.loads(state["numpy_rng"])
+    logger.info("resuming the classifier at step %d", state["step"])
+    return int(state["step"]), float(state["seconds"])
+
+
+def _torch_bytes(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
 
 
 def load_classifier(work: Path) -> FamilyNet:
