@@ -89,7 +89,8 @@ def generate_all(model: str | Path, prompts: list[EvalPrompt], settings: Setting
     load_s = time.perf_counter() - t0
     native = pipe.unet.config.sample_size * pipe.vae_scale_factor
     call = dict(height=settings.size, width=settings.size, num_inference_steps=settings.steps,
-                guidance_scale=settings.guidance, tileable=settings.tileable, patched=settings.size > native)  # fmt: skip
+                guidance_scale=settings.guidance, tileable=settings.tileable, patched=settings.size > native,
+                output_type="material")  # fmt: skip
     t1 = time.perf_counter()
     pipe(prompts[0].prompt, generator=torch.Generator().manual_seed(10**6), **call)  # warm-up, not measured
     info = {"model": str(model), "settings": asdict(settings), "student": pipe.is_student, "native_size": native,
