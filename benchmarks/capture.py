@@ -1,6 +1,6 @@
 """Photo -> maps: how close are the capture model's maps to the truth, against what a user would otherwise use?
 
-    python benchmarks/capture.py --model runs/capture/model --out runs/capture/bench [--n 4] [--size 256]
+    python -m benchmarks.capture --model runs/capture/model --out runs/capture/bench [--n 4] [--size 256]
         [--image-prompt-model PATH] [--photos DIR] [--held-out marble,rusty_metal]
 
 Protocol:
@@ -39,7 +39,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stablematerials.capture import StableMaterialsCapturePipeline, load_photo
 from stablematerials.io import atomic_write_bytes, atomic_write_text

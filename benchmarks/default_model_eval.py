@@ -1,8 +1,8 @@
 """Does the default model make what the prompt asks for? Family, colour, metal, gloss, seams, diversity, speed, VAE.
 
-    python benchmarks/default_model_eval.py --model v2=assets/default-model [--model v3=PATH] [--work /work/runs/eval]
-    python benchmarks/default_model_eval.py --model v2=assets/default-model --vae-only
-    python benchmarks/default_model_eval.py --classifier-only
+    python -m benchmarks.default_model_eval --model v2=assets/default-model [--model v3=PATH] [--work /work/runs/eval]
+    python -m benchmarks.default_model_eval --model v2=assets/default-model --vae-only
+    python -m benchmarks.default_model_eval --classifier-only
 
 Steps (issue 12, "Evaluation first"):
 1. The family classifier (WORK/classifier): trained on train-split procedural materials if missing (about 10 minutes
@@ -28,9 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.material_eval import report, sheets  # noqa: E402
 from benchmarks.material_eval.classifier import predict_proba  # noqa: E402

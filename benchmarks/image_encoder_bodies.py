@@ -1,6 +1,6 @@
 """Which network body learns material families fastest from scratch on this CPU (the choice of the image encoder).
 
-    python benchmarks/image_encoder_bodies.py --cache runs/image_encoder_data resnet convnext levit cnn
+    python -m benchmarks.image_encoder_bodies --cache runs/image_encoder_data resnet convnext levit cnn
 
 Each body (about 2-3 M parameters, 128 px input) gets a linear 19-way family head and trains with cross-entropy
 for `--steps` steps of 32 training pictures of a cached picture set (training/train_image_encoder.py writes one),
@@ -20,7 +20,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stablematerials.procedural import FAMILIES  # noqa: E402
 from training.image_encoder_data import PictureSet  # noqa: E402

@@ -1,7 +1,7 @@
 """Image prompts with a model's image encoder (issue 14): retrieval, colour, speed, and generation from pictures.
 
-    python benchmarks/image_prompt.py --model runs/model_with_encoder
-    python benchmarks/image_prompt.py --model M --generate 5 --classifier runs/eval/classifier --sheet TEXTURES_ROOT
+    python -m benchmarks.image_prompt --model runs/model_with_encoder
+    python -m benchmarks.image_prompt --model M --generate 5 --classifier runs/eval/classifier --sheet TEXTURES_ROOT
 
 Pictures: held-out procedural materials (test-split seeds after the first `--skip` of each family, which training
 monitors; never trained on) photographed as in training ("like": `TRAIN_PHOTOS` ranges, new random draws) and
@@ -34,7 +34,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stablematerials.conditioning import encode_images, encode_text  # noqa: E402
 from stablematerials.loading import load_pipeline  # noqa: E402

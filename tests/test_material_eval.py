@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from benchmarks.material_eval import attributes, diversity, report, sheets
-from benchmarks.material_eval.classifier import FamilyNet, eval_views, predict_proba, source_array, to_input
+from benchmarks.material_eval.classifier import eval_views, predict_proba, source_array, to_input
 from benchmarks.material_eval.classifier_data import (
     FAMILY_NAMES,
     augment,
