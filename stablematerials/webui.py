@@ -26,7 +26,8 @@ from typing import Any
 
 import gradio as gr
 
-from .defaults import DEFAULT_GUIDANCE, default_output_size
+from .capture_request import CaptureRequest
+from .defaults import CAPTURE_SIZE, DEFAULT_GUIDANCE, default_output_size
 from .export import folder_formats
 from .maps import MAP_NAMES
 from .material import Material
@@ -54,6 +55,7 @@ logger = logging.getLogger("stablematerials.app")
 
 NORMAL_LABELS = {"opengl": "OpenGL (Blender, Unity, Godot)", "directx": "DirectX (Unreal, 3ds Max)", "both": "Both"}
 RESOLUTIONS = (64, 128, 256, 384, 512, 768, 1024, 1536, 2048)
+PHOTO_SIZES = (256, 512, 1024, 2048)  # the largest side of maps read from a photo (smaller photos keep their size)
 HISTORY_SIZE = 8  # materials kept per browser session
 SESSION_SECONDS = 2 * 3600  # a session's materials are freed this long after its last use
 OUTPUT_SECONDS = 3600  # downloads older than this are deleted from the work folder
@@ -61,8 +63,9 @@ DISPLAY_SIDE = 512  # small tiled views are enlarged (nearest pixel) to at least
 DEFAULT_LIGHT = (130.0, 52.0)  # azimuth, elevation in degrees: upper left, as the renderer's default
 
 INTRO = """# StableMaterials
-Describe a surface (**"mossy cobblestone path"**) or drop in a photo, press **Generate**, and get five tileable
-PBR maps: base color, normal, height, roughness and metallic. Check the seams in the tiled view, look at the lit
+Describe a surface (**"mossy cobblestone path"**) or drop in a picture of one as an image prompt, press
+**Generate**, and get five tileable PBR maps: base color, normal, height, roughness and metallic. Or, under
+**From a photo**, get a photo's own maps: its bricks where its bricks are, the light taken out. Check the seams in the tiled view, look at the lit
 preview and the 3D view, then download the material in the file naming your tool expects."""
 
 
@@ -119,6 +122,23 @@ def request_from_form(form: dict[str, Any]) -> GenerationRequest:
     )
 
 
+def capture_request_from_form(form: dict[str, Any]) -> CaptureRequest:
+    """The `CaptureRequest` of the photo tab's fields (the photo a file-data dict, as the page sends it)."""
+    photo = upload_path(form.get("photo"))
+    if photo is None:
+        raise ValueError("add a photo of a surface first (upload or paste one)")
+    folder = str(form.get("model_folder") or "").strip()
+    return CaptureRequest(
+        photo=photo,
+        tileable=bool(form.get("photo_tileable", True)),
+        max_size=parse_int("largest side", form.get("photo_size", CAPTURE_SIZE)),
+        model=folder or form.get("model") or None,
+        naming=str(form.get("naming") or "plain"),
+        normal_convention=str(form.get("normal_convention") or "opengl"),
+        bit_depth=parse_int("bit depth", form.get("bit_depth", 16)),
+    )
+
+
 @contextlib.contextmanager
 def user_errors(action: str) -> Iterator[None]:
     """Show a bad value as a message in the page; log anything unexpected and show a short message too."""
@@ -161,7 +181,8 @@ def seam_of(material: Material) -> dict[str, tuple[float, float]]:
 def history_caption(material: Material) -> str:
     """A short label for a material in the session history."""
     meta = material.metadata
-    return f"{meta.get('prompt') or 'material'} · seed {meta.get('seed')}"
+    label = meta.get("prompt") or "material"
+    return label if meta.get("seed") is None else f"{label} · seed {meta.get('seed')}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -206,7 +227,7 @@ class Generated:
 
     materials: tuple[Material, ...]
     history: list[Material]
-    seed: int
+    seed: int | None  # None for maps read from a photo
     status: str
 
 
@@ -278,6 +299,23 @@ def generate_materials(
     )
 
 
+def capture_material(engine: Studio, request: CaptureRequest, history: list, out_dir: Path) -> Generated:
+    """Read one photo's maps through the engine (old downloads pruned first); the material goes first in the
+    history."""
+    prune_outputs(out_dir, OUTPUT_SECONDS)
+    result = engine.capture(request)
+    material = result.material
+    material.metadata["seam"] = result.seam
+    h, w = material.size
+    framing = "tileable" if request.tileable else "the photo's framing"
+    return Generated(
+        materials=(material,),
+        history=([material] + list(history or []))[:HISTORY_SIZE],
+        seed=None,
+        status=f"Read the maps of **{Path(request.photo).name}** ({w}×{h}, {framing}) in {result.seconds:.1f} s",
+    )
+
+
 def history_gallery_items(history: list[Material], out_dir: Path) -> list[tuple[str, str]]:
     """(thumbnail PNG file, caption) of each material in the session's history."""
     thumbnails = as_files({f"history_{k}": thumbnail(m) for k, m in enumerate(history)}, out_dir)
@@ -330,6 +368,10 @@ class Page:
     seed: Any
     random_seed: Any
     model_folder: Any
+    photo: Any
+    photo_size: Any
+    photo_tileable: Any
+    capture: Any
     maps: Any
     tiled: Any
     tiled_map: Any
@@ -351,6 +393,13 @@ class Page:
         """The fields a `GenerationRequest` is made of (see `request_from_form`)."""
         names = ("prompt", "image", "negative_prompt", "steps", "guidance", "seed", "random_seed", "tileable",
                  "resolution", "variations", "model", "model_folder", "variant", "naming", "normal_convention",
+                 "bit_depth")  # fmt: skip
+        return {name: getattr(self, name) for name in names}
+
+    @property
+    def capture_fields(self) -> dict[str, Any]:
+        """The fields a `CaptureRequest` is made of (see `capture_request_from_form`)."""
+        names = ("photo", "photo_size", "photo_tileable", "model", "model_folder", "naming", "normal_convention",
                  "bit_depth")  # fmt: skip
         return {name: getattr(self, name) for name in names}
 
@@ -386,17 +435,47 @@ def build_layout(engine: Studio) -> Page:
 
 
 def input_column(engine: Studio) -> dict[str, Any]:
-    """The prompt, the main settings, Generate and its status, and the settings under More settings."""
+    """The prompt tab and the photo tab, the status line, and the settings under More settings."""
+    limits = engine.limits
+    no_model_note = (
+        ""
+        if engine.model_choices()
+        else "**No model found.** Start the app with `--model PATH` (a pipeline folder)"
+        + (" or enter a model folder under *More settings*." if engine.allow_model_folders else ".")
+    )
+    c: dict[str, Any] = {}
+    with gr.Tab("From a prompt", elem_id="tab-prompt"):
+        c.update(prompt_inputs(engine))
+    with gr.Tab("From a photo", elem_id="tab-photo"):
+        c.update(photo_inputs(limits))
+    c["status"] = gr.Markdown(no_model_note, elem_id="status")
+    with gr.Accordion("More settings", open=False):
+        c["negative_prompt"] = gr.Textbox(value="", label="Negative prompt", placeholder="what to avoid", lines=1)
+        c["steps"] = gr.Slider(
+            1, limits.max_steps, value=engine.default_steps(), step=1, label="Steps",
+            info="4 for the fast student model; more for the full model",
+        )  # fmt: skip
+        c["guidance"] = gr.Slider(
+            0, min(15.0, limits.max_guidance), value=DEFAULT_GUIDANCE, step=0.5, label="Guidance"
+        )
+        with gr.Row():
+            c["seed"] = gr.Number(value=0, precision=0, label="Seed (when not random)", minimum=0, elem_id="seed")
+            c["random_seed"] = gr.Checkbox(value=True, label="Random seed")
+        c["model_folder"] = gr.Textbox(
+            value="",
+            label="Model folder on this computer (overrides the list)",
+            placeholder="/path/to/model (a folder with model_index.json)",
+            visible=engine.allow_model_folders,
+        )
+    return c
+
+
+def prompt_inputs(engine: Studio) -> dict[str, Any]:
+    """The prompt tab: a text or image prompt, the main settings, the model, Generate."""
     limits = engine.limits
     choices = [(c.label, str(c.path)) for c in engine.model_choices()]
     default_size = min(default_output_size(engine.native_size() or 512), limits.max_resolution)
     sizes = sorted({default_size, *(s for s in RESOLUTIONS if s <= limits.max_resolution)})
-    no_model_note = (
-        ""
-        if choices
-        else "**No model found.** Start the app with `--model PATH` (a pipeline folder)"
-        + (" or enter a model folder under *More settings*." if engine.allow_model_folders else ".")
-    )
     c: dict[str, Any] = {}
     c["prompt"] = gr.Textbox(
         value="", label="Prompt", placeholder="mossy cobblestone path", lines=2, max_lines=4, elem_id="prompt"
@@ -425,25 +504,27 @@ def input_column(engine: Studio) -> dict[str, Any]:
         info="the fast student model, or the full model it was distilled from",
     )  # fmt: skip
     c["generate"] = gr.Button("Generate", variant="primary", elem_id="generate")
-    c["status"] = gr.Markdown(no_model_note, elem_id="status")
-    with gr.Accordion("More settings", open=False):
-        c["negative_prompt"] = gr.Textbox(value="", label="Negative prompt", placeholder="what to avoid", lines=1)
-        c["steps"] = gr.Slider(
-            1, limits.max_steps, value=engine.default_steps(), step=1, label="Steps",
-            info="4 for the fast student model; more for the full model",
+    return c
+
+
+def photo_inputs(limits: Limits) -> dict[str, Any]:
+    """The photo tab: a photo of a surface becomes its own maps (`stablematerials capture` in the page)."""
+    default = min(CAPTURE_SIZE, limits.max_resolution)
+    sizes = sorted({default, *(s for s in PHOTO_SIZES if s <= limits.max_resolution)})
+    c: dict[str, Any] = {}
+    c["photo"] = gr.Image(
+        label="Photo of a surface, taken from the front (upload or paste)",
+        type="filepath", sources=["upload", "clipboard"], height=220, elem_id="photo",
+    )  # fmt: skip
+    with gr.Row():
+        c["photo_size"] = gr.Dropdown(
+            [str(s) for s in sizes], value=str(default), label="Largest side (px)", elem_id="photo-size",
+            info="smaller photos keep their size",
         )  # fmt: skip
-        c["guidance"] = gr.Slider(
-            0, min(15.0, limits.max_guidance), value=DEFAULT_GUIDANCE, step=0.5, label="Guidance"
+        c["photo_tileable"] = gr.Checkbox(
+            value=True, label="Tileable", info="joins the photo's opposite borders; off keeps its exact framing"
         )
-        with gr.Row():
-            c["seed"] = gr.Number(value=0, precision=0, label="Seed (when not random)", minimum=0, elem_id="seed")
-            c["random_seed"] = gr.Checkbox(value=True, label="Random seed")
-        c["model_folder"] = gr.Textbox(
-            value="",
-            label="Model folder on this computer (overrides the list)",
-            placeholder="/path/to/model (a folder with model_index.json)",
-            visible=engine.allow_model_folders,
-        )
+    c["capture"] = gr.Button("Make maps from the photo", variant="primary", elem_id="capture")
     return c
 
 
@@ -528,6 +609,19 @@ class PageEvents:
                 page.status: made.status,
             }
 
+    def on_capture(self, history_list: list, photo: Any = None, model: Any = None, **form: Any) -> dict:
+        page = self.page
+        with user_errors("read the photo"):
+            request = capture_request_from_form(form | {"photo": photo, "model": model})
+            made = capture_material(self.engine, request, history_list, self.out_dir)
+            material = made.materials[0]
+            return page.show(material_view(material, ViewSettings.from_form(form), self.out_dir)) | {
+                page.current: material,
+                page.history: made.history,
+                page.history_gallery: history_gallery_items(made.history, self.out_dir),
+                page.status: made.status,
+            }
+
     def on_select(self, history_list: list, evt: gr.SelectData, **view: Any) -> dict:
         page = self.page
         with user_errors("show that material"):
@@ -577,7 +671,8 @@ class PageEvents:
 
 
 def connect(page: Page, events: PageEvents) -> None:
-    """Wire the page's events to their handlers (call inside `gr.Blocks`). Only Generate is a public API endpoint."""
+    """Wire the page's events to their handlers (call inside `gr.Blocks`). Generate and Capture are the public API
+    endpoints."""
     private = {"api_visibility": "private"}
     gr.on(
         [page.generate.click, page.prompt.submit],
@@ -588,6 +683,16 @@ def connect(page: Page, events: PageEvents) -> None:
         preprocess=False,  # request_from_form reads the raw values; GenerationRequest.validate checks them
         concurrency_limit=1,
         concurrency_id="generate",
+    )
+    gr.on(
+        [page.capture.click],
+        events.on_capture,
+        inputs_kwargs=page.capture_fields | page.view_fields | {"history_list": page.history},
+        outputs=[*page.shown, page.current, page.history, page.history_gallery, page.status],
+        api_name="capture",
+        preprocess=False,  # capture_request_from_form reads the raw values; CaptureRequest.validate checks them
+        concurrency_limit=1,
+        concurrency_id="generate",  # one CPU: photos and prompts wait in the same queue
     )
     page.history_gallery.select(
         events.on_select,

@@ -12,11 +12,13 @@ from PIL import Image
 
 
 def save_tiny_student_model(folder: Path) -> Path:
-    """A tiny random pipeline saved like the default model: teacher UNet plus a 4-step student in `unet_lcm/`."""
-    from stablematerials.tiny import tiny_pipeline, tiny_unet
+    """A tiny random pipeline saved like the default model: teacher UNet, a 4-step student in `unet_lcm/` and a
+    photo-capture model in `capture/`."""
+    from stablematerials.tiny import tiny_capture_pipeline, tiny_pipeline, tiny_unet
 
     tiny_pipeline(seed=0).save_pretrained(folder)
     tiny_unet(seed=1, student=True).save_pretrained(folder / "unet_lcm")
+    tiny_capture_pipeline(0).save_pretrained(folder / "capture")
     return folder
 
 

@@ -119,6 +119,28 @@ def test_image_prompt(client, tmp_path):
     assert out[HISTORY][0]["caption"].startswith("<image:bark.png>")
 
 
+# Output order of /capture: maps, tiled, seam, preview, 3D model, zip, glb, (3 states skipped) history, status.
+C_MAPS, C_ZIP, C_HISTORY, C_STATUS = 0, 5, 7, 8
+
+
+def test_photo_to_material(client, tmp_path):
+    photo = write_photo(tmp_path / "old wall.png", size=48)
+    out = client.predict(photo=handle_file(str(photo)), photo_size="64", api_name="/capture")
+    assert len(out[C_MAPS]) == 5 and out[C_HISTORY][0]["caption"].startswith("<photo:old wall.png>")
+    assert "old wall.png" in out[C_STATUS] and "48×48" in out[C_STATUS]
+    with zipfile.ZipFile(out[C_ZIP]) as archive:
+        meta = [n for n in archive.namelist() if n.endswith("metadata.json")]
+        assert meta and '"source": "capture"' in archive.read(meta[0]).decode()
+    framed = client.predict(photo=handle_file(str(photo)), photo_tileable=False, api_name="/capture")
+    assert "the photo's framing" in framed[C_STATUS]
+    with pytest.raises(AppError, match="add a photo of a surface first"):
+        client.predict(api_name="/capture")
+    fake = tmp_path / "photo.png"
+    fake.write_text("not an image")
+    with pytest.raises(AppError, match="photo.png' is not a readable image"):
+        client.predict(photo=handle_file(str(fake)), api_name="/capture")
+
+
 @pytest.mark.parametrize(
     "fields, message",
     [

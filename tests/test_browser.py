@@ -128,6 +128,24 @@ def test_make_inspect_and_download_a_material(page, tmp_path):
     assert shot.stat().st_size > 10_000
 
 
+def test_photo_to_material_in_the_photo_tab(page, tmp_path):
+    from studio_helpers import write_photo
+
+    photo = write_photo(tmp_path / "brick wall.png", size=48)
+    page.get_by_role("tab", name="From a photo").click()
+    page.locator("#photo input[type=file]").set_input_files(str(photo))
+    page.locator("#photo img").first.wait_for()  # the upload shows
+    page.locator("#capture").click()
+    page.wait_for_function("document.querySelectorAll('#maps img').length >= 5", timeout=TIMEOUT_MS)
+    page.wait_for_function("document.querySelector('#status').innerText.includes('brick wall.png')", timeout=TIMEOUT_MS)
+    page.locator("#preview img").wait_for()
+    page.locator("#tiled img").wait_for()
+    page.locator("#zip a[download]").first.wait_for()
+    assert "Seam score" in page.locator("#seam").inner_text()
+    assert page.locator("#history img").count() == 1
+    page.screenshot(path=str(tmp_path / "photo_tab.png"), full_page=True)
+
+
 def test_bad_input_shows_a_message(page):
     page.locator("#prompt textarea").fill("")
     page.locator("#generate").click()

@@ -390,3 +390,33 @@ def test_save_pictures_writes_pngs_in_a_fresh_folder(tmp_path):
     for bad in ("../x", ".hidden", ""):
         with pytest.raises(ValueError, match="picture names must be plain file names"):
             save_pictures({bad: red}, tmp_path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Photo capture
+# ----------------------------------------------------------------------------------------------
+
+
+def test_capture_reads_a_photo_with_the_models_capture_model(studio, model_dir, tmp_path):
+    from stablematerials.capture_request import CaptureRequest
+
+    photo = write_photo(tmp_path / "wall.png", size=40)
+    result = studio.capture(CaptureRequest(photo=str(photo), max_size=64))
+    m = result.material
+    assert m.size == (40, 40) and m.metadata["source"] == "capture" and m.metadata["prompt"] == "<photo:wall.png>"
+    assert set(result.seam) == set(MAP_NAMES) and result.seconds > 0
+    assert studio.capture_pipeline() is studio.capture_pipeline(str(model_dir))  # loaded once
+    again = studio.capture(CaptureRequest(photo=str(photo), max_size=64)).material
+    np.testing.assert_array_equal(m.basecolor, again.basecolor)  # deterministic
+
+
+def test_capture_checks_before_loading_and_names_the_problem(studio, model_dir, tmp_path):
+    from stablematerials.capture_request import CaptureRequest
+
+    photo = write_photo(tmp_path / "wall.png")
+    with pytest.raises(ValueError, match="max size 128 px is over this server's maximum of 64 px per side"):
+        studio.capture(CaptureRequest(photo=str(photo), max_size=128))
+    bare = tmp_path / "bare"
+    shutil.copytree(model_dir, bare, ignore=shutil.ignore_patterns("capture"))
+    with pytest.raises(ValueError, match="has no photo-capture model"):
+        studio.capture(CaptureRequest(photo=str(photo), model=str(bare), max_size=64))

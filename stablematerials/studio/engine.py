@@ -21,6 +21,8 @@ from ..generation import GenerationRequest, GenerationResult, Limits, ProgressCa
 from ..loading import check_model_folder, default_model_path, has_student, has_teacher
 
 if TYPE_CHECKING:
+    from ..capture import StableMaterialsCapturePipeline
+    from ..capture_request import CaptureRequest, CaptureResult
     from ..pipeline import StableMaterialsPipeline
 
 logger = logging.getLogger(__name__)
@@ -63,6 +65,7 @@ class Studio:
         if (embedded / "model_index.json").is_file() and embedded.resolve() not in {c.path for c in self._choices}:
             self._choices.append(ModelChoice("StableMaterials default model", embedded.resolve()))
         self._pipelines: OrderedDict[tuple[Path, bool], StableMaterialsPipeline] = OrderedDict()  # (folder, student)
+        self._capture: tuple[Path, StableMaterialsCapturePipeline] | None = None  # the last capture model used
         self._lock = threading.Lock()
 
     # -- models ------------------------------------------------------------------------------------
@@ -164,4 +167,27 @@ class Studio:
         pipe = self.pipeline(request.model, request.variant)
         result = generate(pipe, request, limits=self.limits, progress=progress_callback)
         logger.info("generated %d material(s) for %r in %.1f s", len(result.materials), request.label, result.seconds)
+        return result
+
+    # -- photo capture -----------------------------------------------------------------------------
+    def capture_pipeline(self, model: str | os.PathLike | None = None) -> "StableMaterialsCapturePipeline":
+        """The capture model of `model` (see `resolve_model`; its `capture/` folder), loaded on first use. One is kept
+        loaded: it is small (a few MB) and loads in well under a second."""
+        from ..loading import capture_model_path, load_capture_pipeline
+
+        folder = capture_model_path(self.resolve_model(model))
+        with self._lock:
+            if self._capture is None or self._capture[0] != folder:
+                logger.info("loading capture model %s", folder)
+                self._capture = (folder, load_capture_pipeline(folder, device=self.device))
+            return self._capture[1]
+
+    def capture(self, request: "CaptureRequest") -> "CaptureResult":
+        """Read one photo's maps: validate the request (before loading anything), load the capture model of the
+        request's model, and run it (`stablematerials.capture_request.capture`)."""
+        from ..capture_request import capture
+
+        request.validate(self.limits)
+        result = capture(self.capture_pipeline(request.model), request, limits=self.limits)
+        logger.info("captured %s in %.1f s", request.photo, result.seconds)
         return result
