@@ -68,6 +68,18 @@ def build_image_encoder(
     return ResNetForImageClassification(config).eval(), image_processor(image_size)
 
 
+def load_image_encoder(folder: str | os.PathLike, dtype: torch.dtype | None = None):
+    """The encoder saved in `folder` (its `vision_encoder/` and `processor/` subfolders: a pipeline folder or the
+    image-encoder training's output) as (model, processor); one clear ValueError when it holds none."""
+    from transformers import CLIPImageProcessor, ResNetForImageClassification
+
+    folder = Path(folder)
+    if not (folder / "vision_encoder" / "config.json").is_file() or not (folder / "processor").is_dir():
+        raise ValueError(f"{str(folder)!r} holds no image encoder (vision_encoder/ and processor/)")
+    model = ResNetForImageClassification.from_pretrained(folder / "vision_encoder", torch_dtype=dtype)
+    return model.eval().requires_grad_(False), CLIPImageProcessor.from_pretrained(folder / "processor")
+
+
 def embedding_width(config) -> int:
     """The width of the embedding an encoder config produces (the projection's outputs)."""
     return int(config.num_labels)

@@ -155,3 +155,26 @@ def test_two_processes_see_different_data(assets: dict[str, Path]) -> None:
         seen[rank] = {name for line in lines for name in line.split("\t")[1:]}
     assert len(seen[0]) == 2 and len(seen[1]) == 2 and not seen[0] & seen[1]
     assert (out / "model" / "model_index.json").is_file()
+
+
+def test_semi_stream_conditioned_on_each_images_own_embedding(assets: dict[str, Path], tmp_path: Path) -> None:
+    """Images nobody captioned: each is conditioned on its embedding by an image encoder, as an image prompt."""
+    from stablematerials.tiny import tiny_image_encoder
+    from training.data import ImageDataset, image_key, open_image_source
+    from training.runtime import embed_pictures
+
+    encoder, processor = tiny_image_encoder(0, embed_dim=32)  # the tiny text encoder's width
+    encoder.save_pretrained(tmp_path / "encoder" / "vision_encoder")
+    processor.save_pretrained(tmp_path / "encoder" / "processor")
+    images = ImageDataset(open_image_source(assets["images"]), 16, 32, by_image=True)
+    assert images[(0, 1)]["caption"] in {image_key(i) for i in range(len(images))}
+    embeds = embed_pictures(encoder, processor, [(image_key(0), images.load(0))], torch.device("cpu"), 2.0, True)
+    assert embeds[image_key(0)].shape == (32,) and float(embeds[image_key(0)].norm()) == pytest.approx(2.0, rel=1e-5)
+
+    out = tmp_path / "ldm"
+    semi = ["--train.max_steps=2", "--semi.images", str(assets["images"]), "--semi.start_step=1", "--semi.batch_size=2",
+            "--semi.render_size=8", "--semi.condition=image"]  # fmt: skip
+    with pytest.raises(ValueError, match="semi.condition image needs an image encoder"):
+        train_ldm.main(ldm_args(assets, out, *semi))
+    assert train_ldm.main(ldm_args(assets, out, *semi, "--semi.image_encoder", str(tmp_path / "encoder"))) == 0
+    assert "g_adv" in losses(out)[1] and "disc" in losses(out)[1]

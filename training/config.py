@@ -460,6 +460,11 @@ class SemiConfig:
     # guidance multiplies it); guided, both held-out families got closer at 5. 5: the guidance materials are usually
     # sampled at; 1: unguided.
     guidance_scale: float = 5.0
+    # What conditions each image: "caption" (its caption; a folder without captions.jsonl: its file name), or
+    # "image": its own embedding by an image encoder, as an image prompt would be (for images nobody captioned).
+    # The encoder: `image_encoder` (a folder with vision_encoder/ and processor/), else init_from's.
+    condition: Literal["caption", "image"] = "caption"
+    image_encoder: str | None = None
 
     def check(self) -> None:
         if not 0.0 <= self.t_min < 1.0:

@@ -457,19 +457,32 @@ def open_image_source(path: str | Path, image_column: str = "image", caption_col
     return source
 
 
+def image_key(index: int) -> str:
+    """The conditioning key of image `index` when images are conditioned on their own embedding."""
+    return f"<image:{index}>"
+
+
 class ImageDataset(Dataset):
     """Captioned RGB images: item (index, seed) -> {"image": (3, S, S) in [0, 1], "caption", "name"}.
 
     Each image is resized so its shorter side is `resolution` (matching the scale of the material crops), then a
-    random `crop_size` crop is taken with a random mirror and quarter turn. Unreadable images are skipped.
+    random `crop_size` crop is taken with a random mirror and quarter turn. Unreadable images are skipped. With
+    `by_image`, an item's "caption" is its `image_key` (its embedding by an image encoder conditions it).
     """
 
-    def __init__(self, source, crop_size: int, resolution: int = 0, flips: bool = True, rotations: bool = True) -> None:
+    def __init__(
+        self, source, crop_size: int, resolution: int = 0, flips: bool = True, rotations: bool = True,
+        by_image: bool = False,
+    ) -> None:  # fmt: skip
         if resolution and resolution < crop_size:
             raise ValueError(f"image resolution {resolution} is smaller than crop_size {crop_size}")
         self.source, self.crop_size, self.resolution = source, crop_size, resolution or crop_size
-        self.flips, self.rotations = flips, rotations
+        self.flips, self.rotations, self.by_image = flips, rotations, by_image
         self._bad: set[int] = set()
+
+    def condition(self, index: int) -> str:
+        """What conditions image `index`: its caption, or its `image_key`."""
+        return image_key(index) if self.by_image else self.source.caption(index)
 
     def __len__(self) -> int:
         return len(self.source)
@@ -489,7 +502,7 @@ class ImageDataset(Dataset):
         index, img = _first_readable(len(self), index, self.load, self._bad, "image", self.source.name)
         rng = np.random.default_rng(seed)
         img = random_crop(img, self.crop_size, rng, wrap=False, flips=self.flips, rotations=self.rotations, normals=False)
-        return {"image": img, "caption": self.source.caption(index), "name": self.source.name(index)}
+        return {"image": img, "caption": self.condition(index), "name": self.source.name(index)}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -203,6 +203,25 @@ def embed_captions(
     return out
 
 
+@torch.no_grad()
+def embed_pictures(
+    vision_encoder, processor, pictures: Iterable[tuple[str, torch.Tensor]], device: torch.device, scale: float,
+    normalize: bool,
+) -> dict[str, torch.Tensor]:
+    """Each (key, (3, H, W) picture in [0, 1]) -> its (D,) image-encoder embedding times `scale`, as an image prompt
+    is embedded (`normalize`: unit length, in a sentence encoder's space). Computed once, like the captions'."""
+    from PIL import Image
+
+    from stablematerials.conditioning import encode_images
+
+    vision_encoder.to(device)
+    out: dict[str, torch.Tensor] = {}
+    for key, picture in pictures:
+        pil = Image.fromarray((picture.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy())
+        out[key] = encode_images(vision_encoder, processor, [pil], device, normalize=normalize)[0].float() * scale
+    return out
+
+
 def lookup(embeddings: dict[str, torch.Tensor], captions: list[str]) -> torch.Tensor:
     """Cached caption embeddings as a (B, 1, D) cross-attention batch."""
     return torch.stack([embeddings[c] for c in captions]).unsqueeze(1)

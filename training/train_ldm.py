@@ -26,14 +26,15 @@ from accelerate import Accelerator
 from diffusers import DDPMScheduler, UNet2DConditionModel
 from diffusers.training_utils import EMAModel
 
-from stablematerials.conditioning import embedding_dim
+from stablematerials.conditioning import embedding_dim, is_sentence_encoder
+from stablematerials.image_encoder import load_image_encoder
 from stablematerials.guidance import apply_guidance
 from stablematerials.io import AtomicFolder
 from stablematerials.latents import decode_model_latents
 from stablematerials.pipeline import StableMaterialsPipeline
 
 from .config import LDMConfig, SemiConfig, parse_config
-from .data import ImageDataset, batch_latents, default_sample_prompts, open_image_source, training_set
+from .data import ImageDataset, batch_latents, default_sample_prompts, image_key, open_image_source, training_set
 from .losses import diffusion_target, min_snr_weights, predicted_x0
 from .loop import Bookkeeping, discriminator_step, generator_loss, optimizer_step, sharded_batches
 from .models import (
@@ -50,6 +51,7 @@ from .models import (
 )  # fmt: skip
 from .runtime import (
     embed_captions,
+    embed_pictures,
     end_process_group,
     lookup,
     make_lr_scheduler,
@@ -161,17 +163,16 @@ def set_up(cfg: LDMConfig, accelerator: Accelerator, out: Path) -> LDMRun:
 
     # 2. Data: materials, optional unannotated images, and every caption's embedding computed once.
     dataset, material_captions, source = training_set(cfg.data, factor, cfg.init_from or cfg.vae)
-    images = None
-    if cfg.semi.images:
-        source = open_image_source(cfg.semi.images, cfg.semi.image_column, cfg.semi.caption_column)
-        images = ImageDataset(source, cfg.data.crop_size, cfg.semi.resolution or cfg.data.resolution, cfg.data.flips, cfg.data.rotations)
+    images = open_images(cfg)
     prompts = cfg.sample.prompts or default_sample_prompts(cfg.data, dataset, cfg.sample.count)
     captions = material_captions + list(prompts)
-    if images is not None:
-        captions += [images.source.caption(i) for i in range(len(images))]
+    if images is not None and not images.by_image:
+        captions += [images.condition(i) for i in range(len(images))]
     embed_dim = embedding_dim(text_encoder, None)
     embedding_scale = base.config.embedding_scale if base is not None else cfg.embedding_scale or math.sqrt(embed_dim)
     embeds = embed_captions(text_encoder, tokenizer, captions, accelerator.device, embedding_scale)
+    if images is not None and images.by_image:
+        embeds |= image_embeddings(cfg, base, images, text_encoder, accelerator.device, embedding_scale)
     logger.info(
         "%d materials from %s, %s images, %d captions (%d-d, x %.2f), %d processes", len(dataset),
         source, len(images) if images else "no", len(embeds), embed_dim,
@@ -186,6 +187,36 @@ def set_up(cfg: LDMConfig, accelerator: Accelerator, out: Path) -> LDMRun:
                  unet, noise_scheduler, trained, ema, optimizer, lr_scheduler, color_latents=color)  # fmt: skip
     prepare_training(run, images, embed_dim)
     return run
+
+
+def open_images(cfg: LDMConfig) -> ImageDataset | None:
+    """The semi-supervised stream's images (None without `semi.images`)."""
+    if not cfg.semi.images:
+        return None
+    source = open_image_source(cfg.semi.images, cfg.semi.image_column, cfg.semi.caption_column)
+    return ImageDataset(source, cfg.data.crop_size, cfg.semi.resolution or cfg.data.resolution, cfg.data.flips,
+                        cfg.data.rotations, by_image=cfg.semi.condition == "image")  # fmt: skip
+
+
+def image_embeddings(cfg: LDMConfig, base, images: ImageDataset, text_encoder, device, scale: float) -> dict:
+    """Each readable image's own embedding by the image encoder (semi.condition "image"), keyed by `image_key`:
+    the whole image as an image prompt of it would be embedded."""
+    if cfg.semi.image_encoder:
+        encoder, processor = load_image_encoder(cfg.semi.image_encoder)
+    elif base is not None and base.vision_encoder is not None:
+        encoder, processor = base.vision_encoder, base.processor
+    else:
+        raise ValueError("semi.condition image needs an image encoder: set semi.image_encoder (a folder with "
+                         "vision_encoder/ and processor/) or init_from a model that has one")  # fmt: skip
+
+    def pictures() -> Iterator[tuple[str, torch.Tensor]]:
+        for i in range(len(images)):
+            try:
+                yield image_key(i), images.load(i)
+            except Exception as e:  # noqa: BLE001 - an unreadable image is skipped, as the stream skips it
+                logger.warning("not embedding unreadable image %s: %s", images.source.name(i), e)
+
+    return embed_pictures(encoder, processor, pictures(), device, scale, normalize=is_sentence_encoder(text_encoder))
 
 
 def make_unet(cfg: LDMConfig, base, vae, embed_dim: int, latent_size: int) -> tuple[UNet2DConditionModel, DDPMScheduler]:
