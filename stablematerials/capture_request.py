@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .defaults import BIT_DEPTHS, CAPTURE_SIZE, NORMAL_CONVENTIONS
-from .generation import Limits, local_limits
-from .io import NAMING_PRESETS
+from .defaults import CAPTURE_SIZE
+from .generation import Limits, check_output_options, check_side, local_limits
 from .material import Material
 from .values import slug
 
@@ -55,17 +54,8 @@ class CaptureRequest:
             raise ValueError(f"tileable must be true or false, got {self.tileable!r}")
         if isinstance(self.max_size, bool) or not isinstance(self.max_size, int) or self.max_size < 32:
             raise ValueError(f"max size must be a whole number of pixels, at least 32, got {self.max_size!r}")
-        if self.max_size > limits.max_resolution:
-            over = f"{limits.where} of {limits.max_resolution} px per side"
-            raise ValueError(f"max size {self.max_size} px is over {over}{limits.raise_hint}")
-        if self.naming not in NAMING_PRESETS:
-            raise ValueError(f"naming must be one of {', '.join(NAMING_PRESETS)}, got {self.naming!r}")
-        if self.normal_convention not in NORMAL_CONVENTIONS:
-            raise ValueError(
-                f"normal convention must be one of {', '.join(NORMAL_CONVENTIONS)}, got {self.normal_convention!r}"
-            )
-        if self.bit_depth not in BIT_DEPTHS or isinstance(self.bit_depth, bool):
-            raise ValueError(f"bit depth must be 8 or 16, got {self.bit_depth!r}")
+        check_side("max size", self.max_size, limits)
+        check_output_options(self.naming, self.normal_convention, self.bit_depth)
 
 
 @dataclass(frozen=True)

@@ -157,20 +157,28 @@ class GenerationRequest:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 8 or value % 8:
                 raise ValueError(f"{label} must be a positive multiple of 8 pixels, got {value!r}")
-            if value > limits.max_resolution:
-                over = f"{limits.where} of {limits.max_resolution} px per side"
-                raise ValueError(f"{label} {value} px is over {over}{limits.raise_hint}")
+            check_side(label, value, limits)
         parse_int("variations", self.variations, 1, limits.max_variations, strict=True)
         if self.variant not in MODEL_VARIANTS:
             raise ValueError(f"model variant must be one of {', '.join(MODEL_VARIANTS)}, got {self.variant!r}")
-        if self.naming not in NAMING_PRESETS:
-            raise ValueError(f"naming must be one of {', '.join(NAMING_PRESETS)}, got {self.naming!r}")
-        if self.normal_convention not in NORMAL_CONVENTIONS:
-            raise ValueError(
-                f"normal convention must be one of {', '.join(NORMAL_CONVENTIONS)}, got {self.normal_convention!r}"
-            )
-        if self.bit_depth not in BIT_DEPTHS or isinstance(self.bit_depth, bool):
-            raise ValueError(f"bit depth must be 8 or 16, got {self.bit_depth!r}")
+        check_output_options(self.naming, self.normal_convention, self.bit_depth)
+
+
+def check_side(label: str, value: int, limits: Limits) -> None:
+    """ValueError when a side of `value` pixels is over the limits' maximum (worded as the limits say)."""
+    if value > limits.max_resolution:
+        over = f"{limits.where} of {limits.max_resolution} px per side"
+        raise ValueError(f"{label} {value} px is over {over}{limits.raise_hint}")
+
+
+def check_output_options(naming: str, normal_convention: str, bit_depth: int) -> None:
+    """ValueError naming the first bad option of how a material folder is written."""
+    if naming not in NAMING_PRESETS:
+        raise ValueError(f"naming must be one of {', '.join(NAMING_PRESETS)}, got {naming!r}")
+    if normal_convention not in NORMAL_CONVENTIONS:
+        raise ValueError(f"normal convention must be one of {', '.join(NORMAL_CONVENTIONS)}, got {normal_convention!r}")
+    if bit_depth not in BIT_DEPTHS or isinstance(bit_depth, bool):
+        raise ValueError(f"bit depth must be 8 or 16, got {bit_depth!r}")
 
 
 def complete(
