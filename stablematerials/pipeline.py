@@ -81,6 +81,9 @@ class StableMaterialsPipeline(DiffusionPipeline):
     student: the guidance scale is embedded and classifier-free guidance is off. `embedding_scale` (saved in
     model_index.json) multiplies prompt embeddings before the UNet: 1 for the published model (CLIP projections),
     sqrt(D) for this project's models, whose unit-norm sentence embeddings it brings to unit variance per entry.
+    `color_latents` (saved in model_index.json; default model v3 on): the UNet's latents end with three channels
+    holding the basecolor's mean per latent cell, which set the decoded basecolor's low frequencies
+    (`stablematerials.color_latents`).
     `prompt_embeds` given to `__call__` are used as they are (already scaled).
     """
 

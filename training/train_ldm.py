@@ -230,7 +230,7 @@ def make_unet(cfg: LDMConfig, base, vae, embed_dim: int, latent_size: int) -> tu
     if cfg.lora.rank:
         add_lora(unet, cfg.lora)
     logger.info("UNet: %.2fM parameters (%.2fM trained), latents %dx%dx%d", sum(p.numel() for p in unet.parameters()) / 1e6,
-                sum(p.numel() for p in unet.parameters() if p.requires_grad) / 1e6, vae.config.latent_channels,
+                sum(p.numel() for p in unet.parameters() if p.requires_grad) / 1e6, unet.config.in_channels,
                 latent_size, latent_size)  # fmt: skip
     return unet, noise_scheduler
 
