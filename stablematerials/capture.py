@@ -110,12 +110,18 @@ def run_predictor(unet: torch.nn.Module, photos: torch.Tensor, patch_size: int) 
 
     The photo is mapped to [-1, 1] and pixel-unshuffled by `patch_size`; the UNet's timestep input is unused (0).
     H and W must be multiples of patch_size * 2 ** (levels - 1). Shared by the pipeline and training.
+
+    The basecolor is the photo's colour plus the network's correction (the light taken out), not a colour made from
+    scratch: the photo's colour is the best first guess of the albedo, and a GroupNorm network carries absolute
+    colour poorly (the default model v3's VAE decoded a flat blue as brown; training/README.md). The network's
+    first three output channels are that correction; the other six are the maps themselves.
     """
-    inp = photos * 2.0 - 1.0
-    inp = F.pixel_unshuffle(inp, patch_size) if patch_size > 1 else inp
+    photo = photos * 2.0 - 1.0  # (B, 3, H, W) in model space
+    inp = F.pixel_unshuffle(photo, patch_size) if patch_size > 1 else photo
     timestep = torch.zeros(inp.shape[0], device=inp.device, dtype=inp.dtype)
     out = unet(inp.to(next(unet.parameters()).dtype), timestep).sample
-    return F.pixel_shuffle(out, patch_size) if patch_size > 1 else out
+    out = F.pixel_shuffle(out, patch_size) if patch_size > 1 else out
+    return torch.cat([photo.to(out.dtype) + out[:, 0:3], out[:, 3:]], dim=1)
 
 
 def build_predictor(

@@ -243,3 +243,16 @@ def test_photo_files_16_bit_grey_and_exif_turn(tmp_path: Path) -> None:
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
     turned.save(tmp_path / "turned.jpg", exif=exif)
     assert load_photo(str(tmp_path / "turned.jpg")).shape == (3, 60, 40)
+
+
+def test_the_basecolor_is_the_photos_colour_plus_a_correction() -> None:
+    """With the network's output zeroed, the basecolor is the photo itself: colour never has to be made up."""
+    from stablematerials.capture import run_predictor
+
+    pipe = tiny_capture_pipeline(0)
+    torch.nn.init.zeros_(pipe.unet.conv_out.weight)
+    torch.nn.init.zeros_(pipe.unet.conv_out.bias)
+    img = torch.from_numpy(photo(32, 48)).permute(2, 0, 1)[None]
+    maps = run_predictor(pipe.unet, img, pipe.config.patch_size)
+    torch.testing.assert_close(maps[:, 0:3], img * 2 - 1)
+    assert torch.equal(maps[:, 3:], torch.zeros_like(maps[:, 3:]))
