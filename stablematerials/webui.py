@@ -600,27 +600,22 @@ class PageEvents:
         with user_errors("generate"):
             request = request_from_form(form | {"image": image, "model": model})
             made = generate_materials(self.engine, request, history_list, self.out_dir, progress)
-            first = made.materials[0]
-            return page.show(material_view(first, ViewSettings.from_form(form), self.out_dir)) | {
-                page.current: first,
-                page.history: made.history,
-                page.history_gallery: history_gallery_items(made.history, self.out_dir),
-                page.seed: made.seed,
-                page.status: made.status,
-            }
+            return self.show_made(made, form) | {page.seed: made.seed}
 
     def on_capture(self, history_list: list, photo: Any = None, model: Any = None, **form: Any) -> dict:
-        page = self.page
         with user_errors("read the photo"):
             request = capture_request_from_form(form | {"photo": photo, "model": model})
-            made = capture_material(self.engine, request, history_list, self.out_dir)
-            material = made.materials[0]
-            return page.show(material_view(material, ViewSettings.from_form(form), self.out_dir)) | {
-                page.current: material,
-                page.history: made.history,
-                page.history_gallery: history_gallery_items(made.history, self.out_dir),
-                page.status: made.status,
-            }
+            return self.show_made(capture_material(self.engine, request, history_list, self.out_dir), form)
+
+    def show_made(self, made: Generated, form: dict[str, Any]) -> dict:
+        """The updates that show what Generate or "Make maps" made: its first material, the history, the status."""
+        page, first = self.page, made.materials[0]
+        return page.show(material_view(first, ViewSettings.from_form(form), self.out_dir)) | {
+            page.current: first,
+            page.history: made.history,
+            page.history_gallery: history_gallery_items(made.history, self.out_dir),
+            page.status: made.status,
+        }
 
     def on_select(self, history_list: list, evt: gr.SelectData, **view: Any) -> dict:
         page = self.page
