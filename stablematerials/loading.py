@@ -121,6 +121,16 @@ def check_model_steps(model: Path | str, student: bool | None, steps: int) -> No
         )
 
 
+def _device_and_dtype(device, torch_dtype) -> tuple[str | torch.device, torch.dtype | None]:
+    """Where a loaded model runs (a GPU when there is one) and in which precision: float32 on the CPU, where weights
+    may be stored in float16."""
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if torch_dtype is None and str(device) == "cpu":
+        torch_dtype = torch.float32
+    return device, torch_dtype
+
+
 def load_pipeline(
     model: str | os.PathLike | None = None,
     student: bool | None = None,
@@ -132,10 +142,7 @@ def load_pipeline(
 
     where = resolve_model(model)
     use_student = _uses_student(where, student)
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if torch_dtype is None and str(device) == "cpu":
-        torch_dtype = torch.float32  # weights may be stored in float16; compute on the CPU in float32
+    device, torch_dtype = _device_and_dtype(device, torch_dtype)
     pipe = StableMaterialsPipeline.from_pretrained(where, student=use_student, torch_dtype=torch_dtype)
     pipe = pipe.to(device)
     if str(device).startswith("cuda") and importlib.util.find_spec("xformers") is not None:
@@ -184,10 +191,7 @@ def load_capture_pipeline(
     from .capture import StableMaterialsCapturePipeline
 
     where = capture_model_path(model)
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if torch_dtype is None and str(device) == "cpu":
-        torch_dtype = torch.float32  # weights may be stored in float16; compute on the CPU in float32
+    device, torch_dtype = _device_and_dtype(device, torch_dtype)
     pipe = StableMaterialsCapturePipeline.from_pretrained(where, torch_dtype=torch_dtype).to(device)
     logger.info("loaded capture model %s on %s", where, device)
     return pipe
