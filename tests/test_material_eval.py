@@ -286,6 +286,15 @@ def test_vae_round_trip_runs_through_the_pipeline(tiny_pipe):
     assert set(reconstruction_errors(m, rebuilt)) >= {"psnr", "colour_shift", "normal_deg", "metal_kept"}
 
 
+def test_vae_round_trip_of_a_colour_latent_model_keeps_the_mean_colour():
+    from stablematerials.tiny import tiny_pipeline
+
+    pipe = tiny_pipeline(0, vision=False, color_latents=True)  # untrained VAE: only the colour latents keep colour
+    m = generate("square_tiles", 0, 64, color="blue")
+    errors = reconstruction_errors(m, reconstruct(pipe, m))
+    assert errors["colour_shift"] < 0.03
+
+
 def test_generation_records_resume_and_report(tiny_model_dir, tmp_path):
     prompt = EvalPrompt("p", "red bricks", "bricks", "red", "not metal", "matte")
     settings = Settings(size=32, seeds=2, steps=2)

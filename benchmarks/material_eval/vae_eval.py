@@ -1,8 +1,9 @@
 """How well a model's VAE keeps held-out procedural materials: encode (posterior mean), decode, compare.
 
 The round trip follows the pipeline: the material packed to model space (Material.to_model_tensor), encoded with
-circular padding (the materials tile), the posterior mean normalised to model latents (stablematerials.latents),
-then decoded by `pipe.decode_latents` (denormalised, circular, and with the pipeline's windowed attention when the
+circular padding (the materials tile), the posterior mean normalised to model latents (stablematerials.latents,
+with the basecolor's colour latents beside them when the model has them: stablematerials.color_latents), then
+decoded by `pipe.decode_latents` (denormalised, circular, and with the pipeline's windowed attention when the
 size exceeds the model's training size, as `generate` decodes at that size).
 
 Per material: basecolor PSNR (dB), the largest per-channel shift of the mean basecolor, the mean angle between
@@ -18,7 +19,8 @@ import math
 import numpy as np
 import torch
 
-from stablematerials.latents import normalize_latents
+from stablematerials.color_latents import encode_color
+from stablematerials.latents import model_latents
 from stablematerials.material import Material
 from stablematerials.procedural.dataset import dataset_material
 from stablematerials.tiling import TilingState, tiling
@@ -42,7 +44,8 @@ def reconstruct(pipe, material: Material) -> Material:
     rolls = (torch.Generator().manual_seed(0),)
     with tiling(TilingState(circular=True, window=window, latent_hw=latent_hw, generators=rolls)):
         z = pipe.vae.encode(x).latent_dist.mean
-    decoded = pipe.decode_latents(normalize_latents(pipe.vae.config, z), tileable=True, window=window, roll_generators=rolls)
+    color = encode_color(x[:, 0:3], f) if pipe.config.color_latents else None
+    decoded = pipe.decode_latents(model_latents(pipe.vae.config, z, color), tileable=True, window=window, roll_generators=rolls)
     return Material.from_model_tensor(decoded[0].float().cpu())
 
 
