@@ -58,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--student", action=argparse.BooleanOptionalAction, default=None,
                    help="the 4-step student (default: when the model has one, as the CLI)")
     p.add_argument("--tileable", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--patched", action=argparse.BooleanOptionalAction, default=None,
+                   help="windowed attention (default: above the model's training size, as the CLI)")
     p.add_argument("--vae-only", action="store_true", help="only the VAE reconstruction figures")
     p.add_argument("--skip-vae", action="store_true", help="no VAE figures")
     p.add_argument("--vae-sizes", default="256,512")
@@ -157,10 +159,11 @@ def prompts_section(args: argparse.Namespace, models: dict[str, Path], net) -> s
         if not prompts:
             fail(f"--only {args.only!r} matches no prompt id")
     settings = Settings(size=args.size, seeds=args.seeds, steps=args.steps, guidance=args.guidance,
-                        student=args.student, tileable=args.tileable)  # fmt: skip
+                        student=args.student, tileable=args.tileable, patched=args.patched)  # fmt: skip
     summaries, rows_by_label, per_prompt = {}, {}, []
     for label, folder in models.items():
-        run = args.work / "runs" / f"{label}_{args.size}px_g{args.guidance:g}_{args.steps or 'default'}steps_{args.student}"
+        patched = "" if args.patched is None else f"_patched{args.patched}"
+        run = args.work / "runs" / f"{label}_{args.size}px_g{args.guidance:g}_{args.steps or 'default'}steps_{args.student}{patched}"
         info = generate_all(folder, prompts, settings, run)
         records = [[load_record(record_path(run, p, s)) for s in range(args.seeds)] for p in prompts]
         probs = predict_proba(net, np.stack([r["source"] for recs in records for r in recs])).reshape(len(prompts), args.seeds, -1)

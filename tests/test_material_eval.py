@@ -305,6 +305,8 @@ def test_generation_records_resume_and_report(tiny_model_dir, tmp_path):
     mtime = record_path(tmp_path, prompt, 0).stat().st_mtime_ns
     generate_all(tiny_model_dir, [prompt], settings, tmp_path)
     assert record_path(tmp_path, prompt, 0).stat().st_mtime_ns == mtime  # kept, not regenerated
+    forced = generate_all(tiny_model_dir, [prompt], Settings(size=32, seeds=1, steps=2, patched=True), tmp_path / "patched")
+    assert forced["patched"] is True  # the --patched choice overrides the CLI's size rule
 
     probs = np.full(len(FAMILY_NAMES), 0.01)
     probs[FAMILY_NAMES.index("bricks")] = 0.9

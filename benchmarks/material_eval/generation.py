@@ -46,6 +46,7 @@ class Settings:
     guidance: float = 7.5  # the CLI's default
     student: bool | None = None  # the CLI's default: the student when the model ships one
     tileable: bool = True
+    patched: bool | None = None  # windowed attention; None: the CLI's rule (above the model's training size)
 
 
 def material_measures(material: Material) -> dict:
@@ -89,7 +90,8 @@ def generate_all(model: str | Path, prompts: list[EvalPrompt], settings: Setting
     load_s = time.perf_counter() - t0
     native = pipe.unet.config.sample_size * pipe.vae_scale_factor
     call = dict(height=settings.size, width=settings.size, num_inference_steps=settings.steps,
-                guidance_scale=settings.guidance, tileable=settings.tileable, patched=settings.size > native,
+                guidance_scale=settings.guidance, tileable=settings.tileable,
+                patched=settings.size > native if settings.patched is None else settings.patched,
                 output_type="material")  # fmt: skip
     t1 = time.perf_counter()
     pipe(prompts[0].prompt, generator=torch.Generator().manual_seed(10**6), **call)  # warm-up, not measured
