@@ -51,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=Path("/work/runs/eval"), help="classifier, records, sheets, report")
     p.add_argument("--prompts", type=Path, default=DEFAULT_PROMPTS, help="JSON-lines prompt file")
     p.add_argument("--only", default="", help="only these prompt ids (comma-separated)")
-    p.add_argument("--seeds", type=int, default=4, help="seeds per prompt (0 .. N-1)")
+    p.add_argument("--seeds", type=int, default=4, help="seeds per prompt (0 .. N-1); diversity needs 2 or more")
     p.add_argument("--size", type=int, default=512, help="output size in pixels")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the pipeline's)")
     p.add_argument("--guidance", type=float, default=7.5, help="guidance scale (the CLI's default 7.5)")
@@ -70,8 +70,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--classifier-per-family", type=int, default=TrainConfig.per_family, help="training materials per family")
     p.add_argument("--verify-per-family", type=int, default=20, help="test materials per family and size")
     args = p.parse_args(argv)
-    if args.seeds < 2:
-        p.error(f"--seeds must be at least 2 (diversity compares seeds), got {args.seeds}")
+    if args.seeds < 1:
+        p.error(f"--seeds must be at least 1, got {args.seeds}")
     if args.size <= 0 or args.size % 8:
         p.error(f"--size must be a positive multiple of 8, got {args.size}")
     return args

@@ -35,6 +35,10 @@ from training.image_encoder_data import (
         ("textures/base_wall/concrete_nm.png", None, None),  # a normal map, not a picture
         ("textures/misc/glasses_dirty.png", None, None),  # 'dirty' names no material
         ("textures/evil4_walls/tech_drkwall.jpg", None, None),  # 'wall' alone names no material
+        ("textures/tex_misc/office_sep01.png", None, None),  # office, notice, cornice: no ice in them
+        ("textures/tex_misc/rail_noticeb01.png", None, None),
+        ("textures/tex_nature/icefloor.jpg", "ice floor", None),  # a short word where a glued word starts
+        ("textures/gothic_trim/pitted_rust3_dkred.jpg", "pitted rust dark red", "rusty_metal"),
     ],
 )
 def test_captions_from_texture_names(name, caption, family):

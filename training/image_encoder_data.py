@@ -24,7 +24,7 @@ import io
 import math
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -234,7 +234,7 @@ _SKIP = re.compile(r"(_|-)(nm|norm|normal|bump|gloss|glow|spec|sm|luma|lm|height
 _ABBREVIATIONS = {
     "mtl": "metal", "met": "metal", "metall": "metal", "crete": "concrete", "cem": "cement", "flr": "floor",
     "wll": "wall", "drk": "dark", "rst": "rusty", "brn": "brown", "grn": "green", "blk": "block", "wd": "wood",
-    "rbrick": "red brick", "sbrick": "stone brick", "bdirt": "dirt", "woodb": "wood", "bricks": "bricks",
+    "dkred": "dark red", "rbrick": "red brick", "sbrick": "stone brick", "bdirt": "dirt", "woodb": "wood", "bricks": "bricks",
 }  # fmt: skip
 MATERIAL_WORDS = (
     "brick", "tile", "wood", "plank", "stone", "rock", "cobble", "marble", "metal", "steel", "iron", "rust", "copper",
@@ -283,7 +283,11 @@ def caption_from_name(path: str) -> str | None:
             )  # fmt: skip
             end = 0
             for start, w in found:
-                if start >= end:
+                # a three-letter word inside a longer one counts only where a word ends ('icefloor', 'darkred'),
+                # not as the tail of another ('office', 'notice', 'cornice' are no ice); abbreviations are glued
+                # by design ('drkrstmtl')
+                short = len(w) == 3 and w not in _ABBREVIATIONS
+                if start >= end and not (short and start != end):
                     words.extend(_ABBREVIATIONS.get(w, w).split())
                     end = start + len(w)
     words = [w.replace("gray", "grey").replace("teracota", "terracotta") for w in words]
@@ -298,6 +302,11 @@ def _noun(word: str) -> str:
     if word in ("rusty", "rusted"):
         return "rust"
     return word[:-1] if word.endswith("s") and word[:-1] in _NOUNS else word
+
+
+def caption_nouns(caption: str) -> set[str]:
+    """The words of a caption that name a material by themselves, singular: 'grey rocks' -> {'rock'}."""
+    return {_noun(w) for w in caption.split()} & _NOUNS
 
 
 def family_of_caption(caption: str) -> str | None:
@@ -315,11 +324,12 @@ def is_held_out(package: str, member: str, fraction: float = 0.2) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
-def real_textures(root: Path) -> list[dict]:
+def real_textures(root: Path, packages: Mapping[str, tuple[str, str]] = TEXTURE_PACKAGES) -> list[dict]:
     """Texture images of the unpacked Debian packages under `root` (`root/<package>/<pk3 path>`) that name a
-    material: {"package", "member", "caption", "family", "held_out", "licence"} in a fixed order."""
+    material: {"package", "member", "caption", "family", "held_out", "licence"} in a fixed order. `packages`:
+    {package: (pk3 path inside it, licence)}, TEXTURE_PACKAGES unless another collection is laid out the same way."""
     found = []
-    for package, (pk3, licence) in TEXTURE_PACKAGES.items():
+    for package, (pk3, licence) in packages.items():
         archive = root / package / pk3
         if not archive.is_file():
             continue
@@ -337,9 +347,10 @@ def real_textures(root: Path) -> list[dict]:
     return found
 
 
-def read_texture(root: Path, item: dict) -> Image.Image | None:
-    """The RGB image of a `real_textures` item, or None when it cannot be decoded or is smaller than 64 px."""
-    archive = root / item["package"] / TEXTURE_PACKAGES[item["package"]][0]
+def read_texture(root: Path, item: dict, packages: Mapping[str, tuple[str, str]] = TEXTURE_PACKAGES) -> Image.Image | None:
+    """The RGB image of a `real_textures` item (of `packages`), or None when it cannot be decoded or is smaller
+    than 64 px."""
+    archive = root / item["package"] / packages[item["package"]][0]
     try:
         with zipfile.ZipFile(archive) as z, Image.open(io.BytesIO(z.read(item["member"]))) as im:
             rgb = im.convert("RGB")

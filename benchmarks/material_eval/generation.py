@@ -82,7 +82,15 @@ def load_record(path: Path) -> dict:
 
 
 def generate_all(model: str | Path, prompts: list[EvalPrompt], settings: Settings, run: Path) -> dict:
-    """Generate the missing records of RUN for `model`; returns the run's info (settings, load and warm-up time)."""
+    """Generate the missing records of RUN for `model` (every prompt x seeds 0 .. settings.seeds - 1); returns the
+    run's info (settings, load and warm-up time)."""
+    jobs = [(p.prompt, seed, record_path(run, p, seed)) for p in prompts for seed in range(settings.seeds)]
+    return generate_records(model, jobs, settings, run)
+
+
+def generate_records(model: str | Path, jobs: list[tuple[str, int, Path]], settings: Settings, run: Path) -> dict:
+    """Generate the missing records of `jobs` ((prompt, seed, record path), ...) with `model` at `settings` (its
+    `seeds` aside); returns the run's info, also written to RUN/run_info.json."""
     run.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     pipe = load_pipeline(model, student=settings.student)
@@ -94,19 +102,17 @@ def generate_all(model: str | Path, prompts: list[EvalPrompt], settings: Setting
                 patched=settings.size > native if settings.patched is None else settings.patched,
                 output_type="material")  # fmt: skip
     t1 = time.perf_counter()
-    pipe(prompts[0].prompt, generator=torch.Generator().manual_seed(10**6), **call)  # warm-up, not measured
+    pipe(jobs[0][0], generator=torch.Generator().manual_seed(10**6), **call)  # warm-up, not measured
     info = {"model": str(model), "settings": asdict(settings), "student": pipe.is_student, "native_size": native,
             "patched": call["patched"], "load_seconds": load_s, "warmup_seconds": time.perf_counter() - t1,
             "threads": torch.get_num_threads()}  # fmt: skip
-    for n, p in enumerate(prompts):
-        for seed in range(settings.seeds):
-            path = record_path(run, p, seed)
-            if path.is_file():
-                continue
+    for n, (prompt, seed, path) in enumerate(jobs):
+        if not path.is_file():
             t = time.perf_counter()
-            material = pipe(p.prompt, generator=torch.Generator().manual_seed(seed), **call).images[0]
+            material = pipe(prompt, generator=torch.Generator().manual_seed(seed), **call).images[0]
             seconds = time.perf_counter() - t
-            save_record(path, material, {"prompt": p.prompt, "seed": seed, "seconds": seconds} | material_measures(material))
-        logger.info("%s: %d/%d prompts (%s)", run.name, n + 1, len(prompts), p.id)
+            save_record(path, material, {"prompt": prompt, "seed": seed, "seconds": seconds} | material_measures(material))
+        if (n + 1) % 10 == 0 or n + 1 == len(jobs):
+            logger.info("%s: %d/%d materials (%s)", run.name, n + 1, len(jobs), prompt)
     atomic_write_text(run / "run_info.json", json.dumps(info, indent=2))
     return info

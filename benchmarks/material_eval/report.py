@@ -66,7 +66,7 @@ def prompt_summary(prompt: EvalPrompt, metas: list[dict], verdicts: list[dict], 
         "max_seam": float(max(m["max_seam"] for m in metas)),
         "normal_height": float(np.mean([m["normal_height"] for m in metas])),
         "seconds": float(np.mean([m["seconds"] for m in metas])),
-        "diversity": seed_diversity(sources),
+        "diversity": seed_diversity(sources) if len(sources) > 1 else None,  # one seed: nothing to compare
     }
 
 
@@ -82,6 +82,11 @@ def model_summary(prompts: list[EvalPrompt], rows: list[dict], verdicts: list[li
 
     maps = list(flat_m[0]["seam"])
     brown = [("brown" in v["colours"]) for v in flat_v]
+    diverse = [r["diversity"] for r in rows if r["diversity"] is not None]  # none with one seed per prompt
+
+    def div(key: str) -> float:
+        return float(np.mean([d[key] for d in diverse])) if diverse else float("nan")
+
     return {
         "family": acc("family_ok"),
         "family_majority": (float(np.mean([r["family_seen"] == p.family for p, r in zip(prompts, rows) if p.family])),
@@ -97,10 +102,10 @@ def model_summary(prompts: list[EvalPrompt], rows: list[dict], verdicts: list[li
         "seams": (float(np.mean([v["seams_ok"] for v in flat_v])), len(flat_v)),
         "seams_per_map": {k: float(np.mean([m["seam"][k] <= SEAM_TARGET for m in flat_m])) for k in maps},
         "normal_height": float(np.mean([m["normal_height"] for m in flat_m])),
-        "diverse_prompts": (float(np.mean([r["diversity"]["all_different"] for r in rows])), len(rows)),
-        "clear_pairs": float(np.mean([r["diversity"]["clear_pairs"] for r in rows])),
-        "colour_distance": float(np.mean([r["diversity"]["colour"] for r in rows])),
-        "structure_distance": float(np.mean([r["diversity"]["structure"] for r in rows])),
+        "diverse_prompts": (div("all_different"), len(diverse)),
+        "clear_pairs": div("clear_pairs"),
+        "colour_distance": div("colour"),
+        "structure_distance": div("structure"),
         "seconds": float(np.mean([m["seconds"] for m in flat_m])),
         "seconds_max": float(np.max([m["seconds"] for m in flat_m])),
         "mean_rgb": np.mean([m["mean_rgb"] for m in flat_m], axis=0).tolist(),
@@ -189,7 +194,7 @@ def prompt_table(rows: list[dict]) -> str:
         out.append(
             f"| {r['prompt']} | {fam}{mark} | {cell(e['colour'], r['colour'])} | {cell(e['metal'], r['metal'])} | "
             f"{cell(e['gloss'], r['gloss'])} | {rgb} | {r['metallic']:.2f} / {r['roughness']:.2f} | {r['max_seam']:.2f} | "
-            f"{r['normal_height']:.3f} | {_pct(r['diversity']['clear_pairs'])} |"
+            f"{r['normal_height']:.3f} | {_pct(r['diversity']['clear_pairs'] if r['diversity'] else float('nan'))} |"
         )
     return "\n".join(out)
 

@@ -100,7 +100,8 @@ def row_lines(summary: dict, verdicts: list[dict], width: int = 46) -> list[str]
                  + f"seed 0 colour: {seen_colours} ({r:.2f},{g:.2f},{b:.2f})"[: width])  # fmt: skip
     bad_attr = any(summary[k] is not None and summary[k] < 0.5 for k in ("metal", "gloss"))
     lines.append(("x " if bad_attr else "  ") + f"metallic {summary['metallic']:.2f}  roughness {summary['roughness']:.2f}")
-    lines.append(f"  worst seam {summary['max_seam']:.2f}  diverse pairs {100 * summary['diversity']['clear_pairs']:.0f} %")
+    diverse = f"{100 * summary['diversity']['clear_pairs']:.0f} %" if summary["diversity"] else "n/a (one seed)"
+    lines.append(f"  worst seam {summary['max_seam']:.2f}  diverse pairs {diverse}")
     return lines[:10]
 
 
@@ -135,5 +136,39 @@ def vae_figure(examples: dict[str, tuple[Material, Material]], path: Path, title
             sheet.paste(tile, (label_w + j * (cell + 2), header + i * (cell + 2)))
     for i, name in enumerate(row_names):
         draw.text((4, header + i * (cell + 2) + cell // 2 - 6), name, fill=(220, 220, 220), font=_font(12))
+    _save_png(sheet, path)
+    return path
+
+
+
+def _concept_row(row: dict) -> list[tuple[Image.Image, int]]:
+    """A concept row's pictures as tiles TILE high, each with its x offset: images | basecolors | renders."""
+    placed, x = [], TEXT_WIDTH
+    for group in ("images", "basecolors", "renders"):
+        for img in row[group]:
+            tile = _tile(img, round(TILE * img.shape[1] / img.shape[0]))
+            placed.append((tile, x))
+            x += tile.width + GAP
+        x += 2 * GAP  # a wider gap between the groups
+    return placed
+
+
+def concept_sheet(rows: list[dict], path: Path, title: str) -> Path:
+    """One row per concept: its text ('lines'), held-out texture images ('images'), then the generated materials'
+    basecolors ('basecolors') and lit renders ('renders', sphere | plane); pictures are (h, w, 3) uint8."""
+    placed = [_concept_row(r) for r in rows]
+    width = max(x + tile.width for row in placed for tile, x in row) + GAP
+    header = 46
+    sheet = Image.new("RGB", (width, header + len(rows) * (TILE + GAP)), (30, 30, 30))
+    draw = ImageDraw.Draw(sheet)
+    draw.text((GAP, 4), title, fill=(255, 255, 255), font=_font(16))
+    draw.text((TEXT_WIDTH + 2, 28), "held-out images | generated basecolors | renders (sphere, plane) of the first ones",
+              fill=(200, 200, 200), font=_font(12))  # fmt: skip
+    for i, (row, tiles) in enumerate(zip(rows, placed)):
+        y = header + i * (TILE + GAP)
+        for k, line in enumerate(row["lines"]):
+            draw.text((GAP, y + 2 + 14 * k), line, fill=(235, 235, 235), font=_font(12))
+        for tile, x in tiles:
+            sheet.paste(tile, (x, y))
     _save_png(sheet, path)
     return path
