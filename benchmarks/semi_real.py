@@ -41,6 +41,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -301,7 +302,8 @@ def concept_stage(args: argparse.Namespace, models: dict[str, Path]) -> dict:
     image_stats, shown = held_out_images(args.textures, groups, args.min_held_out)
     if not groups:
         fail(f"no concept outside the families has {args.min_held_out} readable held-out images in {args.textures}")
-    out = {"groups": groups, "images": image_stats, "generated": {}, "scores": {}, "prompts": {}}
+    out = {"groups": groups, "images": image_stats, "generated": {}, "scores": {}, "prompts": {},
+           "ceiling": concept_scores(image_stats, image_stats)}  # the held-out images' own nearest-concept accuracy
     for label, model in models.items():
         records = concept_records(args, label, model, groups)
         out["prompts"] = {c: sorted({r["meta"]["prompt"] for r in recs}) for c, recs in records.items()}
@@ -333,6 +335,7 @@ def write_concept_sheet(path: Path, label: str, groups: dict, shown: dict, recor
         s = scores[concept]
         rows.append({
             "lines": [concept, f"{len(groups[concept]['held_out'])} held-out / {len(groups[concept]['train'])} training images",
+                      *textwrap.wrap("prompts: " + "; ".join(sorted({r["meta"]["prompt"] for r in recs})), 46)[:3],
                       f"colour distance {s['colour_distance']:.3f}", f"spread difference {s['spread_difference']:+.3f}",
                       f"nearest own concept {100 * s['nearest_accuracy']:.0f} %"],
             "images": shown[concept], "basecolors": [_basecolor(r) for r in recs], "renders": [r["render"] for r in recs[:2]],
@@ -368,25 +371,28 @@ def family_markdown(families: dict[str, dict], differences: dict) -> str:
     out = ["| figure | " + " | ".join(LABELS) + " | B - A (paired over prompts) |", "|---|---|---|---|---|"]
     for key in FAMILY_FIGURES:
         d = differences.get(key)
-        diff = "" if d is None else f"{100 * d['difference']:+.1f} ± {200 * d['se']:.1f} points (2 SE, {d['n']} prompts)"
+        diff = "" if d is None or d["n"] == 0 else f"{100 * d['difference']:+.1f} ± {200 * d['se']:.1f} points (2 SE, {d['n']} prompts)"
         out.append(f"| {key} | " + " | ".join(_figure(families[lab]["summary"][key]) for lab in LABELS) + f" | {diff} |")
     return "\n".join(out)
 
 
+def _rgb(v) -> str:
+    return "(" + ", ".join(f"{x:.2f}" for x in v) + ")"
+
+
 def concept_markdown(concepts: dict) -> str:
-    rgb = lambda v: "(" + ", ".join(f"{x:.2f}" for x in v) + ")"  # noqa: E731
-    out = ["| concept | held-out / training images | prompts | images: mean RGB, spread | "
+    out = ["| concept | held-out / training images | prompts | images: mean RGB, spread, nearest own | "
            + " | ".join(f"{lab}: mean RGB, distance, spread diff, nearest" for lab in LABELS) + " |",
            "|---|---|---|---|" + "---|" * len(LABELS)]  # fmt: skip
     for concept, group in concepts["groups"].items():
-        img = concepts["images"][concept]
+        img, own = concepts["images"][concept], concepts["ceiling"][concept]["nearest_accuracy"]
         cells = []
         for lab in LABELS:
             gen, s = concepts["generated"][lab][concept], concepts["scores"][lab][concept]
-            cells.append(f"{rgb(gen[:, :3].mean(0))}, {s['colour_distance']:.3f}, {s['spread_difference']:+.3f}, "
+            cells.append(f"{_rgb(gen[:, :3].mean(0))}, {s['colour_distance']:.3f}, {s['spread_difference']:+.3f}, "
                          f"{100 * s['nearest_accuracy']:.0f} %")  # fmt: skip
         out.append(f"| {concept} | {len(group['held_out'])} / {len(group['train'])} | {'; '.join(concepts['prompts'][concept])} | "
-                   f"{rgb(img[:, :3].mean(0))}, {img[:, 3:].mean():.3f} | " + " | ".join(cells) + " |")  # fmt: skip
+                   f"{_rgb(img[:, :3].mean(0))}, {img[:, 3:].mean():.3f}, {100 * own:.0f} % | " + " | ".join(cells) + " |")  # fmt: skip
     means = {lab: mean_scores(concepts["scores"][lab]) for lab in LABELS}
     out += ["", "| mean over concepts | " + " | ".join(LABELS) + " |", "|---|---|---|---|"]
     for key, fmt in (("colour_distance", "{:.3f}"), ("abs_spread_difference", "{:.3f}"), ("nearest_accuracy", "{:.0%}")):
@@ -394,15 +400,13 @@ def concept_markdown(concepts: dict) -> str:
     return "\n".join(out)
 
 
-def write_outputs(args: argparse.Namespace, families: dict, concepts: dict) -> str:
-    """WORK/report.md and WORK/results.json; returns the report."""
-    differences = family_differences(families)
-    v = verdict(concepts["scores"], differences)
+def report_markdown(args: argparse.Namespace, families: dict, differences: dict, concepts: dict, v: dict) -> str:
     kept = ", ".join(f"{k} {'kept' if ok else 'lost'}" for k, ok in v["families_kept"].items())
-    text = "\n\n".join([
+    guidance = families["A"]["summary"]["info"]["settings"]["guidance"]
+    return "\n\n".join([
         "# Semi-supervised stream with real texture images: A/B on the default model's teacher",
         f"Teacher {args.teacher}; runs A and B: {args.steps} steps each (WORK {args.work}). Families: "
-        f"{args.eval_seeds} seed(s) per prompt at {args.size} px, {args.eval_steps} steps, guidance 7.5 "
+        f"{args.eval_seeds} seed(s) per prompt at {args.size} px, {args.eval_steps} steps, guidance {guidance:g} "
         f"(details: eval/report.md). Concepts: {args.concept_materials} materials each at guidance {CONCEPT_GUIDANCE:g}.",
         f"**Verdict: {'B helps' if v['helps'] else 'B does not help'}.** Image-only concepts: B closer than A on "
         f"{v['concepts_closer']} of {v['concepts']} ({'better' if v['concepts_better'] else 'not better'} by the rule); "
@@ -410,16 +414,32 @@ def write_outputs(args: argparse.Namespace, families: dict, concepts: dict) -> s
         "## Annotated families (default_model_eval)", family_markdown(families, differences),
         "## Image-only concepts (held-out texture images)", concept_markdown(concepts),
         "Distance: mean basecolor against the images' mean colour (sRGB); spread diff: mean per-channel std of the "
-        "materials minus the images'; nearest: materials whose colour statistic is nearest to their own concept.",
+        "materials minus the images'; nearest: materials whose colour statistic (mean and spread) is nearest to their "
+        "own concept's images among all concepts ('nearest own' of the images themselves: what colour can tell apart).",
     ]) + "\n"  # fmt: skip
-    results = {"settings": {k: str(v_) if isinstance(v_, Path) else v_ for k, v_ in vars(args).items()},
-               "families": {lab: {k: families[lab]["summary"][k] for k in FAMILY_FIGURES} for lab in LABELS},
-               "family_differences": differences, "concept_scores": concepts["scores"],
-               "concept_means": {lab: mean_scores(concepts["scores"][lab]) for lab in LABELS},
-               "concepts": {c: {"held_out": len(g["held_out"]), "train": len(g["train"]), "prompts": concepts["prompts"][c]}
-                            for c, g in concepts["groups"].items()}, "verdict": v}  # fmt: skip
+
+
+def results_record(args: argparse.Namespace, families: dict, differences: dict, concepts: dict, v: dict) -> dict:
+    return {
+        "settings": {k: str(x) if isinstance(x, Path) else x for k, x in vars(args).items()},
+        "families": {lab: {k: families[lab]["summary"][k] for k in FAMILY_FIGURES} for lab in LABELS},
+        "family_differences": differences,
+        "concepts": {c: {"held_out": len(g["held_out"]), "train": len(g["train"]), "prompts": concepts["prompts"][c],
+                         "images_nearest_own": concepts["ceiling"][c]["nearest_accuracy"]}
+                     for c, g in concepts["groups"].items()},
+        "concept_scores": concepts["scores"],
+        "concept_means": {lab: mean_scores(concepts["scores"][lab]) for lab in LABELS},
+        "verdict": v,
+    }  # fmt: skip
+
+
+def write_outputs(args: argparse.Namespace, families: dict, concepts: dict) -> str:
+    """WORK/report.md and WORK/results.json; returns the report."""
+    differences = family_differences(families)
+    v = verdict(concepts["scores"], differences)
+    text = report_markdown(args, families, differences, concepts, v)
     atomic_write_text(args.work / "report.md", text)
-    atomic_write_text(args.work / "results.json", json.dumps(results, indent=2))
+    atomic_write_text(args.work / "results.json", json.dumps(results_record(args, families, differences, concepts, v), indent=2))
     return text
 
 

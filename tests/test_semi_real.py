@@ -245,3 +245,55 @@ def test_family_evaluation_arguments_parse_and_bad_inputs_exit_2(inputs, capsys)
         with pytest.raises(SystemExit) as e:
             _args(inputs, *bad)
         assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------
+# The whole protocol on tiny models
+# ----------------------------------------------------------------------------------------------
+
+
+def _tiny_inputs(tmp_path: Path) -> dict[str, Path]:
+    """A tiny colour-latent teacher, latent shards of its VAE, textures, a tiny classifier and two prompts."""
+    from benchmarks.material_eval.classifier_data import FAMILY_NAMES
+    from benchmarks.material_eval.classifier_train import TrainConfig, train_classifier
+    from stablematerials.tiny import tiny_pipeline
+    from training import encode_latents
+
+    tiny_pipeline(0, vision=False, color_latents=True).save_pretrained(tmp_path / "teacher")
+    assert encode_latents.main(["--vae", str(tmp_path / "teacher"), "--output_dir", str(tmp_path / "latents"), "--n=4",
+                                "--size=32", "--shard_size=4", "--captions=1", "--wrap_margin=8", "--workers=0"]) == 0  # fmt: skip
+    make_texture_root(tmp_path / "textures", REAL_NAME, TEXTURE_PACKAGES[REAL_NAME][0])
+    train_classifier(TrainConfig(per_family=1, sizes=(64,), steps=2, batch=4, widths=(8, 8)), tmp_path / "classifier")
+    for per_family, size in ((1, 512), (1, 256), (4, 512)):  # the verification's test sets, left blank: not judged here
+        labels = np.repeat(np.arange(len(FAMILY_NAMES)), per_family)
+        np.save(tmp_path / "classifier" / "cache" / f"test_{per_family}_{size}.npy", np.zeros((len(labels), 8, 256, 256), np.uint8))
+        np.save(tmp_path / "classifier" / "cache" / f"test_{per_family}_{size}_labels.npy", labels)
+    lines = default_model_eval.DEFAULT_PROMPTS.read_text().splitlines()[:2]
+    (tmp_path / "prompts.jsonl").write_text("\n".join(lines) + "\n")
+    return {name: tmp_path / name for name in ("teacher", "latents", "textures", "classifier")} | {"prompts": tmp_path / "prompts.jsonl"}
+
+
+@pytest.mark.slow
+def test_the_protocol_runs_end_to_end_on_tiny_models_and_resumes(tmp_path):
+    inputs = _tiny_inputs(tmp_path)
+    argv = [*(f"--{k}={v}" for k, v in inputs.items()), f"--work={tmp_path / 'work'}", "--steps=2", "--size=32",
+            "--eval-steps=2", "--concept-materials=2", "--min-held-out=1", "--train-arg=data.crop_size=16",
+            "--train-arg=train.batch_size=2", "--train-arg=sample.count=1", "--train-arg=sample.steps=2",
+            "--train-arg=train.log_every=1", "--semi-arg=semi.start_step=0", "--semi-arg=semi.batch_size=2",
+            "--eval-arg=--verify-per-family=1"]  # fmt: skip
+    assert semi_real.main(argv) == 0
+    work = tmp_path / "work"
+    losses = {lab: (work / f"run_{lab}" / "losses.jsonl").read_text().splitlines() for lab in ("A", "B")}
+    assert len(losses["A"]) == len(losses["B"]) == 2
+    assert "g_adv" not in losses["A"][-1] and "g_adv" in json.loads(losses["B"][-1])  # only B had the image stream
+    results = json.loads((work / "results.json").read_text())
+    assert set(results["concept_scores"]) == {"teacher", "A", "B"}
+    assert set(results["concepts"]) == {"grass", "lava", "rock"} and results["verdict"]["concepts"] == 3
+    assert set(results["families"]["A"]) >= {"family", "colour"} and results["family_differences"]["family"]["n"] >= 1
+    assert "**Verdict: B" in (work / "report.md").read_text()
+    for lab in ("teacher", "A", "B"):
+        with Image.open(work / "sheets" / f"{lab}_concepts.png") as sheet:
+            assert sheet.height > 3 * 100
+    stamps = {p: p.stat().st_mtime_ns for p in [*work.glob("run_*/model/model_index.json"), *work.glob("concepts/*/*.npz")]}
+    assert semi_real.main(argv) == 0  # a rerun finds every stage done
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
