@@ -327,3 +327,19 @@ def test_vae_figure_writes_a_png(tmp_path, material):
     from PIL import Image
 
     assert Image.open(path).size[0] > 64
+
+
+def test_one_seed_per_prompt_reports_no_diversity_and_everything_else():
+    prompt = EvalPrompt("p", "red bricks", "bricks", "red", "not metal", None)
+    meta = {"mean_rgb": [0.6, 0.2, 0.1], "hsv": [11.0, 0.83, 0.6], "metallic": 0.0, "roughness": 0.9, "max_seam": 1.0,
+            "seam": {"basecolor": 1.0}, "normal_height": 0.9, "seconds": 1.0}  # fmt: skip
+    probs = np.full(len(FAMILY_NAMES), 0.01)
+    probs[FAMILY_NAMES.index("bricks")] = 0.9
+    verdicts = [report.material_verdict(prompt, meta, probs)]
+    row = report.prompt_summary(prompt, [meta], verdicts, [np.zeros((8, 256, 256), np.uint8)])
+    assert row["diversity"] is None and row["family"] == 1.0 and row["colour"] == 1.0
+    summary = report.model_summary([prompt], [row], [verdicts], [[meta]], {})
+    table = report.summary_table({"one seed": summary})
+    assert "| prompts whose 4 seeds are all clearly different | 4 seeds clearly different | n/a (0/0) |" in table
+    assert "| family accuracy (classifier, in-family materials) | >= 90 % | 100 % (1/1) |" in table
+    assert "n/a (one seed)" in sheets.row_lines(row, verdicts)[-1] and "| n/a |" in report.prompt_table([row])
