@@ -157,7 +157,7 @@ def latent_material_size(latents: Path) -> int:
     """The pixel size of the materials the latent shards were encoded from (training.encode_latents metadata)."""
     from safetensors import safe_open
 
-    shard = sorted(latents.glob("shard_*.safetensors"))[0]
+    shard = min(latents.glob("shard_*.safetensors"))
     with safe_open(shard, "pt") as f:
         return int((f.metadata() or {})["size"])
 
@@ -242,7 +242,7 @@ def paired_difference(a: list[float | None], b: list[float | None]) -> dict[str,
     """Mean of b - a over the items both have (per-prompt shares), its standard error and the count."""
     d = np.array([y - x for x, y in zip(a, b) if x is not None and y is not None], dtype=np.float64)
     return {"difference": float(d.mean()) if len(d) else math.nan,
-            "se": float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.nan, "n": int(len(d))}  # fmt: skip
+            "se": float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.nan, "n": len(d)}  # fmt: skip
 
 
 def family_differences(results: dict[str, dict]) -> dict[str, dict[str, float]]:
@@ -364,7 +364,7 @@ def verdict(scores: dict[str, dict[str, dict]], differences: dict[str, dict[str,
 
 def _figure(pair: list) -> str:
     value, n = pair
-    return "n/a" if n == 0 or value != value else f"{100 * value:.0f} % (n={n})"
+    return "n/a" if n == 0 or math.isnan(value) else f"{100 * value:.0f} % (n={n})"
 
 
 def family_markdown(families: dict[str, dict], differences: dict) -> str:

@@ -26,7 +26,8 @@ from benchmarks.material_eval.concepts import (
 from training.config import LDMConfig, parse_config
 from training.config_help import run_main
 from training.data import ImageDataset, open_image_source
-from training.export_textures import export_textures, main as export_main, png_name
+from training.export_textures import export_textures, png_name
+from training.export_textures import main as export_main
 from training.image_encoder_data import TEXTURE_PACKAGES, is_held_out
 
 FAKE = {"fake-textures": ("usr/share/games/fake/textures.pk3", "CC0-1.0 (made by the test)")}
@@ -202,8 +203,8 @@ def test_paired_difference_and_the_verdict():
 
 @pytest.fixture
 def inputs(tmp_path) -> dict[str, Path]:
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     (tmp_path / "teacher").mkdir()
     (tmp_path / "teacher" / "model_index.json").write_text("{}")
