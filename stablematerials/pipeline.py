@@ -28,7 +28,7 @@ from .conditioning import (
     load_image_prompt,
 )
 from .defaults import DEFAULT_GUIDANCE, STUDENT_STEPS, TEACHER_STEPS, native_size
-from .guidance import apply_guidance, guidance_scale_embedding
+from .guidance import check_color_guidance, guidance_scale_embedding, guide_latents
 from .color_latents import COLOR_CHANNELS
 from .latents import decode_model_latents, vae_scale_factor
 from .outputs import MAP_OUTPUT_TYPES, package_maps
@@ -83,7 +83,9 @@ class StableMaterialsPipeline(DiffusionPipeline):
     sqrt(D) for this project's models, whose unit-norm sentence embeddings it brings to unit variance per entry.
     `color_latents` (saved in model_index.json; default model v3 on): the UNet's latents end with three channels
     holding the basecolor's mean per latent cell, which set the decoded basecolor's low frequencies
-    (`stablematerials.color_latents`).
+    (`stablematerials.color_latents`). `color_guidance_max` (saved in model_index.json; needs `color_latents`): a
+    teacher guides those colour channels at most at this scale (`stablematerials.guidance.guide_latents`); a
+    student distilled with it has learned the same.
     `prompt_embeds` given to `__call__` are used as they are (already scaled).
     """
 
@@ -101,6 +103,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
         processor=None,
         embedding_scale: float = 1.0,
         color_latents: bool = False,
+        color_guidance_max: float | None = None,
     ) -> None:
         super().__init__()
         if not (isinstance(embedding_scale, (int, float)) and math.isfinite(embedding_scale) and embedding_scale > 0):
@@ -112,7 +115,9 @@ class StableMaterialsPipeline(DiffusionPipeline):
                 f"the UNet takes {unet.config.in_channels} latent channels, but the VAE's {vae.config.latent_channels}"
                 f"{colour} make {want}"
             )
-        self.register_to_config(embedding_scale=float(embedding_scale), color_latents=bool(color_latents))
+        check_color_guidance(color_guidance_max, color_latents)
+        self.register_to_config(embedding_scale=float(embedding_scale), color_latents=bool(color_latents),
+                                color_guidance_max=None if color_guidance_max is None else float(color_guidance_max))  # fmt: skip
         self.register_modules(
             vae=vae,
             unet=unet,
@@ -166,7 +171,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
         unknown = set(components) - set(inspect.signature(cls.__init__).parameters)
         if unknown:
             raise TypeError(f"unexpected keyword arguments for from_pretrained: {sorted(unknown)}")
-        settings = {"embedding_scale": 1.0, "color_latents": False}  # saved in model_index.json, not components
+        settings = {"embedding_scale": 1.0, "color_latents": False, "color_guidance_max": None}  # saved in model_index.json, not components
         loaded: dict[str, Any] = {k: components.pop(k, index.get(k, default)) for k, default in settings.items()}
         for name in inspect.signature(cls.__init__).parameters:
             if name == "self" or name in settings:
@@ -478,7 +483,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
                     ).sample
                 if do_cfg:
                     uncond, cond = noise_pred.chunk(2)
-                    noise_pred = apply_guidance(cond, uncond, cfg_scale)
+                    noise_pred = guide_latents(cond, uncond, cfg_scale, self.config.color_guidance_max)
                 latents = scheduler.step(noise_pred, t, latents, generator=generator).prev_sample
                 if callback_on_step_end is not None:
                     update = callback_on_step_end(self, i, t, {"latents": latents})

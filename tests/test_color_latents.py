@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from stablematerials.color_latents import COLOR_SCALE, apply_color, encode_color, upsample_color
+from stablematerials.guidance import apply_guidance, check_color_guidance, guide_latents
 from stablematerials.pipeline import StableMaterialsPipeline
 from stablematerials.tiny import tiny_pipeline, tiny_unet
 
@@ -78,3 +81,38 @@ def test_a_unet_that_does_not_match_the_latent_channels_is_refused() -> None:
     with pytest.raises(ValueError, match="UNet takes 7 latent channels, but the VAE's 4 make 4"):
         StableMaterialsPipeline(vae=pipe.vae, unet=tiny_unet(0, in_channels=7), scheduler=pipe.scheduler,
                                 text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer)  # fmt: skip
+
+
+def test_guide_latents_caps_only_the_colour_channels() -> None:
+    g = torch.Generator().manual_seed(0)
+    cond, uncond = torch.randn(2, 7, 4, 4, generator=g), torch.randn(2, 7, 4, 4, generator=g)
+    out = guide_latents(cond, uncond, 7.5, 2.5)
+    assert torch.allclose(out[:, :4], apply_guidance(cond[:, :4], uncond[:, :4], 7.5))  # structure: full scale
+    assert torch.allclose(out[:, 4:], apply_guidance(cond[:, 4:], uncond[:, 4:], 2.5))  # colour: capped
+    assert torch.allclose(guide_latents(cond, uncond, 7.5, None), apply_guidance(cond, uncond, 7.5))
+    per_item = guide_latents(cond, uncond, torch.tensor([1.5, 6.0]).view(2, 1, 1, 1), 2.5)  # distillation's draws
+    assert torch.allclose(per_item[0, 4:], apply_guidance(cond[0, 4:], uncond[0, 4:], 1.5))  # under the cap: as is
+    assert torch.allclose(per_item[1, 4:], apply_guidance(cond[1, 4:], uncond[1, 4:], 2.5))
+    assert torch.allclose(per_item[1, :4], apply_guidance(cond[1, :4], uncond[1, :4], 6.0))
+
+
+def test_the_colour_guidance_cap_is_saved_used_and_checked(tmp_path) -> None:
+    pipe = tiny_pipeline(0, vision=False, color_latents=True)
+    capped = StableMaterialsPipeline(**pipe.components, embedding_scale=pipe.config.embedding_scale, color_latents=True,
+                                     color_guidance_max=1.0)  # fmt: skip
+    for p in (pipe, capped):
+        p.set_progress_bar_config(disable=True)
+    call = dict(num_inference_steps=3, guidance_scale=6.0, output_type="material")
+    free = pipe("red bricks", generator=torch.Generator().manual_seed(0), **call).images[0]
+    held = capped("red bricks", generator=torch.Generator().manual_seed(0), **call).images[0]
+    assert not np.array_equal(free.basecolor, held.basecolor)  # the cap reaches the denoising loop
+    capped.save_pretrained(tmp_path / "model")
+    again = StableMaterialsPipeline.from_pretrained(tmp_path / "model")
+    assert again.config.color_guidance_max == 1.0
+    same = again("red bricks", generator=torch.Generator().manual_seed(0), **call).images[0]
+    assert np.array_equal(same.basecolor, held.basecolor)
+    for bad, message in ((0.5, "must be a number >= 1"), ("2", "must be a number >= 1"), (float("inf"), "finite")):
+        with pytest.raises(ValueError, match=message):
+            check_color_guidance(bad, True)
+    with pytest.raises(ValueError, match="needs a model with colour latents"):
+        check_color_guidance(2.5, False)

@@ -588,8 +588,13 @@ class LCMSettings:
     huber_c: float = 0.001  # LCM's value
     ema_decay: float = 0.95  # the target network's EMA, LCM's value
     timestep_scaling: float = 10.0  # boundary-condition scaling of the consistency parametrisation (LCM)
+    # The teacher's colour latents guided at most at this scale (stablematerials.guidance.guide_latents), saved with
+    # the model, so its teacher samples as its student learned; None: the teacher pipeline's own setting.
+    color_guidance_max: float | None = None
 
     def check(self) -> None:
+        if self.color_guidance_max is not None and not self.color_guidance_max >= 1:
+            raise ValueError(f"lcm.color_guidance_max must be >= 1 or none, got {self.color_guidance_max}")
         if not 0 <= self.w_min <= self.w_max:
             raise ValueError(f"lcm.w_min ({self.w_min}) must be in [0, lcm.w_max ({self.w_max})]")
         require_positive("lcm", num_ddim_timesteps=self.num_ddim_timesteps, time_cond_proj_dim=self.time_cond_proj_dim)

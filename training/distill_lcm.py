@@ -24,7 +24,7 @@ import torch
 from accelerate import Accelerator
 from diffusers import DDPMScheduler, LCMScheduler, UNet2DConditionModel
 
-from stablematerials.guidance import apply_guidance, guidance_scale_embedding
+from stablematerials.guidance import check_color_guidance, guidance_scale_embedding, guide_latents
 from stablematerials.io import AtomicFolder
 from stablematerials.pipeline import StableMaterialsPipeline
 
@@ -130,6 +130,9 @@ def set_up(cfg: LCMConfig, accelerator: Accelerator, out: Path) -> LCMRun:
 
     # 1. The teacher pipeline: frozen VAE, UNet and text encoder.
     teacher_pipe = load_teacher_pipeline(cfg.teacher)
+    if cfg.lcm.color_guidance_max is not None:  # sampled as distilled: saved with the teacher in model_index.json
+        check_color_guidance(cfg.lcm.color_guidance_max, teacher_pipe.config.color_latents)
+        teacher_pipe.register_to_config(color_guidance_max=cfg.lcm.color_guidance_max)
     vae = teacher_pipe.vae.to(device).eval().requires_grad_(False)
     teacher = frozen_copy(teacher_pipe.unet).to(device)
     factor = vae_scale_factor(vae)
@@ -203,7 +206,8 @@ def consistency_target(
     x0_c, x0_u = predicted_x0(sched, both, torch.cat([noisy, noisy]), torch.cat([t_start, t_start]), ptype).chunk(2)
     eps_c, eps_u = predicted_noise(sched, both, torch.cat([noisy, noisy]), torch.cat([t_start, t_start]), ptype).chunk(2)
     scale = w.view(-1, 1, 1, 1) + 1.0  # the LCM weight w is the usual guidance scale minus 1
-    x0_guided, eps_guided = apply_guidance(x0_c, x0_u, scale), apply_guidance(eps_c, eps_u, scale)
+    cap = run.teacher_pipe.config.color_guidance_max
+    x0_guided, eps_guided = guide_latents(x0_c, x0_u, scale, cap), guide_latents(eps_c, eps_u, scale, cap)
     x_prev = ddim_step(sched, x0_guided, eps_guided, t_end)
     tgt = run.target(x_prev, t_end, timestep_cond=w_emb, encoder_hidden_states=cond).sample.float()
     skip_end, out_end = (s.view(-1, 1, 1, 1) for s in consistency_scalings(t_end, run.cfg.lcm.timestep_scaling))
