@@ -60,7 +60,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from stablematerials.guidance import apply_guidance
+from stablematerials.guidance import guide_latents
 from stablematerials.material import MODEL_SLICES, unpack_model_channels
 from stablematerials.render import render_plane
 
@@ -101,18 +101,21 @@ def anchor_loss(decoded: torch.Tensor, reference: torch.Tensor, maps: Sequence[s
 
 
 def guided_output(
-    unet: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor, scale: float
+    unet: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor, scale: float,
+    color_scale_max: float | None = None,
 ) -> torch.Tensor:
-    """The UNet's output for latents (B, C, h, w) at t, guided as a sampler guides it (one call for both branches)."""
+    """The UNet's output for latents (B, C, h, w) at t, guided as a sampler guides it (one call for both branches;
+    colour latents at most at `color_scale_max`, `stablematerials.guidance.guide_latents`)."""
     if scale == 1.0:
         return unet(x, t, encoder_hidden_states=cond).sample.float()
     both = unet(torch.cat([x, x]), torch.cat([t, t]), encoder_hidden_states=torch.cat([cond, uncond])).sample.float()
-    return apply_guidance(*both.chunk(2), scale)
+    return guide_latents(*both.chunk(2), scale, color_scale_max)
 
 
 def own_trajectory_inputs(
     unet: torch.nn.Module, scheduler, noisy: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, prediction_type: str,
     share: float, t_min: float = 0.5, uncond: torch.Tensor | None = None, guidance_scale: float = 1.0,
+    color_scale_max: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Noisy latents (B, C, h, w) at t -> the same batch with its last round(share * B) items moved one step along
     the model's own (guided) trajectory: its deterministic DDIM step to t' uniform in [t_min * t, t). No gradients."""
@@ -123,7 +126,8 @@ def own_trajectory_inputs(
         return noisy, t
     x, t_from = noisy[-n:], t[-n:]
     with torch.no_grad():
-        out = guided_output(unet, x, t_from, cond[-n:], cond[-n:] if uncond is None else uncond[-n:], guidance_scale)
+        uncond_n = cond[-n:] if uncond is None else uncond[-n:]
+        out = guided_output(unet, x, t_from, cond[-n:], uncond_n, guidance_scale, color_scale_max)
         x0 = predicted_x0(scheduler, out, x.float(), t_from, prediction_type)
         eps = predicted_noise(scheduler, out, x.float(), t_from, prediction_type)
         t_to = t_from - 1 - (torch.rand(n, device=t.device) * (1.0 - t_min) * t_from).long()  # in [t_min * t, t)

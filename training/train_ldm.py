@@ -28,7 +28,7 @@ from diffusers.training_utils import EMAModel
 
 from stablematerials.conditioning import embedding_dim, is_sentence_encoder
 from stablematerials.image_encoder import load_image_encoder
-from stablematerials.guidance import apply_guidance
+from stablematerials.guidance import guide_latents
 from stablematerials.io import AtomicFolder
 from stablematerials.latents import decode_model_latents
 from stablematerials.pipeline import StableMaterialsPipeline
@@ -148,6 +148,7 @@ class LDMRun:
     lr_scheduler: object
     semi: SemiStream | None = None
     color_latents: bool = False  # the model's latents end with 3 colour channels (stablematerials.color_latents)
+    color_guidance_max: float | None = None  # kept from init_from's teacher: how its colour latents are guided
 
 
 def set_up(cfg: LDMConfig, accelerator: Accelerator, out: Path) -> LDMRun:
@@ -183,8 +184,10 @@ def set_up(cfg: LDMConfig, accelerator: Accelerator, out: Path) -> LDMRun:
     unet, noise_scheduler = make_unet(cfg, base, vae, embed_dim, cfg.data.crop_size // factor)
     trained, ema, optimizer, lr_scheduler = make_trainer(cfg, unet, accelerator.num_processes)
     color = base.config.color_latents if base is not None else cfg.model.color_latents
+    color_guidance = base.config.color_guidance_max if base is not None else None
     run = LDMRun(cfg, accelerator, out, vae, text_encoder, tokenizer, embedding_scale, embeds, list(prompts), dataset,
-                 unet, noise_scheduler, trained, ema, optimizer, lr_scheduler, color_latents=color)  # fmt: skip
+                 unet, noise_scheduler, trained, ema, optimizer, lr_scheduler, color_latents=color,
+                 color_guidance_max=color_guidance)  # fmt: skip
     prepare_training(run, images, embed_dim)
     return run
 
@@ -336,6 +339,7 @@ class Fakes:
     cond: torch.Tensor  # (n, 1, D)
     uncond: torch.Tensor  # (n, 1, D): the empty caption
     guidance: float
+    color_guidance_max: float | None = None  # the model's cap on its colour latents' guidance (guide_latents)
 
     def with_materials(self, noisy: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """One UNet input for the material batch and the fakes (their unconditional branch too when guided)."""
@@ -360,9 +364,9 @@ def image_fakes(run: LDMRun, latent_shape: torch.Size) -> Fakes:
     noisy, t = own_trajectory_inputs(
         run.accelerator.unwrap_model(run.unet), run.noise_scheduler, torch.randn(n, *latent_shape, device=device),
         torch.full((n,), num_t - 1, device=device), cond, run.cfg.diffusion.prediction_type, semi.cfg.trajectory_share,
-        semi.cfg.t_min, uncond, semi.cfg.guidance_scale,
+        semi.cfg.t_min, uncond, semi.cfg.guidance_scale, run.color_guidance_max,
     )  # fmt: skip
-    return Fakes(real, noisy, t, cond, uncond, semi.cfg.guidance_scale)
+    return Fakes(real, noisy, t, cond, uncond, semi.cfg.guidance_scale, run.color_guidance_max)
 
 
 def add_semi_losses(
@@ -374,7 +378,7 @@ def add_semi_losses(
     semi, n = run.semi, fakes.noisy.shape[0]
     pred_img = pred[:n]
     if fakes.guidance != 1:  # judged as sampled; the unconditional branch is not pulled towards the images
-        pred_img = apply_guidance(pred_img, pred[n:].detach(), fakes.guidance)
+        pred_img = guide_latents(pred_img, pred[n:].detach(), fakes.guidance, fakes.color_guidance_max)
     decoded = decode_prediction(run, pred_img, fakes.noisy, fakes.t)
     fake_view = discriminator_view(decoded, semi.cfg.view, semi.light, semi.cfg.render_size)
     g_adv = generator_loss(run.accelerator, semi.disc, fake_view, fakes.cond)
@@ -382,7 +386,8 @@ def add_semi_losses(
     parts["g_adv"] = g_adv
     if semi.anchor_maps:
         with torch.no_grad():
-            ref = guided_output(semi.snapshot.module, fakes.noisy, fakes.t, fakes.cond, fakes.uncond, fakes.guidance)
+            ref = guided_output(semi.snapshot.module, fakes.noisy, fakes.t, fakes.cond, fakes.uncond, fakes.guidance,
+                                fakes.color_guidance_max)  # fmt: skip
             ref_decoded = decode_prediction(run, ref, fakes.noisy, fakes.t)
         anchor = anchor_loss(decoded, ref_decoded, semi.anchor_maps)
         loss = loss + semi.cfg.anchor_weight * anchor
@@ -408,7 +413,7 @@ def ema_pipeline(run: LDMRun) -> StableMaterialsPipeline:
     return StableMaterialsPipeline(
         vae=copy.deepcopy(run.vae), unet=ema_unet(run), scheduler=inference_scheduler(run.noise_scheduler),
         text_encoder=run.text_encoder, tokenizer=run.tokenizer, embedding_scale=run.embedding_scale,
-        color_latents=run.color_latents,
+        color_latents=run.color_latents, color_guidance_max=run.color_guidance_max,
     )  # fmt: skip
 
 
