@@ -1,6 +1,7 @@
 """The embedded default model (assets/default-model) as users get it: offline, both UNets, seamless, prompt-driven.
 
-These run the real shipped weights (16.6M-parameter UNets at 64 px: about a second per test on this CPU).
+These run the real shipped weights (v3: 17.0M-parameter UNets on 27-channel latents at factor 8) at 128 px (a
+quarter of the default side) to stay fast; benchmarks/default_model_eval.py measures the model at 512 px.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import torch
 from stablematerials.loading import default_model_path, load_pipeline
 from stablematerials.metrics import max_seam_score
 
-SIZE = 64  # the model's training crop
+SIZE = 128  # 16x16 latents: a few bricks or planks; 512 px would take 16 times the pixels
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +29,16 @@ def test_default_model_is_a_student_with_its_teacher_beside_it() -> None:
     assert (folder / "README.md").is_file() and list((folder / "training").glob("*_config.json"))
     teacher = load_pipeline(student=False)
     assert not teacher.is_student and teacher.unet.config.time_cond_proj_dim is None
+    assert teacher.config.color_latents and teacher.config.color_guidance_max == 2.0
+    assert teacher.native_size == 512  # the default output: the scale the UNet learned whole materials at
     teacher.set_progress_bar_config(disable=True)
     m = teacher("grey cobblestone pavement", num_inference_steps=10, height=SIZE, width=SIZE,
                 generator=torch.Generator().manual_seed(0), output_type="material").images[0]  # fmt: skip
     assert m.size == (SIZE, SIZE) and all(np.isfinite(a).all() for a in m.maps().values())
+    blue = teacher("blue glazed ceramic square tiles", num_inference_steps=10, height=SIZE, width=SIZE,
+                   generator=torch.Generator().manual_seed(0), output_type="material").images[0]  # fmt: skip
+    rgb = blue.basecolor.reshape(-1, 3).mean(0)
+    assert rgb[2] > rgb[0] + 0.17, rgb  # measured (0.11, 0.32, 0.46); v2 made it brown
 
 
 def test_default_student_makes_seamless_materials(student) -> None:
@@ -44,7 +51,7 @@ def test_default_student_makes_seamless_materials(student) -> None:
     assert max_seam_score(plain) > max_seam_score(tiled)
 
 
-def _mean_maps(pipe, prompt: str, n: int = 4) -> dict[str, np.ndarray]:
+def _mean_maps(pipe, prompt: str, n: int = 2) -> dict[str, np.ndarray]:
     """Mean basecolor (RGB), roughness and metallic of `n` materials for `prompt` at fixed seeds."""
     ms = pipe([prompt] * n, num_inference_steps=4, height=SIZE, width=SIZE, generator=torch.Generator().manual_seed(0),
               output_type="material").images
@@ -55,15 +62,17 @@ def _mean_maps(pipe, prompt: str, n: int = 4) -> dict[str, np.ndarray]:
     }
 
 
-def test_default_model_follows_the_prompt(student) -> None:
-    # Families the model was trained on, apart in the maps: what the prompt says must move them. Measured with the
-    # shipped model (4 materials each): rusty metal metallic 0.22 vs sand 0.00; roughness sand 0.75 vs polished
-    # titanium 0.64; mean basecolor white marble 0.42 vs maple planks 0.34. The margins below are about half of that.
-    metal = _mean_maps(student, "polished titanium metal surface")
-    sand = _mean_maps(student, "wet smooth desert sand")
-    marble = _mean_maps(student, "highly polished white marble slab")
-    wood = _mean_maps(student, "heavily worn maple wood planks")
-    rust = _mean_maps(student, "corroded metal covered in heavy rust")
-    assert rust["metallic"] > sand["metallic"] + 0.1, (rust, sand)
-    assert sand["roughness"] > metal["roughness"] + 0.05, (sand, metal)
-    assert marble["basecolor"].mean() > wood["basecolor"].mean() + 0.04, (marble, wood)
+def test_default_student_follows_colour_metal_and_gloss_words(student) -> None:
+    # v2 made all of these brown, none metallic and none glossy. Measured with the shipped v3 student: red bricks
+    # (0.66, 0.50, 0.38), white marble 0.87 vs dark oak 0.29 mean, copper metallic 0.99 vs sand 0.00, sand roughness
+    # 0.84 vs copper 0.08. The margins below are about half of the measured gaps. (The student's blue tiles are a
+    # dark grey-blue (0.26, 0.26, 0.29), unlike its teacher's: see the model card.)
+    red = _mean_maps(student, "red bricks with white mortar")["basecolor"]
+    white = _mean_maps(student, "white marble with grey veins")["basecolor"]
+    dark = _mean_maps(student, "dark oak wood planks")["basecolor"]
+    copper = _mean_maps(student, "polished copper plate")
+    sand = _mean_maps(student, "dry desert sand")
+    assert red[0] > red[2] + 0.13, red
+    assert white.mean() > dark.mean() + 0.29, (white, dark)
+    assert copper["metallic"] > sand["metallic"] + 0.5, (copper, sand)
+    assert sand["roughness"] > copper["roughness"] + 0.38, (sand, copper)
