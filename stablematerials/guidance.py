@@ -24,8 +24,9 @@ def guide_latents(
     Why: guidance extrapolates away from the unconditional prediction, whose colour is the training set's mean (warm
     greys and browns), so a strong scale pushes every colour away from it. Default model v3's teacher at 7.5 made
     grey concrete blue (0.16, 0.54, 0.82) and white marble cyan; unguided (1) its colours were washed out towards
-    that mean (blue tiles (0.19, 0.32, 0.40)); at 2.5 on the colour channels and 7.5 on the rest both are close,
-    while the structure keeps the full scale. `scale` may be a tensor (B, 1, 1, 1) (distillation draws one per item).
+    that mean (blue tiles (0.19, 0.32, 0.40)); at 2 on the colour channels (v3's setting) and 7.5 on the rest, grey
+    concrete was (0.48, 0.52, 0.54), marble (0.78, 0.83, 0.83) and the tiles still blue, while the structure keeps the
+    full scale. `scale` may be a tensor (B, 1, 1, 1) (distillation draws one per item).
     """
     out = apply_guidance(cond_out, uncond_out, scale)
     if color_scale_max is None:

@@ -171,7 +171,8 @@ class StableMaterialsPipeline(DiffusionPipeline):
         unknown = set(components) - set(inspect.signature(cls.__init__).parameters)
         if unknown:
             raise TypeError(f"unexpected keyword arguments for from_pretrained: {sorted(unknown)}")
-        settings = {"embedding_scale": 1.0, "color_latents": False, "color_guidance_max": None}  # saved in model_index.json, not components
+        # saved in model_index.json, not components
+        settings = {"embedding_scale": 1.0, "color_latents": False, "color_guidance_max": None}
         loaded: dict[str, Any] = {k: components.pop(k, index.get(k, default)) for k, default in settings.items()}
         for name in inspect.signature(cls.__init__).parameters:
             if name == "self" or name in settings:
