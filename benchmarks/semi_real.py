@@ -38,7 +38,6 @@ import argparse
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 import textwrap
@@ -53,6 +52,7 @@ from benchmarks.material_eval.concepts import colour_stats, concept_prompts, con
 from benchmarks.material_eval.generation import Settings, generate_records, load_record
 from benchmarks.material_eval.prompts import DEFAULT_PROMPTS
 from stablematerials.io import atomic_write_text
+from stablematerials.values import slug
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "training" / "configs" / "ldm_v3.yaml"
@@ -258,17 +258,13 @@ def family_differences(results: dict[str, dict]) -> dict[str, dict[str, float]]:
 # ----------------------------------------------------------------------------------------------
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
-
-
 def concept_jobs(groups: dict, run: Path, prompts: int, materials: int) -> dict[str, list[tuple[str, int, Path]]]:
     """Per concept, `materials` (prompt, seed, record path): its held-out captions cycled, seeds 0, 1, ... per caption."""
     jobs = {}
     for concept, group in groups.items():
         captions = concept_prompts(group["held_out"], prompts)
         picks = [(captions[k % len(captions)], k // len(captions)) for k in range(materials)]
-        jobs[concept] = [(c, s, run / f"{concept}__{_slug(c)}_s{s}.npz") for c, s in picks]
+        jobs[concept] = [(c, s, run / f"{concept}__{slug(c)}_s{s}.npz") for c, s in picks]
     return jobs
 
 

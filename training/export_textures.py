@@ -18,13 +18,13 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from stablematerials.io import atomic_write_bytes, atomic_write_text
+from stablematerials.values import slug
 
 from .image_encoder_data import TEXTURE_PACKAGES, read_texture, real_textures
 
@@ -54,7 +54,7 @@ def in_split(item: dict, split: str) -> bool:
 def png_name(item: dict) -> str:
     """A readable file name, unique for each (package, member): the archive path with '/' as '__', its extension
     kept ('lavahell.jpg' and 'lavahell.tga' are two textures): 'nexuiz-textures__textures__liquids__lava.jpg.png'."""
-    member = re.sub(r"[^A-Za-z0-9._-]+", "_", item["member"].replace("/", "__"))
+    member = slug(item["member"].replace("/", "__"), limit=240, lower=False)
     return f"{item['package']}__{member}.png"
 
 

@@ -140,7 +140,6 @@ def vae_figure(examples: dict[str, tuple[Material, Material]], path: Path, title
     return path
 
 
-
 def _concept_row(row: dict) -> list[tuple[Image.Image, int]]:
     """A concept row's pictures as tiles TILE high, each with its x offset: images | basecolors | renders."""
     placed, x = [], TEXT_WIDTH
