@@ -40,8 +40,9 @@ import torch
 from PIL import Image, ImageDraw
 
 
+from benchmarks.material_eval.sheets import save_png
 from stablematerials.capture import StableMaterialsCapturePipeline, load_photo
-from stablematerials.io import atomic_write_bytes, atomic_write_text
+from stablematerials.io import atomic_write_text
 from stablematerials.material import Material, normal_from_height
 from stablematerials.metrics import capture_errors, max_seam_score
 from stablematerials.procedural import FAMILIES
@@ -171,11 +172,7 @@ def contact_sheet(rows: list[tuple[str, np.ndarray, Material]], path: Path, cell
         for j, arr in enumerate(cells):
             sheet.paste(_to_image(arr, cell), (j * cell, y))
         draw.text((4, y + cell + 2), name[:60], fill="black")
-    import io
-
-    buf = io.BytesIO()
-    sheet.save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
+    save_png(sheet, path)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ import numpy as np
 
 from benchmarks.material_eval import report, sheets  # noqa: E402
 from benchmarks.material_eval.classifier import predict_proba  # noqa: E402
+from benchmarks.material_eval.errors import fail  # noqa: E402
 from benchmarks.material_eval.classifier_data import FAMILY_NAMES, procedural_set  # noqa: E402
 from benchmarks.material_eval.classifier_train import TrainConfig, confusion_lines, ensure_classifier, verify_classifier  # noqa: E402
 from benchmarks.material_eval.diversity import CLEAR_COLOUR, CLEAR_STRUCTURE, seed_diversity  # noqa: E402
@@ -75,12 +76,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.size <= 0 or args.size % 8:
         p.error(f"--size must be a positive multiple of 8, got {args.size}")
     return args
-
-
-def fail(message: str) -> None:
-    """Bad input: one line on stderr, exit code 2."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 def parse_models(specs: list[str]) -> dict[str, Path]:

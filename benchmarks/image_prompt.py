@@ -35,7 +35,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 
-from stablematerials.conditioning import encode_images, encode_text  # noqa: E402
+from benchmarks.material_eval.sheets import save_png  # noqa: E402
+from stablematerials.conditioning import encode_images, encode_text, load_image_prompt  # noqa: E402
+from stablematerials.io import atomic_write_text  # noqa: E402
 from stablematerials.loading import load_pipeline  # noqa: E402
 from stablematerials.procedural import FAMILIES, get_family  # noqa: E402
 from training.image_encoder_data import (  # noqa: E402
@@ -214,32 +216,37 @@ def generation(pipe, held: list[Held], per_family: int, classifier: Path, size: 
     return out
 
 
-def texture_sheet(pipe, root: Path, count: int, size: int, path: Path) -> list[str]:
-    """Held-out real textures (picture | generated basecolor | lit preview) in rows; returns their captions."""
-    from stablematerials.render import render_preview
-
+def held_out_textures(root: Path, count: int) -> list[tuple[Image.Image, str]]:
+    """`count` held-out real textures of the Debian packages (never trained on) that name a family, with labels."""
     items = [it for it in real_textures(root) if it["held_out"] and it["family"]]
     rng = np.random.default_rng(0)
     picks = [items[i] for i in rng.choice(len(items), min(count, len(items)), replace=False)]
-    rows, captions = [], []
-    for k, it in enumerate(picks):
-        image = read_texture(root, it)
-        if image is None:
-            continue
+    pictures = [(read_texture(root, it), f"{it['package']}:{it['member']} ({it['caption']})") for it in picks]
+    return [(image, label) for image, label in pictures if image is not None]
+
+
+def photo_folder(folder: Path) -> list[tuple[Image.Image, str]]:
+    """Every picture in a folder of photographs, by name, with its file name as the label."""
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff"})
+    if not files:
+        raise SystemExit(f"--photos {folder}: no .jpg/.png/.webp/.tif pictures in it")
+    return [(load_image_prompt(f), f.name) for f in files]
+
+
+def picture_sheet(pipe, pictures: list[tuple[Image.Image, str]], size: int, path: Path) -> list[str]:
+    """Rows of picture | material generated from it (basecolor) | its lit preview (2 wide); returns the labels."""
+    from stablematerials.render import render_preview
+
+    sheet = Image.new("RGB", (4 * size, size * len(pictures)))
+    for k, (image, _) in enumerate(pictures):
         m = pipe(image=image, height=size, width=size, tileable=True, generator=torch.Generator().manual_seed(k)).images[0]
-        shown = image.resize((size, size), Image.Resampling.BICUBIC)
+        shown = image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
         base = Image.fromarray(np.round(m.basecolor * 255).astype(np.uint8))
         preview = render_preview(m, size=size).resize((2 * size, size))
-        row = Image.new("RGB", (4 * size, size))
         for x, tile in ((0, shown), (size, base), (2 * size, preview)):
-            row.paste(tile, (x, 0))
-        rows.append(row)
-        captions.append(f"{it['package']}:{it['member']} ({it['caption']})")
-    sheet = Image.new("RGB", (4 * size, size * len(rows)))
-    for i, row in enumerate(rows):
-        sheet.paste(row, (0, i * size))
-    sheet.save(path)
-    return captions
+            sheet.paste(tile, (x, k * size))
+    save_png(sheet, path)
+    return [label for _, label in pictures]
 
 
 def main() -> int:
@@ -250,8 +257,9 @@ def main() -> int:
     p.add_argument("--size", type=int, default=256, help="picture size (the processor resizes)")
     p.add_argument("--generate", type=int, default=0, help="pictures per family to generate from (needs --classifier)")
     p.add_argument("--classifier", type=Path, help="work folder of the material_eval family classifier")
-    p.add_argument("--gen-size", type=int, default=256)
-    p.add_argument("--sheet", type=Path, help="root of unpacked texture packages: write a contact sheet")
+    p.add_argument("--gen-size", type=int, default=512, help="generated materials' size (the default output's)")
+    p.add_argument("--sheet", type=Path, help="root of unpacked texture packages: a contact sheet of held-out ones")
+    p.add_argument("--photos", type=Path, help="a folder of photographs (not trained on): a contact sheet of them")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/image_prompt.json"))
     args = p.parse_args()
     pipe = load_pipeline(args.model, device="cpu")
@@ -270,11 +278,13 @@ def main() -> int:
             print("--generate needs --classifier", file=sys.stderr)
             return 2
         report["generation"] = generation(pipe, held, args.generate, args.classifier, args.gen_size)
-    if args.sheet:
-        sheet = args.out.with_suffix(".png")
-        report["sheet"] = {"path": str(sheet), "rows": texture_sheet(pipe, args.sheet, 12, 192, sheet)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    sheets = {"textures": held_out_textures(args.sheet, 12) if args.sheet else [],
+              "photos": photo_folder(args.photos) if args.photos else []}  # fmt: skip
+    for name, pictures in sheets.items():
+        if pictures:
+            path = args.out.with_name(f"{args.out.stem}_{name}.png")
+            report[f"sheet_{name}"] = {"path": str(path), "rows": picture_sheet(pipe, pictures, 192, path)}
+    atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
     for condition, r in report["retrieval"].items():
         print(f"{condition:>6}: family top-1 {r['family_top1']:.3f} (one summary caption per family "
               f"{r['family_top1_summary_caption']:.3f}), own caption top-1 {r['own_caption_top1']:.3f} "

@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.material_eval import sheets
+from benchmarks.material_eval import errors, sheets
 from benchmarks.material_eval.concepts import colour_stats, concept_prompts, concept_scores, group_concepts, mean_scores
 from benchmarks.material_eval.generation import Settings, generate_records, load_record
 from benchmarks.material_eval.prompts import DEFAULT_PROMPTS
@@ -67,9 +67,7 @@ JUDGED = ("family", "colour")  # what B must not lose
 
 
 def fail(message: str) -> None:
-    """Bad input: one line on stderr, exit code 2."""
-    print(f"semi_real: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
+    errors.fail(message, prog="semi_real")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -37,17 +37,17 @@ def guide_latents(
     return out
 
 
-def check_color_guidance(color_scale_max: float | None, color_latents: bool) -> None:
-    """A ValueError naming the value unless `color_scale_max` is None or a number >= 1 for a model with colour
-    latents (below 1 the colour would be guided away from the prompt)."""
+def check_color_guidance(color_scale_max: float | None, color_latents: bool, name: str = "color_guidance_max") -> None:
+    """A ValueError naming the value (as `name`) unless `color_scale_max` is None or a finite number >= 1 for a model
+    with colour latents (below 1 the colour would be guided away from the prompt)."""
     if color_scale_max is None:
         return
     if isinstance(color_scale_max, bool) or not isinstance(color_scale_max, (int, float)) or not color_scale_max >= 1:
-        raise ValueError(f"color_guidance_max must be a number >= 1 or None, got {color_scale_max!r}")
+        raise ValueError(f"{name} must be a number >= 1 or None, got {color_scale_max!r}")
     if not math.isfinite(color_scale_max):
-        raise ValueError(f"color_guidance_max must be finite, got {color_scale_max!r}")
+        raise ValueError(f"{name} must be finite, got {color_scale_max!r}")
     if not color_latents:
-        raise ValueError(f"color_guidance_max ({color_scale_max}) needs a model with colour latents (color_latents)")
+        raise ValueError(f"{name} ({color_scale_max}) needs a model with colour latents (color_latents)")
 
 
 def guidance_scale_embedding(w: torch.Tensor, embedding_dim: int) -> torch.Tensor:

@@ -18,6 +18,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 
 import tomllib
 
+from stablematerials.guidance import check_color_guidance
 from stablematerials.io import atomic_write_text
 from stablematerials.material import MODEL_SLICES
 
@@ -593,8 +594,8 @@ class LCMSettings:
     color_guidance_max: float | None = None
 
     def check(self) -> None:
-        if self.color_guidance_max is not None and not self.color_guidance_max >= 1:
-            raise ValueError(f"lcm.color_guidance_max must be >= 1 or none, got {self.color_guidance_max}")
+        # the teacher's colour latents are checked when it loads; here only the number
+        check_color_guidance(self.color_guidance_max, color_latents=True, name="lcm.color_guidance_max")
         if not 0 <= self.w_min <= self.w_max:
             raise ValueError(f"lcm.w_min ({self.w_min}) must be in [0, lcm.w_max ({self.w_max})]")
         require_positive("lcm", num_ddim_timesteps=self.num_ddim_timesteps, time_cond_proj_dim=self.time_cond_proj_dim)

@@ -11,6 +11,7 @@ Modules, one concern each:
   vae_eval.py         reconstruction of held-out procedural materials by a model's VAE
   report.py           summary figures beside the issue's targets, Markdown tables
   sheets.py           contact sheets and the VAE figure (PNG)
+  errors.py           bad input to an entry point: one line on stderr, exit code 2
 
 Entry point: benchmarks/default_model_eval.py (run by hand, never in CI).
 """

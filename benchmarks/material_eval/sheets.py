@@ -36,7 +36,7 @@ def _tile(img: np.ndarray, width: int, height: int = TILE) -> Image.Image:
     return Image.fromarray(img).resize((width, height), Image.Resampling.LANCZOS)
 
 
-def _save_png(image: Image.Image, path: Path) -> None:
+def save_png(image: Image.Image, path: Path) -> None:
     import io
 
     buf = io.BytesIO()
@@ -78,7 +78,7 @@ def contact_sheets(rows: list[dict], out_dir: Path, title: str, per_page: int = 
                 sheet.paste(_tile(source_maps(src)[0], TILE), (x, y))
                 x += TILE + GAP
         path = out_dir / f"{title.split()[0]}_contact_{page + 1:02d}.png"
-        _save_png(sheet, path)
+        save_png(sheet, path)
         paths.append(path)
     return paths
 
@@ -136,7 +136,7 @@ def vae_figure(examples: dict[str, tuple[Material, Material]], path: Path, title
             sheet.paste(tile, (label_w + j * (cell + 2), header + i * (cell + 2)))
     for i, name in enumerate(row_names):
         draw.text((4, header + i * (cell + 2) + cell // 2 - 6), name, fill=(220, 220, 220), font=_font(12))
-    _save_png(sheet, path)
+    save_png(sheet, path)
     return path
 
 
@@ -169,5 +169,5 @@ def concept_sheet(rows: list[dict], path: Path, title: str) -> Path:
             draw.text((GAP, y + 2 + 14 * k), line, fill=(235, 235, 235), font=_font(12))
         for tile, x in tiles:
             sheet.paste(tile, (x, y))
-    _save_png(sheet, path)
+    save_png(sheet, path)
     return path
