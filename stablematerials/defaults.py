@@ -33,6 +33,11 @@ NORMAL_CONVENTIONS: tuple[str, ...] = ("opengl", "directx", "both")
 CAPTURE_SIZE = 1024
 BIT_DEPTHS: tuple[int, ...] = (8, 16)
 
+def default_steps_for(student: bool, teacher_steps: int | None = None) -> int:
+    """Denoising steps by default: 4 for a student; for a teacher, its model's own `teacher_steps`, else 50."""
+    return STUDENT_STEPS if student else (teacher_steps or TEACHER_STEPS)
+
+
 def default_output_size(native: int) -> int:
     """The output size used when the user names none: the model's training size, at least 256 px (a smaller
     model generates larger outputs with windowed attention)."""

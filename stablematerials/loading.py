@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from .defaults import default_steps_for
+
 logger = logging.getLogger(__name__)
 
 MODEL_ENV = "STABLEMATERIALS_MODEL"
@@ -80,12 +82,32 @@ def has_teacher(path: Path | str) -> bool:
     return (Path(path) / "unet" / "config.json").is_file()
 
 
+def model_settings(path: Path | str) -> dict:
+    """The settings a local model folder's model_index.json holds ({} for a hub id or an unreadable file)."""
+    try:
+        index = json.loads((Path(path) / "model_index.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return index if isinstance(index, dict) else {}
+
+
+def student_by_default(path: Path | str) -> bool:
+    """Whether "auto" samples with the 4-step student: when the folder ships one, unless its model_index.json says
+    `prefer_teacher` (a model whose student is worse than its teacher at a few steps)."""
+    return has_student(path) and not model_settings(path).get("prefer_teacher", False)
+
+
+def default_steps(path: Path | str, student: bool) -> int:
+    """Denoising steps by default: 4 for a student, the folder's `teacher_steps` for its teacher, else 50."""
+    return default_steps_for(student, model_settings(path).get("teacher_steps"))
+
+
 def _uses_student(where: Path | str, student: bool | None) -> bool:
     """Whether `load_pipeline(where, student)` loads the student; ValueError when the folder lacks that UNet."""
     local = (Path(where) / "model_index.json").is_file()
     if local and not has_student(where) and not has_teacher(where):
         raise ValueError(f"model {str(where)!r} has no UNet: neither unet/ nor unet_lcm/ holds a config.json")
-    use_student = has_student(where) if student is None else student
+    use_student = student_by_default(where) if student is None else student
     if use_student and not has_student(where):
         raise ValueError(f"model {str(where)!r} has no student UNet (unet_lcm/)")
     if not use_student and local and not has_teacher(where):

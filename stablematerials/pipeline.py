@@ -27,7 +27,7 @@ from .conditioning import (
     is_sentence_encoder,
     load_image_prompt,
 )
-from .defaults import DEFAULT_GUIDANCE, STUDENT_STEPS, TEACHER_STEPS, native_size
+from .defaults import DEFAULT_GUIDANCE, default_steps_for, native_size
 from .guidance import check_color_guidance, guidance_scale_embedding, guide_latents
 from .color_latents import COLOR_CHANNELS
 from .latents import decode_model_latents, vae_scale_factor
@@ -86,6 +86,9 @@ class StableMaterialsPipeline(DiffusionPipeline):
     (`stablematerials.color_latents`). `color_guidance_max` (saved in model_index.json; needs `color_latents`): a
     teacher guides those colour channels at most at this scale (`stablematerials.guidance.guide_latents`); a
     student distilled with it has learned the same.
+    `prefer_teacher` and `teacher_steps` (saved in model_index.json): a model whose guided teacher is its best
+    default although it ships a student (`load_pipeline(student=None)` then loads the teacher), and how many steps
+    its teacher needs by default (None: the published 50).
     `prompt_embeds` given to `__call__` are used as they are (already scaled).
     """
 
@@ -104,6 +107,8 @@ class StableMaterialsPipeline(DiffusionPipeline):
         embedding_scale: float = 1.0,
         color_latents: bool = False,
         color_guidance_max: float | None = None,
+        prefer_teacher: bool = False,
+        teacher_steps: int | None = None,
     ) -> None:
         super().__init__()
         if not (isinstance(embedding_scale, (int, float)) and math.isfinite(embedding_scale) and embedding_scale > 0):
@@ -116,8 +121,11 @@ class StableMaterialsPipeline(DiffusionPipeline):
                 f"{colour} make {want}"
             )
         check_color_guidance(color_guidance_max, color_latents)
+        if teacher_steps is not None and (isinstance(teacher_steps, bool) or not isinstance(teacher_steps, int) or teacher_steps < 1):
+            raise ValueError(f"teacher_steps must be a positive whole number or None, got {teacher_steps!r}")
         self.register_to_config(embedding_scale=float(embedding_scale), color_latents=bool(color_latents),
-                                color_guidance_max=None if color_guidance_max is None else float(color_guidance_max))  # fmt: skip
+                                color_guidance_max=None if color_guidance_max is None else float(color_guidance_max),
+                                prefer_teacher=bool(prefer_teacher), teacher_steps=teacher_steps)  # fmt: skip
         self.register_modules(
             vae=vae,
             unet=unet,
@@ -172,7 +180,8 @@ class StableMaterialsPipeline(DiffusionPipeline):
         if unknown:
             raise TypeError(f"unexpected keyword arguments for from_pretrained: {sorted(unknown)}")
         # saved in model_index.json, not components
-        settings = {"embedding_scale": 1.0, "color_latents": False, "color_guidance_max": None}
+        settings = {"embedding_scale": 1.0, "color_latents": False, "color_guidance_max": None, "prefer_teacher": False,
+                    "teacher_steps": None}  # fmt: skip
         loaded: dict[str, Any] = {k: components.pop(k, index.get(k, default)) for k, default in settings.items()}
         for name in inspect.signature(cls.__init__).parameters:
             if name == "self" or name in settings:
@@ -213,7 +222,8 @@ class StableMaterialsPipeline(DiffusionPipeline):
 
     @property
     def default_num_inference_steps(self) -> int:
-        return STUDENT_STEPS if self.is_student else TEACHER_STEPS
+        """4 for a student; the model's own `teacher_steps` for its teacher, else the published 50."""
+        return default_steps_for(self.is_student, self.config.get("teacher_steps"))
 
     @property
     def native_size(self) -> int:

@@ -499,9 +499,9 @@ def prompt_inputs(engine: Studio) -> dict[str, Any]:
         info=None if choices else "no model found",
     )  # fmt: skip
     c["variant"] = gr.Radio(
-        [("Fast (4 steps)", "student"), ("Full (50 steps, slower)", "teacher")],
+        [("Fast (4-step student)", "student"), ("Full (guided teacher)", "teacher")],
         value=engine.default_variant(), label="Model speed", elem_id="variant",
-        info="the fast student model, or the full model it was distilled from",
+        info="the fast student model, or the full model it was distilled from; a model starts on its better one",
     )  # fmt: skip
     c["generate"] = gr.Button("Generate", variant="primary", elem_id="generate")
     return c

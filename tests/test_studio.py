@@ -208,6 +208,31 @@ def test_the_request_picks_the_student_or_the_teacher(studio, model_dir, tmp_pat
         studio.generate(dataclasses.replace(request, model=str(only_teacher), variant="student"))
 
 
+def test_a_model_that_prefers_its_teacher_samples_with_it_by_default(studio, model_dir, tmp_path):
+    """model_index.json's `prefer_teacher` and `teacher_steps` (the default model v3: its student speckles) make
+    "auto" the teacher at the model's own step count, in the studio, load_pipeline and a saved copy alike."""
+    from stablematerials.loading import load_pipeline
+
+    folder = tmp_path / "prefers_teacher"
+    shutil.copytree(model_dir, folder)
+    index = json.loads((folder / "model_index.json").read_text())
+    (folder / "model_index.json").write_text(json.dumps({**index, "prefer_teacher": True, "teacher_steps": 6}))
+    assert studio.default_variant(str(folder)) == "teacher" and studio.default_steps(str(folder)) == 6
+    assert studio.default_steps(str(folder), "student") == 4 and studio.uses_student(str(folder), "student")
+    assert studio.complete(GenerationRequest(prompt="a", model=str(folder))).steps == 6
+    pipe = load_pipeline(folder, device="cpu")
+    assert not pipe.is_student and pipe.default_num_inference_steps == 6
+    assert load_pipeline(folder, student=True, device="cpu").is_student
+    pipe.save_pretrained(tmp_path / "saved")  # the settings travel with the model
+    saved = json.loads((tmp_path / "saved" / "model_index.json").read_text())
+    assert saved["prefer_teacher"] is True and saved["teacher_steps"] == 6
+    # the plain tiny model keeps the published behaviour: the student, and 50 teacher steps
+    assert studio.default_variant() == "student" and studio.default_steps(variant="teacher") == 50
+    (folder / "model_index.json").write_text(json.dumps({**index, "teacher_steps": 0}))
+    with pytest.raises(ValueError, match="teacher_steps must be a positive whole number or None, got 0"):
+        load_pipeline(folder, student=False, device="cpu")
+
+
 # ----------------------------------------------------------------------------------------------
 # Generation
 # ----------------------------------------------------------------------------------------------

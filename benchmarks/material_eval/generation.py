@@ -1,7 +1,8 @@
 """Generate every prompt x seed with a model at the settings a user gets, and keep what the evaluation needs.
 
-The defaults are those of `stablematerials generate` (stablematerials/commands/generate.py): the 4-step student
-when the model has one (its default step count), guidance 7.5, tileable, windowed attention (`patched`) when the
+The defaults are those of `stablematerials generate` (stablematerials/commands/generate.py): the model's default
+UNet (the 4-step student when it ships one, unless its model_index.json prefers the teacher) at its default step
+count, guidance 7.5, tileable, windowed attention (`patched`) when the
 size exceeds the model's training size. The size is the evaluation's (512 px by default, the issue's output size).
 Seed k of a prompt is `torch.Generator().manual_seed(k)`, one material per call, as the CLI makes it.
 
@@ -42,9 +43,9 @@ class Settings:
 
     size: int = 512
     seeds: int = 4
-    steps: int | None = None  # 4 for a student, 50 for a teacher (the pipeline's default)
+    steps: int | None = None  # the pipeline's default: 4 for a student; the model's teacher_steps, else 50
     guidance: float = 7.5  # the CLI's default
-    student: bool | None = None  # the CLI's default: the student when the model ships one
+    student: bool | None = None  # the CLI's default (loading.student_by_default)
     tileable: bool = True
     patched: bool | None = None  # windowed attention; None: the CLI's rule (above the model's training size)
 

@@ -16,8 +16,10 @@ def add_request_arguments(p: argparse.ArgumentParser, sampling: Any = None, outp
     sampling, output = sampling or p, output or p
     p.add_argument("--model", help="pipeline folder or hub id (default: the embedded default model)")
     p.add_argument("--student", action=argparse.BooleanOptionalAction, default=None,
-                   help="use the 4-step student UNet (unet_lcm; default: when the model has one)")  # fmt: skip
-    sampling.add_argument("--steps", type=int, help="denoising steps (default: 4 for a student, 50 otherwise)")
+                   help="use the 4-step student UNet (unet_lcm; default: when the model has one and does not "
+                        "prefer its teacher, see model_index.json's prefer_teacher)")  # fmt: skip
+    sampling.add_argument("--steps", type=int, help="denoising steps (default: 4 for a student; for a teacher the model's "
+                          "teacher_steps, else 50)")
     sampling.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
                           help=f"guidance scale (default {DEFAULT_GUIDANCE})")  # fmt: skip
     sampling.add_argument("--negative", help="negative prompt")

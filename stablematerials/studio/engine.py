@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..defaults import STUDENT_STEPS, TEACHER_STEPS, folder_native_size
+from ..defaults import default_steps_for, folder_native_size
 from ..generation import GenerationRequest, GenerationResult, Limits, ProgressCallback, complete
-from ..loading import check_model_folder, default_model_path, has_student, has_teacher
+from ..loading import check_model_folder, default_model_path, default_steps, has_student, has_teacher, student_by_default
 
 if TYPE_CHECKING:
     from ..capture import StableMaterialsCapturePipeline
@@ -97,7 +97,7 @@ class Studio:
         ValueError when the model does not ship the UNet the variant names."""
         folder = self.resolve_model(model)
         if variant == "auto":
-            return has_student(folder)
+            return student_by_default(folder)
         if variant == "student" and not has_student(folder):
             raise ValueError(f"model {folder.name!r} has no fast 4-step student (unet_lcm/): choose the full model")
         if variant == "teacher" and not has_teacher(folder):
@@ -105,18 +105,20 @@ class Studio:
         return variant == "student"
 
     def default_variant(self, model: str | os.PathLike | None = None) -> str:
-        """What "auto" means for `model`: "student" when it ships one, else "teacher" ("student" without a model)."""
+        """What "auto" means for `model`: "student" when it ships one and does not prefer its teacher, else "teacher"
+        ("student" without a model)."""
         try:
             return "student" if self.uses_student(model) else "teacher"
         except ValueError:
             return "student"
 
     def default_steps(self, model: str | os.PathLike | None = None, variant: str = "auto") -> int:
-        """Denoising steps a model needs by default: 4 with the latent-consistency student, else 50."""
+        """Denoising steps a model needs by default: 4 with the latent-consistency student, else its teacher's own
+        default (`teacher_steps` in model_index.json) or 50."""
         try:
-            return STUDENT_STEPS if self.uses_student(model, variant) else TEACHER_STEPS
+            return default_steps(self.resolve_model(model), self.uses_student(model, variant))
         except ValueError:
-            return STUDENT_STEPS if variant != "teacher" else TEACHER_STEPS
+            return default_steps_for(variant != "teacher")
 
     def native_size(self, model: str | os.PathLike | None = None) -> int | None:
         """The model's training resolution in pixels (None when unknown or no model is available)."""
