@@ -55,3 +55,18 @@ def test_package_native_size_sets_the_default_output(tmp_path, tiny_pipe):
     pipe = StableMaterialsPipeline.from_pretrained(out, student=True)
     pipe.set_progress_bar_config(disable=True)
     assert pipe("bricks").images[0].size == [size, size]  # the default size follows
+
+
+def test_package_teacher_default_makes_the_teacher_the_default(tmp_path, tiny_pipe):
+    from stablematerials.loading import load_pipeline
+
+    model, card = _run_folder(tmp_path, tiny_pipe)
+    out = tmp_path / "teacher-default"
+    assert main(["--model", str(model), "--out", str(out), "--card", str(card), "--teacher-default", "3"]) == 0
+    index = json.loads((out / "model_index.json").read_text())
+    assert index["prefer_teacher"] is True and index["teacher_steps"] == 3
+    assert (out / "unet_lcm" / "config.json").is_file()  # the student stays, as an option
+    pipe = load_pipeline(out, device="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    assert not pipe.is_student and pipe("bricks").images[0].metadata["num_inference_steps"] == 3
+    assert main(["--model", str(model), "--out", str(tmp_path / "y"), "--card", str(card), "--teacher-default", "0"]) == 2

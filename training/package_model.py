@@ -52,12 +52,15 @@ def _is_unchanged_minilm(text_encoder: torch.nn.Module) -> bool:
 
 
 def package(
-    model: Path, out: Path, card_notes: str, overwrite: bool, student_only: bool = False, native_size: int | None = None
+    model: Path, out: Path, card_notes: str, overwrite: bool, student_only: bool = False, native_size: int | None = None,
+    teacher_default: int | None = None,
 ) -> Path:
     """Write the packaged model; `student_only` keeps just the 4-step student, stored as `unet/` (half the bytes).
 
     `native_size` (pixels) sets the UNets' `sample_size`: the size users get by default (diffusers' convention) and
-    the window of patched attention. None keeps the training crop.
+    the window of patched attention. None keeps the training crop. `teacher_default` (steps) makes the guided
+    teacher the model's default UNet at that many steps (`prefer_teacher`, `teacher_steps` in model_index.json),
+    for a model whose student is worse than its teacher at a few steps.
     """
     from diffusers import UNet2DConditionModel
 
@@ -73,6 +76,10 @@ def package(
             raise ValueError(f"native_size {native_size} is not a multiple of the VAE's factor {pipe.vae_scale_factor}")
         sample_size = native_size // pipe.vae_scale_factor
         pipe.unet.register_to_config(sample_size=sample_size)
+    if teacher_default is not None:
+        if student_only:
+            raise ValueError("teacher_default needs the teacher; it cannot be combined with student_only")
+        pipe.register_to_config(prefer_teacher=True, teacher_steps=teacher_default)
     with AtomicFolder(out, overwrite=overwrite) as tmp:
         pipe.to(torch.float16).save_pretrained(tmp)
         if student:
@@ -92,7 +99,8 @@ def package(
         for src in card_sources(model):
             shutil.copy(src, runs / f"{src.parent.name}_config.json")
         (tmp / "README.md").write_text(card_notes)
-    check = StableMaterialsPipeline.from_pretrained(out, student=student, torch_dtype=torch.float32)
+    check = StableMaterialsPipeline.from_pretrained(out, student=student and teacher_default is None,
+                                                    torch_dtype=torch.float32)  # fmt: skip
     check.set_progress_bar_config(disable=True)
     m = check("red bricks", generator=torch.Generator().manual_seed(0)).images[0]
     logger.info("packaged %s: unet_lcm=%s, student-only=%s, linked text encoder=%s, check material %s in %s steps",
@@ -126,11 +134,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--student-only", action="store_true", help="keep only the 4-step student, as unet/")
     p.add_argument("--native-size", type=int, help="default output size in pixels (the UNets' sample_size x the VAE factor)")
+    p.add_argument("--teacher-default", type=int, metavar="STEPS",
+                   help="make the guided teacher the default UNet at STEPS steps (when the student is worse)")
     args = p.parse_args(argv)
     if not (args.model / "model_index.json").is_file():
         print(f"package_model: {args.model} is not a pipeline folder", file=sys.stderr)
         return 2
-    out = package(args.model, args.out, args.card.read_text(), args.overwrite, args.student_only, args.native_size)
+    if args.teacher_default is not None and args.teacher_default < 1:
+        print(f"package_model: --teacher-default must be a positive number of steps, got {args.teacher_default}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    out = package(args.model, args.out, args.card.read_text(), args.overwrite, args.student_only, args.native_size,
+                  args.teacher_default)  # fmt: skip
     print(f"packaged {out}")
     return 0
 
