@@ -1,7 +1,8 @@
 """Generation speed and memory, measured side by side in one run (this machine is noisy: read the ratios).
 
 Prints:
-  1. 4-step student vs 50-step guided teacher, same resolution: seconds each and the time ratio.
+  1. 4-step student vs 50-step guided teacher, same resolution: seconds each and the time ratio; and the teacher
+     at the model's own default steps (`teacher_steps` in model_index.json) when it names them.
   2. tileable vs non-tileable, same steps: the time ratio (the cost of features rolling).
   3. peak resident memory at 512, 1024 and 2048 px in patched mode (each size in a fresh process), and at
      512/1024 px without patches, to show growth with pixels rather than pixels squared.
@@ -126,6 +127,16 @@ def main() -> None:
     )
     print(f"teacher 50 steps + CFG: {t_teacher:.2f} s   student 4 steps: {t_student:.2f} s   "
           f"speed-up x{t_teacher / t_student:.1f}")  # fmt: skip
+    own = teacher.default_num_inference_steps
+    if own != 50:  # a model that names its teacher's steps (model_index.json teacher_steps), e.g. default model v3
+        print(f"\n== teacher at the model's own {own} steps vs student at {s}x{s} (best of {args.repeats}) ==")
+        t_own, t_student = timed_pair(
+            (teacher, dict(height=s, width=s, num_inference_steps=own, guidance_scale=7.5)),
+            (student, dict(height=s, width=s, num_inference_steps=4, guidance_scale=7.5)),
+            args.repeats,
+        )
+        print(f"teacher {own} steps + CFG: {t_own:.2f} s   student 4 steps: {t_student:.2f} s   "
+              f"ratio x{t_own / t_student:.2f}")  # fmt: skip
 
     print(f"\n== tileable vs plain at {s}x{s}, teacher 20 steps ==")
     t_plain, t_tile = timed_pair(
