@@ -204,7 +204,7 @@ def generation(pipe, held: list[Held], per_family: int, classifier: Path, size: 
         for i, p in enumerate(prompts):
             g = torch.Generator().manual_seed(1000 + i)
             kw = {"image": p} if label == "image" else {"prompt": p}
-            materials += pipe(**kw, height=size, width=size, tileable=True, generator=g).images
+            materials += pipe(**kw, height=size, width=size, tileable=True, generator=g, output_type="material").images
         probs = predict_proba(net, np.stack([source_array(m) for m in materials]))
         fam = [names[i] for i in probs.argmax(1)]
         colour = np.array([np.abs(m.basecolor.reshape(-1, 3).mean(0) - h.basecolor).max() for m, h in zip(materials, chosen)])
@@ -239,7 +239,8 @@ def picture_sheet(pipe, pictures: list[tuple[Image.Image, str]], size: int, path
 
     sheet = Image.new("RGB", (4 * size, size * len(pictures)))
     for k, (image, _) in enumerate(pictures):
-        m = pipe(image=image, height=size, width=size, tileable=True, generator=torch.Generator().manual_seed(k)).images[0]
+        m = pipe(image=image, height=size, width=size, tileable=True, generator=torch.Generator().manual_seed(k),
+                 output_type="material").images[0]  # fmt: skip
         shown = image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
         base = Image.fromarray(np.round(m.basecolor * 255).astype(np.uint8))
         preview = render_preview(m, size=size).resize((2 * size, size))
