@@ -33,9 +33,18 @@ NORMAL_CONVENTIONS: tuple[str, ...] = ("opengl", "directx", "both")
 CAPTURE_SIZE = 1024
 BIT_DEPTHS: tuple[int, ...] = (8, 16)
 
+
+def check_teacher_steps(teacher_steps: object) -> int | None:
+    """A model's `teacher_steps` setting (model_index.json): None or a positive whole number, else a ValueError."""
+    if teacher_steps is not None and (isinstance(teacher_steps, bool) or not isinstance(teacher_steps, int)
+                                      or teacher_steps < 1):  # fmt: skip
+        raise ValueError(f"teacher_steps must be a positive whole number or None, got {teacher_steps!r}")
+    return teacher_steps
+
+
 def default_steps_for(student: bool, teacher_steps: int | None = None) -> int:
     """Denoising steps by default: 4 for a student; for a teacher, its model's own `teacher_steps`, else 50."""
-    return STUDENT_STEPS if student else (teacher_steps or TEACHER_STEPS)
+    return STUDENT_STEPS if student else (check_teacher_steps(teacher_steps) or TEACHER_STEPS)
 
 
 def default_output_size(native: int) -> int:

@@ -27,7 +27,7 @@ from .conditioning import (
     is_sentence_encoder,
     load_image_prompt,
 )
-from .defaults import DEFAULT_GUIDANCE, default_steps_for, native_size
+from .defaults import DEFAULT_GUIDANCE, check_teacher_steps, default_steps_for, native_size
 from .guidance import check_color_guidance, guidance_scale_embedding, guide_latents
 from .color_latents import COLOR_CHANNELS
 from .latents import decode_model_latents, vae_scale_factor
@@ -121,8 +121,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
                 f"{colour} make {want}"
             )
         check_color_guidance(color_guidance_max, color_latents)
-        if teacher_steps is not None and (isinstance(teacher_steps, bool) or not isinstance(teacher_steps, int) or teacher_steps < 1):
-            raise ValueError(f"teacher_steps must be a positive whole number or None, got {teacher_steps!r}")
+        check_teacher_steps(teacher_steps)
         self.register_to_config(embedding_scale=float(embedding_scale), color_latents=bool(color_latents),
                                 color_guidance_max=None if color_guidance_max is None else float(color_guidance_max),
                                 prefer_teacher=bool(prefer_teacher), teacher_steps=teacher_steps)  # fmt: skip

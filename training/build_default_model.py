@@ -30,7 +30,7 @@ logger = logging.getLogger("training.build_default_model")
 CONFIGS = Path(__file__).resolve().parent / "configs"
 STAGES = ("data", "vae", "latents", "ldm", "lcm", "package")
 NATIVE_SIZE = 512  # the default output: the scale the UNet learned whole materials at (latents_v3.yaml size)
-# v3's student speckles the basecolor; its teacher at 8 steps is clean and about as fast, so it is the default
+# v3's student speckles the basecolor; its teacher at 8 steps is clean at twice the student's time, so it is the default
 # (benchmarks/results/default_model_eval_v3_teacher8_512.md). None once a student matches its teacher.
 TEACHER_DEFAULT_STEPS: int | None = 8
 DATA_MATERIALS = 2000  # the autoencoder's materials: it trains on 128 px crops, 16 per material, so 2000 suffice
