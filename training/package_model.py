@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from stablematerials.components import LINK_FILE
+from stablematerials.defaults import check_teacher_steps
 from stablematerials.io import AtomicFolder
 from stablematerials.pipeline import StableMaterialsPipeline
 from stablematerials.tiny import minilm_dir
@@ -79,7 +80,7 @@ def package(
     if teacher_default is not None:
         if student_only:
             raise ValueError("teacher_default needs the teacher; it cannot be combined with student_only")
-        pipe.register_to_config(prefer_teacher=True, teacher_steps=teacher_default)
+        pipe.register_to_config(prefer_teacher=True, teacher_steps=check_teacher_steps(teacher_default))
     with AtomicFolder(out, overwrite=overwrite) as tmp:
         pipe.to(torch.float16).save_pretrained(tmp)
         if student:
@@ -140,9 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.model / "model_index.json").is_file():
         print(f"package_model: {args.model} is not a pipeline folder", file=sys.stderr)
         return 2
-    if args.teacher_default is not None and args.teacher_default < 1:
-        print(f"package_model: --teacher-default must be a positive number of steps, got {args.teacher_default}",
-              file=sys.stderr)  # fmt: skip
+    try:
+        check_teacher_steps(args.teacher_default)
+    except ValueError as e:
+        print(f"package_model: --teacher-default: {e}", file=sys.stderr)
         return 2
     out = package(args.model, args.out, args.card.read_text(), args.overwrite, args.student_only, args.native_size,
                   args.teacher_default)  # fmt: skip
