@@ -136,10 +136,13 @@ def test_teacher_and_student_train_on_the_cache_with_zero_terminal_snr(cache: di
     student = StableMaterialsPipeline.from_pretrained(root / "lcm" / "model", student=True)
     assert student.config.color_latents and student.unet.config.in_channels == 7
     assert StableMaterialsPipeline.from_pretrained(root / "lcm" / "model").config.color_guidance_max == 2.5  # as distilled
+    index = root / "lcm" / "model" / "model_index.json"  # a base that samples with its teacher (default model v3)
+    index.write_text(json.dumps({**json.loads(index.read_text()), "prefer_teacher": True, "teacher_steps": 3}))
     more = ["--output_dir", str(root / "more"), "--init_from", str(root / "lcm" / "model"), "--data.latents",
             str(cache["latents"]), "--train.max_steps=1", "--sample.steps=2", *LOOP]  # fmt: skip
     assert train_ldm.main(more) == 0  # continuing a teacher keeps how its colours are guided
-    assert StableMaterialsPipeline.from_pretrained(root / "more" / "model").config.color_guidance_max == 2.5
+    continued = StableMaterialsPipeline.from_pretrained(root / "more" / "model").config
+    assert continued.color_guidance_max == 2.5 and continued.prefer_teacher and continued.teacher_steps == 3
     m = student("red bricks", num_inference_steps=4, height=16, width=16, generator=torch.Generator().manual_seed(0),
                 output_type="material").images[0]
     assert m.size == (16, 16) and torch.isfinite(torch.from_numpy(m.basecolor)).all()

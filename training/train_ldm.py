@@ -149,6 +149,8 @@ class LDMRun:
     semi: SemiStream | None = None
     color_latents: bool = False  # the model's latents end with 3 colour channels (stablematerials.color_latents)
     color_guidance_max: float | None = None  # kept from init_from's teacher: how its colour latents are guided
+    # kept from init_from's teacher: which UNet samples by default and its steps (prefer_teacher, teacher_steps)
+    default_sampling: dict = dataclasses.field(default_factory=dict)
 
 
 def set_up(cfg: LDMConfig, accelerator: Accelerator, out: Path) -> LDMRun:
@@ -185,9 +187,11 @@ def set_up(cfg: LDMConfig, accelerator: Accelerator, out: Path) -> LDMRun:
     trained, ema, optimizer, lr_scheduler = make_trainer(cfg, unet, accelerator.num_processes)
     color = base.config.color_latents if base is not None else cfg.model.color_latents
     color_guidance = base.config.color_guidance_max if base is not None else None
+    base_config = base.config if base is not None else {}
+    sampling = {k: base_config[k] for k in ("prefer_teacher", "teacher_steps") if base_config.get(k)}
     run = LDMRun(cfg, accelerator, out, vae, text_encoder, tokenizer, embedding_scale, embeds, list(prompts), dataset,
                  unet, noise_scheduler, trained, ema, optimizer, lr_scheduler, color_latents=color,
-                 color_guidance_max=color_guidance)  # fmt: skip
+                 color_guidance_max=color_guidance, default_sampling=sampling)  # fmt: skip
     prepare_training(run, images, embed_dim)
     return run
 
@@ -413,7 +417,7 @@ def ema_pipeline(run: LDMRun) -> StableMaterialsPipeline:
     return StableMaterialsPipeline(
         vae=copy.deepcopy(run.vae), unet=ema_unet(run), scheduler=inference_scheduler(run.noise_scheduler),
         text_encoder=run.text_encoder, tokenizer=run.tokenizer, embedding_scale=run.embedding_scale,
-        color_latents=run.color_latents, color_guidance_max=run.color_guidance_max,
+        color_latents=run.color_latents, color_guidance_max=run.color_guidance_max, **run.default_sampling,
     )  # fmt: skip
 
 
