@@ -39,7 +39,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-
 from benchmarks.material_eval.sheets import save_png
 from stablematerials.capture import StableMaterialsCapturePipeline, load_photo
 from stablematerials.io import atomic_write_text
@@ -70,6 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--image-prompt-model", type=Path, default=None, help="baseline (b): a model folder with vision_encoder/")
     p.add_argument("--photos", type=Path, default=None, help="a folder of real texture photographs for a contact sheet")
     p.add_argument("--seed", type=int, default=2024, help="lights and views of the test photos")
+    p.add_argument("--families", default="", help="only these families, comma-separated (default: all; quick checks)")
     p.add_argument("--skip-speed", action="store_true", help="do not time the 512 px capture")
     return p.parse_args(argv)
 
@@ -101,16 +101,17 @@ def luminance_baseline(photo: torch.Tensor, strength: float) -> Material:
 
 def image_prompt_method(folder: Path):
     """Baseline (b): the text/image model generating a material like the photo (tileable, fixed seed)."""
-    from stablematerials.pipeline import StableMaterialsPipeline
+    from stablematerials.loading import load_pipeline
 
     if not (folder / "vision_encoder").is_dir():
         raise SystemExit(f"--image-prompt-model {folder}: no vision_encoder/ (baseline (b) needs an image encoder)")
-    pipe = StableMaterialsPipeline.from_pretrained(folder, student=(folder / "unet_lcm").is_dir())
+    pipe = load_pipeline(folder)  # the model's default sampler and steps, as a user gets them
     pipe.set_progress_bar_config(disable=True)
 
     def run(photo: torch.Tensor) -> Material:
         h, w = photo.shape[-2:]
-        return pipe(image=photo, height=h, width=w, tileable=True, generator=torch.Generator().manual_seed(0)).images[0]
+        generator = torch.Generator().manual_seed(0)
+        return pipe(image=photo, height=h, width=w, tileable=True, generator=generator, output_type="material").images[0]
 
     return run
 
@@ -222,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     held_out = {f for f in args.held_out.split(",") if f}
+    families = [f for f in args.families.split(",") if f] or list(FAMILIES)
+    if unknown := sorted(set(families) - set(FAMILIES)):
+        raise SystemExit(f"--families: unknown {', '.join(unknown)} (known: {', '.join(FAMILIES)})")
     pipe = StableMaterialsCapturePipeline.from_pretrained(args.model)
     strength = best_strength(args.size, args.seed)
     methods = {
@@ -233,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: dict[str, list[dict]] = {m: [] for m in methods}
     sheet_rows = []
-    for family in FAMILIES:
+    for family in families:
         for i in range(args.n):
             item = test_photo(family, i, args.size, args.seed)
             for name, run in methods.items():
@@ -245,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{family}: " + ", ".join(f"{m} normal {np.mean([r['normal_deg'] for r in rows[m] if r['family'] == family]):.1f}"
                                         for m in methods), flush=True)  # fmt: skip
     summary = {m: summarize(r, held_out) for m, r in rows.items()}
-    per_family = {m: {f: {k: float(np.mean([r[k] for r in rs if r["family"] == f])) for k in METRICS} for f in FAMILIES} for m, rs in rows.items()}
+    per_family = {m: {f: {k: float(np.mean([r[k] for r in rs if r["family"] == f])) for k in METRICS} for f in families} for m, rs in rows.items()}
     result = {"model": str(args.model), "size": args.size, "n": args.n, "held_out": sorted(held_out),
               "luminance_strength": strength, "summary": summary, "per_family": per_family, "photos": rows}  # fmt: skip
     cap, lum = summary["capture"]["all"], summary["luminance (a)"]["all"]

@@ -337,6 +337,24 @@ class StableMaterialsCapturePipeline(DiffusionPipeline):
         return StableMaterialsCaptureOutput(images=results)
 
 
+def add_capture_model(model: str | os.PathLike, capture: str | os.PathLike, dtype: torch.dtype | None = None) -> None:
+    """Put the capture pipeline saved in `capture` into the `capture/` subfolder of the pipeline folder `model`, where
+    `stablematerials.loading.capture_model_path` finds it (weights cast to `dtype` when given: float16 halves the
+    bytes and the CPU loader computes in float32). The folder appears whole or not at all (written beside, then
+    swapped in); the model's own components and model_index.json are not touched."""
+    from .io import AtomicFolder
+    from .loading import CAPTURE_SUBFOLDER
+
+    model = Path(model)
+    if not (model / "model_index.json").is_file():
+        raise ValueError(f"{model} is not a pipeline folder: it has no model_index.json")
+    pipe = StableMaterialsCapturePipeline.from_pretrained(capture, torch_dtype=torch.float32)
+    if dtype is not None:
+        pipe.unet.to(dtype)
+    with AtomicFolder(model / CAPTURE_SUBFOLDER, overwrite=True) as tmp:
+        pipe.save_pretrained(tmp)
+
+
 def _package_version() -> str:
     from . import __version__
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from stablematerials.capture_request import CaptureRequest, capture
@@ -114,3 +115,30 @@ def test_capture_request_validation(tmp_path):
         CaptureRequest(photo="x", naming="weird").validate(check_files=False)
     with pytest.raises(ValueError, match="is not a file"):
         CaptureRequest(photo=str(tmp_path / "missing.png")).validate()
+
+
+def test_add_capture_model_puts_a_float16_copy_in_capture(tmp_path, tiny_model_dir, capsys):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from stablematerials.tiny import tiny_capture_pipeline
+    from training.add_capture_model import main as add_main
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    index_before = (model / "model_index.json").read_text()
+    tiny_capture_pipeline(0).save_pretrained(tmp_path / "run_model")
+    assert add_main(["--capture", str(tmp_path / "run_model"), "--model", str(model)]) == 0
+    assert "added the capture model" in capsys.readouterr().out
+    assert capture_model_path(model) == model / "capture"
+    assert (model / "model_index.json").read_text() == index_before  # the text model is untouched
+    weights = load_file(model / "capture" / "unet" / "diffusion_pytorch_model.safetensors")
+    assert {t.dtype for t in weights.values()} == {torch.float16}
+    # the shipped copy reads photos as the run's model does, up to float16 rounding
+    photo = np.random.default_rng(1).random((64, 96, 3)).astype(np.float32)
+    want = tiny_capture_pipeline(0)(photo, output_type="np").images[0]
+    got = load_capture_pipeline(model)(photo, output_type="np").images[0]
+    assert np.abs(got - want).max() < 2e-2
+    assert add_main(["--capture", str(tmp_path / "run_model"), "--model", str(tmp_path / "nothing")]) == 2
+    assert "has no model_index.json" in capsys.readouterr().err
