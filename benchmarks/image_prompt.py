@@ -18,6 +18,10 @@ perspective), rendered at 256 px and encoded through the pipeline's own processo
    the generated material's family by the family classifier of benchmarks/material_eval (`--classifier WORK`,
    branch `eval`) and its mean basecolour against the pictured material's (share within 0.1).
 5. `--sheet ROOT`: held-out real texture images (not trained on) beside the materials generated from them, a PNG.
+6. `--mix N`: text and image together ("this picture, but blue"): N pictures per family ("like" condition), each
+   with a colour word it does not show, generated at each `--mix-weights` share of the picture (0: the word alone,
+   1: the picture alone). Per share: the word's colour right (benchmarks/material_eval/attributes.py) and the
+   picture's family kept (the classifier). A mix that does what it says keeps the family and takes the colour.
 """
 
 from __future__ import annotations
@@ -216,6 +220,42 @@ def generation(pipe, held: list[Held], per_family: int, classifier: Path, size: 
     return out
 
 
+MIX_COLOURS = ("blue", "green", "red", "white", "black", "yellow")  # words a user adds to a picture
+
+
+def mix_word(index: int, basecolor: np.ndarray) -> str:
+    """A colour word for picture `index` that its material does not already show (rotating through MIX_COLOURS)."""
+    from benchmarks.material_eval.attributes import colour_names_of, hsv
+
+    shown = set(colour_names_of(*hsv(basecolor)))
+    words = [w for w in MIX_COLOURS if w not in shown]
+    return words[index % len(words)]
+
+
+def mix(pipe, held: list[Held], per_family: int, classifier: Path, size: int, weights: list[float]) -> dict:
+    """Text + picture at each share in `weights`: colour word right and picture's family kept, per share."""
+    from benchmarks.material_eval.attributes import colour_matches
+    from benchmarks.material_eval.classifier import predict_proba, source_array
+    from benchmarks.material_eval.classifier_train import load_classifier
+
+    net, names = load_classifier(classifier), list(FAMILIES)
+    chosen = [h for f in names for h in [x for x in held if x.family == f][:per_family]]
+    words = [mix_word(i, h.basecolor) for i, h in enumerate(chosen)]
+    out: dict = {"pictures": len(chosen), "words": dict(zip([f"{h.family}_{h.seed}" for h in chosen], words))}
+    for w in weights:
+        materials = [
+            pipe(word, image=h.pictures["like"], image_weight=w, height=size, width=size, tileable=True,
+                 generator=torch.Generator().manual_seed(2000 + i), output_type="material").images[0]
+            for i, (h, word) in enumerate(zip(chosen, words))
+        ]  # fmt: skip
+        family = [names[k] for k in predict_proba(net, np.stack([source_array(m) for m in materials])).argmax(1)]
+        out[f"{w:g}"] = {
+            "colour_word_right": float(np.mean([colour_matches(word, m.basecolor) for word, m in zip(words, materials)])),
+            "picture_family_kept": float(np.mean([f == h.family for f, h in zip(family, chosen)])),
+        }
+    return out
+
+
 def held_out_textures(root: Path, count: int) -> list[tuple[Image.Image, str]]:
     """`count` held-out real textures of the Debian packages (never trained on) that name a family, with labels."""
     items = [it for it in real_textures(root) if it["held_out"] and it["family"]]
@@ -261,6 +301,9 @@ def main() -> int:
     p.add_argument("--gen-size", type=int, default=512, help="generated materials' size (the default output's)")
     p.add_argument("--sheet", type=Path, help="root of unpacked texture packages: a contact sheet of held-out ones")
     p.add_argument("--photos", type=Path, help="a folder of photographs (not trained on): a contact sheet of them")
+    p.add_argument("--mix", type=int, default=0, help="pictures per family mixed with a colour word (needs --classifier)")
+    p.add_argument("--mix-weights", default="0,0.25,0.5,0.75,1", help="the picture's shares to measure, comma-separated")
+    p.add_argument("--mix-size", type=int, default=256, help="size of the materials made by the mix")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/image_prompt.json"))
     args = p.parse_args()
     pipe = load_pipeline(args.model, device="cpu")
@@ -279,6 +322,12 @@ def main() -> int:
             print("--generate needs --classifier", file=sys.stderr)
             return 2
         report["generation"] = generation(pipe, held, args.generate, args.classifier, args.gen_size)
+    if args.mix:
+        if args.classifier is None:
+            print("--mix needs --classifier", file=sys.stderr)
+            return 2
+        weights = [float(w) for w in args.mix_weights.split(",") if w.strip()]
+        report["mix"] = mix(pipe, held, args.mix, args.classifier, args.mix_size, weights)
     sheets = {"textures": held_out_textures(args.sheet, 12) if args.sheet else [],
               "photos": photo_folder(args.photos) if args.photos else []}  # fmt: skip
     for name, pictures in sheets.items():
@@ -297,6 +346,10 @@ def main() -> int:
     for label, r in report.get("generation", {}).items():
         print(f"generation from {label}: family match {r['family_match']:.3f}, colour within 0.1 "
               f"{r['colour_within_0.1']:.3f} (mean max-channel error {r['colour_error_mean']:.3f})")  # fmt: skip
+    for share, r in report.get("mix", {}).items():
+        if isinstance(r, dict) and "colour_word_right" in r:
+            print(f"mix, picture's share {share}: colour word right {r['colour_word_right']:.3f}, picture's family "
+                  f"kept {r['picture_family_kept']:.3f}")  # fmt: skip
     print(f"wrote {args.out}")
     return 0
 

@@ -99,3 +99,22 @@ def embedding_dim(text_encoder: torch.nn.Module | None, vision_encoder: torch.nn
         width = getattr(cfg, "projection_dim", None) or getattr(cfg, "hidden_size", None)
         return int(width if width is not None else cfg.num_labels)  # the default model's ResNet: its head's outputs
     return None
+
+
+def mix_embeddings(text: torch.Tensor, image: torch.Tensor, image_weight: float) -> torch.Tensor:
+    """"This picture, but <text>": (B, D) text and image embeddings -> (B, D) a point `image_weight` of the way from
+    the text's direction to the picture's along the great circle through them (spherical linear interpolation,
+    Shoemake 1985), its length interpolated linearly. In a sentence encoder's space every prompt is a unit vector
+    (times the pipeline's scale), so a mix stays where prompts live, as a plain average (shorter) would not.
+    0 is the text alone, 1 the picture alone."""
+    t_len, i_len = text.norm(dim=-1, keepdim=True), image.norm(dim=-1, keepdim=True)
+    t, i = text / t_len.clamp_min(1e-12), image / i_len.clamp_min(1e-12)
+    omega = torch.arccos((t * i).sum(-1, keepdim=True).clamp(-1.0, 1.0))  # (B, 1) angle between them
+    sin = torch.sin(omega)
+    w = float(image_weight)
+    near = (sin < 1e-4) & (omega < 1.0)  # (almost) the same direction: the linear mix is exact and avoids 0 / 0
+    a = torch.where(near, torch.full_like(omega, 1.0 - w), torch.sin((1.0 - w) * omega) / sin.clamp_min(1e-12))
+    b = torch.where(near, torch.full_like(omega, w), torch.sin(w * omega) / sin.clamp_min(1e-12))
+    direction = a * t + b * i
+    direction = direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return direction * ((1.0 - w) * t_len + w * i_len)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_GUIDANCE = 7.5  # the published model's default guidance scale
+DEFAULT_IMAGE_WEIGHT = 0.5  # text and image together: the picture's share of the mix (conditioning.mix_embeddings)
 STUDENT_STEPS = 4  # a latent-consistency student (LCM) samples in 4 steps, as the published unet_lcm
 TEACHER_STEPS = 50  # the guided teacher: 50 DDIM steps, as published
 MIN_DEFAULT_SIZE = 256  # a texture below 256 px is of little use in a scene

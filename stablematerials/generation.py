@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from .defaults import (
     BIT_DEPTHS,
     DEFAULT_GUIDANCE,
+    DEFAULT_IMAGE_WEIGHT,
     MAX_SEED,
     MAX_SIZE_ENV,
     MODEL_VARIANTS,
@@ -87,7 +88,8 @@ def local_limits() -> Limits:
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One generation: the prompt (text or an image file), sampling settings and how the material is written.
+    """One generation: the prompt (text, an image file, or both mixed with `image_weight`, the picture's share),
+    sampling settings and how the material is written.
 
     `seed=None` draws a random seed (the result reports it); `steps`, `width`, `height` and `patched` left as None
     take the model's defaults (`complete`); `model=None` is the caller's default model, otherwise a pipeline folder;
@@ -97,6 +99,7 @@ class GenerationRequest:
 
     prompt: str = ""
     image: str | None = None
+    image_weight: float = DEFAULT_IMAGE_WEIGHT
     negative_prompt: str = ""
     seed: int | None = None
     steps: int | None = None
@@ -114,13 +117,18 @@ class GenerationRequest:
 
     @property
     def label(self) -> str:
-        """What the material's metadata records as its prompt: the text, or `<image:FILE>`."""
-        return f"<image:{Path(self.image).name}>" if self.image else self.prompt.strip()
+        """What the material's metadata records as its prompt: the text, `<image:FILE>`, or both with the
+        picture's share (`<image:FILE> x0.5 + text`)."""
+        text = self.prompt.strip()
+        if not self.image:
+            return text
+        image = f"<image:{Path(self.image).name}>"
+        return f"{image} x{self.image_weight:g} + {text}" if text else image
 
     @property
     def base_name(self) -> str:
-        """The prompt's words (or the image file's stem) as a file-friendly name."""
-        return slug(Path(self.image).stem if self.image else self.prompt)
+        """The prompt's words and/or the image file's stem as a file-friendly name."""
+        return slug(" ".join(x for x in (Path(self.image).stem if self.image else "", self.prompt.strip()) if x))
 
     def validate(self, limits: Limits = Limits(), check_files: bool = True) -> None:
         """Raise ValueError naming the first bad value; return None when the request can run. `check_files=False`
@@ -132,8 +140,6 @@ class GenerationRequest:
         has_text = bool(self.prompt.strip())
         if not has_text and not self.image:
             raise ValueError("give a text prompt (for example 'mossy cobblestone path') or an image prompt")
-        if has_text and self.image:
-            raise ValueError("give either a text prompt or an image prompt, not both")
         if self.image and check_files:
             check_image_file(self.image)
         if self.model is not None and check_files:
@@ -147,6 +153,7 @@ class GenerationRequest:
         if self.steps is not None:
             parse_int("steps", self.steps, 1, limits.max_steps, strict=True)
         parse_float("guidance", self.guidance, 0.0, limits.max_guidance, strict=True)
+        parse_float("image weight", self.image_weight, 0.0, 1.0, strict=True)
         if self.seed is not None:
             parse_int("seed", self.seed, 0, MAX_SEED, strict=True)
         for name in ("tileable",) + (("patched",) if self.patched is not None else ()):
@@ -257,8 +264,9 @@ def generate(
 
     image = load_image_prompt(request.image) if request.image else None
     output = pipe(
-        prompt=[request.prompt.strip()] * n if image is None else None,
+        prompt=[request.prompt.strip()] * n if request.prompt.strip() else None,
         image=[image] * n if image is not None else None,
+        image_weight=request.image_weight if image is not None and request.prompt.strip() else None,
         negative_prompt=request.negative_prompt.strip() or None,
         height=request.height,
         width=request.width,

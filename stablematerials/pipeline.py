@@ -26,8 +26,9 @@ from .conditioning import (
     is_image_prompt,
     is_sentence_encoder,
     load_image_prompt,
+    mix_embeddings,
 )
-from .defaults import DEFAULT_GUIDANCE, check_teacher_steps, default_steps_for, native_size
+from .defaults import DEFAULT_GUIDANCE, DEFAULT_IMAGE_WEIGHT, check_teacher_steps, default_steps_for, native_size
 from .guidance import check_color_guidance, guidance_scale_embedding, guide_latents
 from .color_latents import COLOR_CHANNELS
 from .latents import decode_model_latents, vae_scale_factor
@@ -280,11 +281,14 @@ class StableMaterialsPipeline(DiffusionPipeline):
         tileable_start: float,
         prompt_embeds: torch.Tensor | None,
         negative_prompt_embeds: torch.Tensor | None,
+        image_weight: float | None = None,
     ) -> None:
         if prompt is None and image is None and prompt_embeds is None:
             raise ValueError("give a prompt, an image or prompt_embeds")
         if prompt is not None and image is not None:
-            raise ValueError("give either prompt or image, not both (a list passed as prompt may mix text and images)")
+            self.check_mix(prompt, image, image_weight)
+        elif image_weight is not None:
+            raise ValueError("image_weight mixes a text prompt with an image; give both prompt (text) and image")
         if prompt_embeds is not None and (prompt is not None or image is not None):
             raise ValueError("give either prompt_embeds or a prompt/image, not both")
         if prompt_embeds is not None and (prompt_embeds.ndim != 3 or prompt_embeds.shape[1] != 1):
@@ -317,6 +321,20 @@ class StableMaterialsPipeline(DiffusionPipeline):
             raise ValueError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}")
         if not 0.0 <= tileable_start <= 1.0:
             raise ValueError(f"tileable_start must be in [0, 1], got {tileable_start!r}")
+
+    @staticmethod
+    def check_mix(prompt: PromptInput, image: ImageLike | list, image_weight: float | None) -> None:
+        """Text and image together ("this picture, but blue"): texts only in `prompt`, as many as the images or one
+        of either, and `image_weight` in [0, 1]."""
+        texts = prompt if isinstance(prompt, (list, tuple)) else [prompt]
+        images = image if isinstance(image, (list, tuple)) else [image]
+        if not all(isinstance(t, str) for t in texts):
+            raise ValueError("with an image, prompt must be text (the two are mixed); a list passed as prompt alone may mix text and images")
+        if len(texts) != len(images) and 1 not in (len(texts), len(images)):
+            raise ValueError(f"got {len(texts)} text prompts and {len(images)} images; give as many of each, or one of either")
+        w = DEFAULT_IMAGE_WEIGHT if image_weight is None else image_weight
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w <= 1.0:
+            raise ValueError(f"image_weight must be a number in [0, 1], got {image_weight!r}")
 
     def _prompt_list(self, prompt: PromptInput | None, image: ImageLike | list | None) -> list:
         """Normalise prompt/image arguments to one list whose items are str (text) or PIL images."""
@@ -370,6 +388,14 @@ class StableMaterialsPipeline(DiffusionPipeline):
         published model (CLIP text and vision towers), the empty text for models with a sentence encoder.
         """
         embeds = self._encode_items(items, device)  # (B, D)
+        return self._with_negatives(embeds, device, num_images_per_prompt, do_classifier_free_guidance, negative_prompt)
+
+    def _with_negatives(
+        self, embeds: torch.Tensor, device: torch.device, num_images_per_prompt: int, do_classifier_free_guidance: bool,
+        negative_prompt: PromptInput | None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+        """(B, D) prompt embeddings -> (B * n, 1, D), and the negative ones when guidance is on (`encode_prompt`)."""
+        count = embeds.shape[0]
         negative = None
         if do_classifier_free_guidance:
             if negative_prompt is None:
@@ -382,12 +408,23 @@ class StableMaterialsPipeline(DiffusionPipeline):
                 neg_items = self._prompt_list(negative_prompt, None)
             neg = self._encode_items(neg_items, device)
             if neg.shape[0] == 1:
-                neg = neg.expand(len(items), -1)
-            elif neg.shape[0] != len(items):
-                raise ValueError(f"negative_prompt has {neg.shape[0]} items but prompt has {len(items)}")
+                neg = neg.expand(count, -1)
+            elif neg.shape[0] != count:
+                raise ValueError(f"negative_prompt has {neg.shape[0]} items but prompt has {count}")
             negative = neg.repeat_interleave(num_images_per_prompt, dim=0).unsqueeze(1)
         embeds = embeds.repeat_interleave(num_images_per_prompt, dim=0).unsqueeze(1)
         return embeds, negative
+
+    def encode_mixed_prompt(
+        self, prompt: PromptInput, image: ImageLike | list, image_weight: float, device: torch.device,
+    ) -> tuple[torch.Tensor, list[str]]:  # fmt: skip
+        """Text and image prompts together -> (B, D) mixed embeddings (`conditioning.mix_embeddings`) and their
+        labels; one of either is paired with every item of the other."""
+        texts, images = self._prompt_list(prompt, None), self._prompt_list(None, image)
+        count = max(len(texts), len(images))
+        texts, images = texts * (count // len(texts)), images * (count // len(images))
+        text, picture = self._encode_items(texts, device), self._encode_items(images, device)
+        return mix_embeddings(text, picture, image_weight), [f"<image> + {t}" for t in texts]
 
     def _encode_empty(self, device: torch.device) -> torch.Tensor:
         return self._encode_items([""], device)
@@ -402,11 +439,16 @@ class StableMaterialsPipeline(DiffusionPipeline):
         num_images_per_prompt: int,
         do_classifier_free_guidance: bool,
         device: torch.device,
+        image_weight: float | None = None,
     ) -> tuple[torch.Tensor, list[str]]:
         """The UNet's conditioning in its dtype: (B * n, 1, D), or (2 B n, 1, D) with the negatives first when
-        guiding; and each prompt's label for the metadata (its text, "<image>" or "<embedding>")."""
+        guiding; and each prompt's label for the metadata (its text, "<image>", "<image> + text" or "<embedding>")."""
         n = num_images_per_prompt
-        if prompt_embeds is None:
+        if prompt is not None and image is not None:
+            w = DEFAULT_IMAGE_WEIGHT if image_weight is None else image_weight
+            mixed, labels = self.encode_mixed_prompt(prompt, image, w, device)
+            embeds, negative = self._with_negatives(mixed, device, n, do_classifier_free_guidance, negative_prompt)
+        elif prompt_embeds is None:
             items = self._prompt_list(prompt, image)
             embeds, negative = self.encode_prompt(items, device, n, do_classifier_free_guidance, negative_prompt)
             labels = [x if isinstance(x, str) else "<image>" for x in items]
@@ -544,6 +586,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
         self,
         prompt: PromptInput | None = None,
         image: ImageLike | list | None = None,
+        image_weight: float | None = None,
         negative_prompt: PromptInput | None = None,
         height: int | None = None,
         width: int | None = None,
@@ -566,7 +609,9 @@ class StableMaterialsPipeline(DiffusionPipeline):
         Args:
             prompt: text, an image (PIL / array / tensor; a PIL image here works as in the published pipeline), or
                 a list mixing both.
-            image: image prompt(s) (PIL, array, tensor or file path); use instead of `prompt`.
+            image: image prompt(s) (PIL, array, tensor or file path): instead of `prompt`, or with a text `prompt`
+                ("this picture, but blue"): the two embeddings are mixed (`conditioning.mix_embeddings`).
+            image_weight: the picture's share of that mix, in [0, 1] (default 0.5); only with both prompt and image.
             negative_prompt: what to steer away from (text or image); default: black image / empty text.
             height, width: output size in pixels, multiples of 8 (default: the model's training size).
             num_inference_steps: default 50, or 4 for a latent-consistency student.
@@ -588,15 +633,16 @@ class StableMaterialsPipeline(DiffusionPipeline):
         # 1. Check inputs
         self.check_inputs(
             prompt, image, height, width, num_inference_steps, guidance_scale, num_images_per_prompt,
-            output_type, tileable_start, prompt_embeds, negative_prompt_embeds,
+            output_type, tileable_start, prompt_embeds, negative_prompt_embeds, image_weight,
         )  # fmt: skip
         device = self._execution_device
         do_cfg = (not self.is_student) and guidance_scale > 1.0
 
         # 2. Encode the prompts: (B, 1, D), negatives first when guiding (2B, 1, D)
         unet_embeds, labels = self.prepare_prompt_embeds(
-            prompt, image, negative_prompt, prompt_embeds, negative_prompt_embeds, num_images_per_prompt, do_cfg, device
-        )
+            prompt, image, negative_prompt, prompt_embeds, negative_prompt_embeds, num_images_per_prompt, do_cfg, device,
+            image_weight,
+        )  # fmt: skip
         batch_size = len(labels) * num_images_per_prompt
 
         # 3. Timesteps: a private scheduler instance per call, so concurrent calls never share its state.

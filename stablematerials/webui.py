@@ -27,7 +27,12 @@ from typing import Any
 import gradio as gr
 
 from .capture_request import CaptureRequest
-from .defaults import CAPTURE_SIZE, DEFAULT_GUIDANCE, default_output_size
+from .defaults import (
+    CAPTURE_SIZE,
+    DEFAULT_GUIDANCE,
+    DEFAULT_IMAGE_WEIGHT,
+    default_output_size,
+)
 from .export import folder_formats
 from .maps import MAP_NAMES
 from .material import Material
@@ -63,8 +68,8 @@ DISPLAY_SIDE = 512  # small tiled views are enlarged (nearest pixel) to at least
 DEFAULT_LIGHT = (130.0, 52.0)  # azimuth, elevation in degrees: upper left, as the renderer's default
 
 INTRO = """# StableMaterials
-Describe a surface (**"mossy cobblestone path"**) or drop in a picture of one as an image prompt, press
-**Generate**, and get five tileable PBR maps: base color, normal, height, roughness and metallic. Or, under
+Describe a surface (**"mossy cobblestone path"**) or drop in a picture of one as an image prompt (or both:
+"this picture, but blue"), press **Generate**, and get five tileable PBR maps: base color, normal, height, roughness and metallic. Or, under
 **From a photo**, get a photo's own maps: its bricks where its bricks are, the light taken out. Check the seams in the tiled view, look at the lit
 preview and the 3D view, then download the material in the file naming your tool expects."""
 
@@ -106,6 +111,7 @@ def request_from_form(form: dict[str, Any]) -> GenerationRequest:
     return GenerationRequest(
         prompt=str(form.get("prompt") or ""),
         image=upload_path(form.get("image")),
+        image_weight=parse_float("picture's share", form.get("image_weight", DEFAULT_IMAGE_WEIGHT)),
         negative_prompt=str(form.get("negative_prompt") or ""),
         steps=parse_int("steps", steps) if steps not in (None, "") else None,
         guidance=parse_float("guidance", form.get("guidance", DEFAULT_GUIDANCE)),
@@ -355,6 +361,7 @@ class Page:
     history: Any  # gr.State: this session's materials, newest first
     prompt: Any
     image: Any
+    image_weight: Any
     resolution: Any
     variations: Any
     tileable: Any
@@ -391,7 +398,7 @@ class Page:
     @property
     def request_fields(self) -> dict[str, Any]:
         """The fields a `GenerationRequest` is made of (see `request_from_form`)."""
-        names = ("prompt", "image", "negative_prompt", "steps", "guidance", "seed", "random_seed", "tileable",
+        names = ("prompt", "image", "image_weight", "negative_prompt", "steps", "guidance", "seed", "random_seed", "tileable",
                  "resolution", "variations", "model", "model_folder", "variant", "naming", "normal_convention",
                  "bit_depth")  # fmt: skip
         return {name: getattr(self, name) for name in names}
@@ -481,12 +488,16 @@ def prompt_inputs(engine: Studio) -> dict[str, Any]:
         value="", label="Prompt", placeholder="mossy cobblestone path", lines=2, max_lines=4, elem_id="prompt"
     )
     c["image"] = gr.Image(
-        label="…or an image prompt (upload or paste a photo; clear the text prompt to use it)",
+        label="…or an image prompt (upload or paste a photo; with a text prompt too, the two are mixed)",
         type="filepath",
         sources=["upload", "clipboard"],
         height=180,
         elem_id="image-prompt",
     )
+    c["image_weight"] = gr.Slider(
+        0.0, 1.0, value=DEFAULT_IMAGE_WEIGHT, step=0.05, label="Picture's share", elem_id="image-weight",
+        info="with both a text prompt and a picture: 0 is the text alone, 1 the picture alone ('this picture, but blue')",
+    )  # fmt: skip
     with gr.Row():
         c["resolution"] = gr.Dropdown(
             [str(s) for s in sizes], value=str(default_size), label="Resolution (px)",

@@ -117,6 +117,11 @@ def test_image_prompt(client, tmp_path):
     out = client.predict(image=handle_file(str(photo)), resolution="16", api_name="/generate")
     assert len(out[MAPS]) == 5
     assert out[HISTORY][0]["caption"].startswith("<image:bark.png>")
+    both = client.predict(prompt="blue", image=handle_file(str(photo)), image_weight=0.3, resolution="16",
+                          api_name="/generate")  # fmt: skip
+    assert both[HISTORY][0]["caption"].startswith("<image:bark.png> x0.3 + blue")
+    with pytest.raises(AppError, match="image weight must be a number from 0 to 1, got 2"):
+        client.predict(prompt="blue", image=handle_file(str(photo)), image_weight=2, api_name="/generate")
 
 
 # Output order of /capture: maps, tiled, seam, preview, 3D model, zip, glb, (3 states skipped) history, status.
@@ -231,6 +236,8 @@ def test_request_from_form():
     assert app.request_from_form(form | {"model_folder": "/other"}).model == "/other"
     assert app.request_from_form(form | {"random_seed": True, "seed": None}).seed is None
     assert app.request_from_form(form | {"image": {"path": "/tmp/x.png", "orig_name": "x.png"}}).image == "/tmp/x.png"
+    assert request.image_weight == 0.5  # the default share when the page leaves it out
+    assert app.request_from_form(form | {"image_weight": 0.25}).image_weight == 0.25
     with pytest.raises(ValueError, match="seed must be a whole number, got 1.5"):
         app.request_from_form(form | {"seed": 1.5})
 

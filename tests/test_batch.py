@@ -132,13 +132,19 @@ def test_read_txt_csv_jsonl_and_image_folder(tmp_path):
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text(
-        '{"prompt": "a", "name": "x"}\n[1, 2]\n{"prompt": "b", "image": "c.png"}\n{oops\n'
+        '{"prompt": "a", "name": "x"}\n[1, 2]\n{"name": "y", "seed": 1}\n{oops\n'
         '{"prompt": "c", "name": "x"}\n{"prompt": "d", "size": 30}\n{"prompt": "e", "steps": true}\n'
+        '{"prompt": "f", "image_weight": 0.5}\n{"prompt": "g", "image": "c.png", "image_weight": 3}\n'
+        '{"prompt": "blue", "image": "c.png", "image_weight": 0.3}\n'
     )
-    errors = [it.error for it in read_items(bad)]
+    items = read_items(bad)
+    errors = [it.error for it in items]
     assert errors[0] is None
     assert "expected a JSON object" in errors[1]
-    assert "exactly one of prompt or image" in errors[2]
+    assert "give a prompt, an image, or both" in errors[2]
+    assert "image_weight mixes a prompt with an image; give both" in errors[7]
+    assert "image_weight must be a number from 0 to 1, got 3" in errors[8]
+    assert errors[9] is None and items[9].request.image_weight == 0.3 and items[9].request.prompt == "blue"
     assert "not valid JSON" in errors[3]
     assert "duplicate name 'x'" in errors[4]
     assert "size: width must be a positive multiple of 8 pixels, got 30" in errors[5]

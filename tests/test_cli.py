@@ -40,13 +40,26 @@ def test_generate_from_image(tmp_path, tiny_model_dir):
     assert code == 0 and load_material(tmp_path / "m").metadata["prompt"] == "<image:photo.jpg>"
 
 
+def test_generate_from_text_and_image_together(tmp_path, tiny_model_dir):
+    Image.new("RGB", (40, 30), (120, 60, 20)).save(tmp_path / "photo.jpg")
+    base = ["--image", str(tmp_path / "photo.jpg"), "--model", str(tiny_model_dir), "--steps", "1", "--size", "16", "--seed", "3"]
+    assert main(["generate", "blue", "--out", str(tmp_path / "m"), "--image-weight", "0.25", *base]) == 0
+    m = load_material(tmp_path / "m")
+    assert m.metadata["prompt"] == "<image:photo.jpg> x0.25 + blue"
+    assert main(["generate", "--out", str(tmp_path / "i"), *base]) == 0  # the picture alone differs
+    assert not np.allclose(load_material(tmp_path / "i").basecolor, m.basecolor)
+    assert main(["generate", "blue", "--out", str(tmp_path / "bad"), "--image-weight", "2", *base]) == 2
+    assert not (tmp_path / "bad").exists()
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
         (["generate", "--out", "X"], "give a text prompt or --image"),
         (["generate", "x", "--out", "X", "--size", "abc"], "--size must be N or WxH in pixels (e.g. 512 or 768x512), got 'abc'"),
         (["generate", "x", "--out", "X", "--size", "30"], "--size: width must be a positive multiple of 8 pixels, got 30"),
-        (["generate", "x", "--out", "X", "--image", "nope.png"], "either a text prompt or --image"),
+        (["generate", "x", "--out", "X", "--image", "nope.png"], "'nope.png' is not a file"),
+        (["generate", "x", "--out", "X", "--image-weight", "0.3"], "--image-weight mixes a text prompt with --image"),
         (["generate", "--image", "nope.png", "--out", "X"], "'nope.png' is not a file"),
         (["generate", "x", "--out", "X", "--steps", "0"], "steps must be a whole number from 1 to 1000, got 0"),
         (["generate", "x", "--out", "X", "-n", "0"], "-n must be a whole number from 1 to 64, got 0"),

@@ -85,6 +85,39 @@ def test_image_embeddings_live_where_text_embeddings_do(pipe, picture):
         pipe.register_to_config(embedding_scale=1.0)
 
 
+def test_mix_embeddings_is_slerp_between_text_and_picture():
+    from stablematerials.conditioning import mix_embeddings
+
+    text = torch.tensor([[3.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    image = torch.tensor([[0.0, 3.0, 0.0], [0.0, 2.0, 0.0]])  # a right angle; the same direction
+    torch.testing.assert_close(mix_embeddings(text, image, 0.0), text)
+    torch.testing.assert_close(mix_embeddings(text, image, 1.0), image)
+    half = mix_embeddings(text, image, 0.5)
+    torch.testing.assert_close(half[0], torch.tensor([3.0, 3.0, 0.0]) / 2**0.5)  # 45 degrees, length kept at 3
+    torch.testing.assert_close(half[1], image[1])
+    third = mix_embeddings(text[:1], image[:1], 1 / 3)[0]
+    assert abs(float(torch.atan2(third[1], third[0])) - np.pi / 6) < 1e-5  # a third of the angle
+
+
+def test_text_and_picture_together(pipe, picture):
+    """"This picture, but <text>": one text with one picture (or with each of several), at a chosen share."""
+    cpu = torch.device("cpu")
+    text, _ = pipe.encode_prompt(["blue bricks"], cpu, 1, False)
+    image, _ = pipe.encode_prompt([Image.fromarray(picture)], cpu, 1, False)
+    mixed, labels = pipe.encode_mixed_prompt("blue bricks", picture, 0.25, cpu)
+    from stablematerials.conditioning import mix_embeddings
+
+    torch.testing.assert_close(mixed, mix_embeddings(text[:, 0], image[:, 0], 0.25))
+    assert labels == ["<image> + blue bricks"]
+    ends = [pipe("blue bricks", image=picture, image_weight=w, generator=gen(3), **KW).images for w in (0.0, 1.0)]
+    np.testing.assert_allclose(ends[0], pipe("blue bricks", generator=gen(3), **KW).images, atol=1e-5)
+    np.testing.assert_allclose(ends[1], pipe(image=picture, generator=gen(3), **KW).images, atol=1e-5)
+    half = pipe("blue bricks", image=picture, generator=gen(3), **KW).images  # default share 0.5
+    assert not np.allclose(half, ends[0], atol=1e-3) and not np.allclose(half, ends[1], atol=1e-3)
+    pair = pipe(["blue bricks", "green tiles"], image=picture, image_weight=0.5, generator=[gen(3), gen(3)], **KW).images
+    np.testing.assert_allclose(pair[0], half[0], atol=1e-4)
+
+
 def test_round_trip_through_save_pretrained(pipe, picture, tmp_path):
     pipe.save_pretrained(tmp_path / "m")
     index = json.loads((tmp_path / "m" / "model_index.json").read_text())

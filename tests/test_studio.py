@@ -75,7 +75,8 @@ def test_a_plain_text_request_is_valid():
     "fields, message",
     [
         (dict(prompt="   "), "give a text prompt"),
-        (dict(prompt="a", image="x.png"), "not both"),
+        (dict(prompt="a", image="x.png"), "'x.png' is not a file"),  # text and image together are fine
+        ({"prompt": "a", "image_weight": 1.5}, "image weight must be a number from 0 to 1, got 1.5"),
         (dict(prompt="a", width=4096, height=4096), "4096 px is over this server's maximum of 1024"),
         (dict(prompt="a", width=100, height=100), "multiple of 8 pixels, got 100"),
         (dict(prompt="a", width=0, height=64), "width must be a positive multiple of 8"),

@@ -20,7 +20,8 @@ from ..pictures import image_files
 from ..values import parse_bool, parse_float, parse_int, parse_size, parse_text, slug
 
 PROMPT_FILE_TYPES = (".txt", ".csv", ".jsonl")
-FIELDS = ("prompt", "image", "name", "seed", "steps", "guidance", "size", "tileable", "negative_prompt", "variations")
+FIELDS = ("prompt", "image", "image_weight", "name", "seed", "steps", "guidance", "size", "tileable", "negative_prompt",
+          "variations")  # fmt: skip
 _NAME_LENGTH = 48
 
 
@@ -75,8 +76,8 @@ def _item_from_record(
         raise ValueError(f"unknown field {unknown[0]!r} (fields: {', '.join(FIELDS)})")
     values = {k: v for k, v in record.items() if v is not None and not (isinstance(v, str) and not v.strip())}
     has_prompt, has_image = "prompt" in values, "image" in values
-    if has_prompt == has_image:
-        raise ValueError("give exactly one of prompt or image")
+    if not (has_prompt or has_image):
+        raise ValueError("give a prompt, an image, or both (mixed by image_weight)")
     image = None
     if has_image:
         image = Path(parse_text("image", values["image"])).expanduser()
@@ -88,6 +89,10 @@ def _item_from_record(
     }
     if "steps" in values:
         fields["steps"] = parse_int("steps", values["steps"], 1, limits.max_steps)
+    if "image_weight" in values:
+        if not (has_prompt and has_image):
+            raise ValueError("image_weight mixes a prompt with an image; give both")
+        fields["image_weight"] = parse_float("image_weight", values["image_weight"], 0.0, 1.0)
     if "guidance" in values:
         fields["guidance"] = parse_float("guidance", values["guidance"], 0.0, limits.max_guidance)
     if "size" in values:

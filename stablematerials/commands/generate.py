@@ -13,7 +13,10 @@ HELP = "generate a tileable PBR material from a text or image prompt"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("prompt", nargs="?", help='text prompt, e.g. "mossy cobblestone path"')
-    p.add_argument("--image", help="image prompt (a photo or texture file) instead of text")
+    p.add_argument("--image", help="image prompt (a photo or texture file): instead of text, or with it ('this "
+                   "picture, but blue')")
+    p.add_argument("--image-weight", type=float, default=None,
+                   help="with both a text prompt and --image: the picture's share of the mix, 0-1 (default 0.5)")  # fmt: skip
     p.add_argument("--out", required=True, help="output folder (with -n > 1: a folder of material folders)")
     p.add_argument("--seed", type=int, help="random seed (default: random, printed)")
     p.add_argument("-n", "--num", type=int, default=1, help="number of materials (seeds seed, seed+1, ...)")
@@ -29,10 +32,11 @@ def request_from_args(args: argparse.Namespace):
 
     if not args.prompt and not args.image:
         raise ValueError("give a text prompt or --image PATH")
-    if args.prompt and args.image:
-        raise ValueError("give either a text prompt or --image, not both")
+    if args.image_weight is not None and not (args.prompt and args.image):
+        raise ValueError("--image-weight mixes a text prompt with --image; give both")
     parse_int("-n", args.num, 1, local_limits().max_variations)
-    return shared_request(args, prompt=args.prompt or "", image=args.image, seed=args.seed, variations=args.num)
+    mix = {} if args.image_weight is None else {"image_weight": args.image_weight}
+    return shared_request(args, prompt=args.prompt or "", image=args.image, seed=args.seed, variations=args.num, **mix)
 
 
 def run(args: argparse.Namespace) -> int:
