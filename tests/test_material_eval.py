@@ -343,3 +343,17 @@ def test_one_seed_per_prompt_reports_no_diversity_and_everything_else():
     assert "| prompts whose 4 seeds are all clearly different | 4 seeds clearly different | n/a (0/0) |" in table
     assert "| family accuracy (classifier, in-family materials) | >= 90 % | 100 % (1/1) |" in table
     assert "n/a (one seed)" in sheets.row_lines(row, verdicts)[-1] and "| n/a |" in report.prompt_table([row])
+
+
+def test_caption_prompt_file_is_a_valid_prompt_file_of_test_captions(tmp_path):
+    from benchmarks.caption_prompts import FIRST_SEED, main
+
+    assert main(["--out", str(tmp_path / "c.jsonl"), "--per-family", "2"]) == 0
+    prompts = load_prompts(tmp_path / "c.jsonl")  # what default_model_eval reads
+    assert len(prompts) == 2 * len(FAMILIES) and {p.family for p in prompts} == set(FAMILIES)
+    assert all(p.colour is None and p.metal is None and p.gloss is None for p in prompts)
+    seeds = [s for s in range(FIRST_SEED, FIRST_SEED + 200) if split_of(s) == "test"][:2]
+    first = sample_params("bricks", Streams(seeds[0], "bricks")("params"))
+    assert prompts[0].prompt == FAMILIES["bricks"].caption(first, np.random.default_rng(seeds[0]))
+    with pytest.raises(SystemExit, match="--per-family must be at least 1"):
+        main(["--out", str(tmp_path / "x.jsonl"), "--per-family", "0"])
