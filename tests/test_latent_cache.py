@@ -131,7 +131,8 @@ def test_teacher_and_student_train_on_the_cache_with_zero_terminal_snr(cache: di
     assert not torch.equal(torch.from_numpy(m.basecolor), torch.from_numpy(other.basecolor))
 
     lcm = ["--output_dir", str(root / "lcm"), "--teacher", str(root / "ldm" / "model"), "--data.latents", str(cache["latents"]),
-           "--train.max_steps=2", "--lcm.time_cond_proj_dim=16", "--lcm.color_guidance_max=2.5", *LOOP]  # fmt: skip
+           "--train.max_steps=2", "--lcm.time_cond_proj_dim=16", "--lcm.color_guidance_max=2.5", "--lcm.color_weight=4",
+           *LOOP]  # fmt: skip
     assert distill_lcm.main(lcm) == 0
     student = StableMaterialsPipeline.from_pretrained(root / "lcm" / "model", student=True)
     assert student.config.color_latents and student.unet.config.in_channels == 7

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from stablematerials.cli import main as cli_main
@@ -51,3 +53,17 @@ def test_console_commands(capsys):
     with pytest.raises(SystemExit) as done:
         cli_main(["train", "gan"])
     assert done.value.code == 2
+
+
+CONFIGS = Path(__file__).parents[1] / "training" / "configs"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
+def test_every_shipped_config_parses_and_checks(name):
+    """The configs the model card and training/README.md name load as their script loads them (parse_config runs
+    every section's check)."""
+    from training.config import LatentCacheConfig, LCMConfig, VAEConfig
+
+    kind = {"vae": VAEConfig, "latents": LatentCacheConfig, "ldm": LDMConfig, "lcm": LCMConfig}[name.split("_")[0]]
+    cfg = parse_config(kind, ["--config", str(CONFIGS / name)])
+    assert cfg.output_dir.startswith("runs/")

@@ -387,3 +387,24 @@ def test_guided_output_is_classifier_free_guidance_in_one_call() -> None:
     torch.testing.assert_close(apply_guidance(torch.ones(2), torch.zeros(2), 3.0), torch.full((2,), 3.0))
     with pytest.raises(ValueError, match="guidance_scale 5.0 needs the unconditional embeddings"):
         own_trajectory_inputs(unet, DDPMScheduler(), x, t, cond, "epsilon", 0.5, guidance_scale=5.0)
+
+
+def test_consistency_loss_weights_the_colour_latents() -> None:
+    import pytest
+
+    from training.config import LCMSettings
+    from training.losses import color_channel_weights, consistency_loss
+
+    g = torch.Generator().manual_seed(0)
+    pred, target = torch.randn(2, 7, 4, 4, generator=g), torch.randn(2, 7, 4, 4, generator=g)
+    plain = consistency_loss(pred, target, "huber", 0.001)
+    assert torch.allclose(consistency_loss(pred, target, "huber", 0.001, torch.ones(7)), plain)  # all ones: the mean
+    w = color_channel_weights(7, 4.0)
+    assert w.tolist() == [1.0] * 4 + [4.0] * 3  # the last three channels are the colour latents
+    per = ((pred - target) ** 2).mean(dim=(0, 2, 3))  # (C,) L2 per channel
+    assert torch.allclose(consistency_loss(pred, target, "l2", 0.0, w), (per * w).sum() / w.sum())
+    target_colour_only = target.clone()
+    target_colour_only[:, :4] = pred[:, :4]  # errors only in the colour channels weigh more with the weights
+    assert consistency_loss(pred, target_colour_only, "l2", 0.0, w) > consistency_loss(pred, target_colour_only, "l2", 0.0)
+    with pytest.raises(ValueError, match="lcm.color_weight must be a number > 0, got 0"):
+        LCMSettings(color_weight=0).check()

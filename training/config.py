@@ -587,6 +587,10 @@ class LCMSettings:
     time_cond_proj_dim: int = 256  # guidance-embedding size, as the published unet_lcm
     loss_type: Literal["l2", "huber"] = "huber"  # pseudo-Huber, the LCM default: robust to the teacher's outliers
     huber_c: float = 0.001  # LCM's value
+    # The colour latents' weight in the consistency loss (models with colour latents; 1: the plain mean over channels).
+    # They are 3 of 27 channels, so an error in them is 1/9 of the loss: v3's student learned them loosely and
+    # speckles its basecolors with per-cell colour noise that its teacher does not make.
+    color_weight: float = 1.0
     ema_decay: float = 0.95  # the target network's EMA, LCM's value
     timestep_scaling: float = 10.0  # boundary-condition scaling of the consistency parametrisation (LCM)
     # The teacher's colour latents guided at most at this scale (stablematerials.guidance.guide_latents), saved with
@@ -596,6 +600,8 @@ class LCMSettings:
     def check(self) -> None:
         # the teacher's colour latents are checked when it loads; here only the number
         check_color_guidance(self.color_guidance_max, color_latents=True, name="lcm.color_guidance_max")
+        if not (isinstance(self.color_weight, (int, float)) and not isinstance(self.color_weight, bool) and self.color_weight > 0):
+            raise ValueError(f"lcm.color_weight must be a number > 0, got {self.color_weight!r}")
         if not 0 <= self.w_min <= self.w_max:
             raise ValueError(f"lcm.w_min ({self.w_min}) must be in [0, lcm.w_max ({self.w_max})]")
         require_positive("lcm", num_ddim_timesteps=self.num_ddim_timesteps, time_cond_proj_dim=self.time_cond_proj_dim)

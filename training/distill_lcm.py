@@ -31,6 +31,7 @@ from stablematerials.pipeline import StableMaterialsPipeline
 from .config import LCMConfig, parse_config
 from .data import batch_latents, default_sample_prompts, training_set
 from .losses import (
+    color_channel_weights,
     consistency_loss,
     consistency_scalings,
     ddim_step,
@@ -122,6 +123,7 @@ class LCMRun:
     target: UNet2DConditionModel  # the EMA of the student (LCM's target network)
     optimizer: torch.optim.Optimizer
     lr_scheduler: object
+    channel_weight: torch.Tensor | None = None  # (C,) consistency-loss weights (lcm.color_weight); None: plain mean
 
 
 def set_up(cfg: LCMConfig, accelerator: Accelerator, out: Path) -> LCMRun:
@@ -135,6 +137,11 @@ def set_up(cfg: LCMConfig, accelerator: Accelerator, out: Path) -> LCMRun:
         teacher_pipe.register_to_config(color_guidance_max=cfg.lcm.color_guidance_max)
     vae = teacher_pipe.vae.to(device).eval().requires_grad_(False)
     teacher = frozen_copy(teacher_pipe.unet).to(device)
+    channel_weight = None
+    if cfg.lcm.color_weight != 1.0:
+        if not teacher_pipe.config.color_latents:
+            raise ValueError(f"lcm.color_weight is {cfg.lcm.color_weight}, but the teacher {cfg.teacher} has no colour latents")
+        channel_weight = color_channel_weights(teacher.config.in_channels, cfg.lcm.color_weight).to(device)
     factor = vae_scale_factor(vae)
     if cfg.data.crop_size % factor:
         raise ValueError(f"data.crop_size {cfg.data.crop_size} is not a multiple of the VAE's factor {factor}")
@@ -163,7 +170,7 @@ def set_up(cfg: LCMConfig, accelerator: Accelerator, out: Path) -> LCMRun:
     student, optimizer, lr_scheduler = accelerator.prepare(student, optimizer, lr_scheduler)
     accelerator.register_for_checkpointing(target)
     return LCMRun(cfg, accelerator, out, teacher_pipe, vae, teacher, noise_scheduler, solver_timesteps, dataset,
-                  list(prompts), embeds, student, target, optimizer, lr_scheduler)  # fmt: skip
+                  list(prompts), embeds, student, target, optimizer, lr_scheduler, channel_weight)  # fmt: skip
 
 
 def distill_micro_step(run: LCMRun, batch: dict) -> torch.Tensor:
@@ -186,7 +193,7 @@ def distill_micro_step(run: LCMRun, batch: dict) -> torch.Tensor:
         pred = run.student(noisy, t_start, timestep_cond=w_emb, encoder_hidden_states=cond).sample.float()
         skip_start, out_start = (s.view(-1, 1, 1, 1) for s in consistency_scalings(t_start, cfg.lcm.timestep_scaling))
         model_value = skip_start * noisy + out_start * predicted_x0(sched, pred, noisy, t_start, ptype)
-        loss = consistency_loss(model_value, target_value, cfg.lcm.loss_type, cfg.lcm.huber_c)
+        loss = consistency_loss(model_value, target_value, cfg.lcm.loss_type, cfg.lcm.huber_c, run.channel_weight)
         optimizer_step(accelerator, loss, run.student.parameters(), run.optimizer, run.lr_scheduler, cfg.train.max_grad_norm)
     return loss
 

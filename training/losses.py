@@ -123,10 +123,30 @@ def consistency_scalings(timesteps: torch.Tensor, timestep_scaling: float = 10.0
     return c_skip, c_out
 
 
-def consistency_loss(pred: torch.Tensor, target: torch.Tensor, loss_type: str, huber_c: float) -> torch.Tensor:
-    """L2, or the pseudo-Huber loss sqrt(d^2 + c^2) - c (Song & Dhariwal 2023) used by LCM."""
+def consistency_loss(
+    pred: torch.Tensor, target: torch.Tensor, loss_type: str, huber_c: float, channel_weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """L2, or the pseudo-Huber loss sqrt(d^2 + c^2) - c (Song & Dhariwal 2023) used by LCM, of (B, C, h, w) latents;
+    with `channel_weight` (C,) a weighted mean over channels (divided by the weights' mean, so all ones is the plain
+    mean and the loss keeps its scale)."""
+    d2 = (pred.float() - target.float()) ** 2
     if loss_type == "l2":
-        return F.mse_loss(pred.float(), target.float())
-    if loss_type == "huber":
-        return (((pred.float() - target.float()) ** 2 + huber_c**2).sqrt() - huber_c).mean()
-    raise ValueError(f"unknown loss_type {loss_type!r}")
+        per = d2
+    elif loss_type == "huber":
+        per = (d2 + huber_c**2).sqrt() - huber_c
+    else:
+        raise ValueError(f"unknown loss_type {loss_type!r}")
+    if channel_weight is None:
+        return per.mean()
+    w = channel_weight.to(per).view(1, -1, 1, 1)
+    return (per * w).mean() / w.mean()
+
+
+def color_channel_weights(channels: int, color_weight: float) -> torch.Tensor:
+    """(channels,) loss weights: 1 for the VAE's latents, `color_weight` for the last COLOR_CHANNELS (the colour
+    latents of stablematerials.color_latents)."""
+    from stablematerials.color_latents import COLOR_CHANNELS
+
+    weights = torch.ones(channels)
+    weights[-COLOR_CHANNELS:] = color_weight
+    return weights
