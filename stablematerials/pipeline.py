@@ -329,9 +329,14 @@ class StableMaterialsPipeline(DiffusionPipeline):
         texts = prompt if isinstance(prompt, (list, tuple)) else [prompt]
         images = image if isinstance(image, (list, tuple)) else [image]
         if not all(isinstance(t, str) for t in texts):
-            raise ValueError("with an image, prompt must be text (the two are mixed); a list passed as prompt alone may mix text and images")
+            raise ValueError(
+                "with an image, prompt must be text (the two are mixed); a list passed as prompt alone may mix text "
+                "and images"
+            )
         if len(texts) != len(images) and 1 not in (len(texts), len(images)):
-            raise ValueError(f"got {len(texts)} text prompts and {len(images)} images; give as many of each, or one of either")
+            raise ValueError(
+                f"got {len(texts)} text prompts and {len(images)} images; give as many of each, or one of either"
+            )
         w = DEFAULT_IMAGE_WEIGHT if image_weight is None else image_weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w <= 1.0:
             raise ValueError(f"image_weight must be a number in [0, 1], got {image_weight!r}")
@@ -586,7 +591,6 @@ class StableMaterialsPipeline(DiffusionPipeline):
         self,
         prompt: PromptInput | None = None,
         image: ImageLike | list | None = None,
-        image_weight: float | None = None,
         negative_prompt: PromptInput | None = None,
         height: int | None = None,
         width: int | None = None,
@@ -603,6 +607,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
         output_type: str = "pil",
         return_dict: bool = True,
         callback_on_step_end: Callable[["StableMaterialsPipeline", int, Any, dict], dict | None] | None = None,
+        image_weight: float | None = None,  # last: the arguments before it keep the published pipeline's positions
     ) -> StableMaterialsPipelineOutput | tuple:
         """Generate materials.
 
@@ -611,7 +616,6 @@ class StableMaterialsPipeline(DiffusionPipeline):
                 a list mixing both.
             image: image prompt(s) (PIL, array, tensor or file path): instead of `prompt`, or with a text `prompt`
                 ("this picture, but blue"): the two embeddings are mixed (`conditioning.mix_embeddings`).
-            image_weight: the picture's share of that mix, in [0, 1] (default 0.5); only with both prompt and image.
             negative_prompt: what to steer away from (text or image); default: black image / empty text.
             height, width: output size in pixels, multiples of 8 (default: the model's training size).
             num_inference_steps: default 50, or 4 for a latent-consistency student.
@@ -623,6 +627,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
             output_type: "pil" (the published default: `StableMaterialsMaterial`s whose maps are PIL images),
                 "material" (list of `Material`), "np" (B, H, W, 9), "pt" (B, 9, H, W), "latent".
             callback_on_step_end: called as f(pipe, step, timestep, {"latents": ...}); may return new latents.
+            image_weight: the picture's share of that mix, in [0, 1] (default 0.5); only with both prompt and image.
         """
         # 0. Defaults: the model's training size and step count
         height = height if height is not None else self.native_size
