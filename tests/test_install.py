@@ -15,7 +15,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from studio_helpers import free_port
 
@@ -77,6 +79,19 @@ def test_generate_with_the_embedded_model(venv):
     # The model used is the wheel's copy (not the checkout's, which an editable install elsewhere could reach).
     metadata = json.loads((venv["work"] / "x" / "metadata.json").read_text())
     assert metadata["model"] == str(package / "default_model") and metadata["prompt"] == "red bricks"
+
+
+def test_capture_with_the_embedded_model(venv):
+    """A photo becomes its own maps with the capture model the wheel ships (default_model/capture)."""
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (72, 96, 3), dtype="uint8")).save(venv["work"] / "wall.png")
+    out = run(venv, str(venv["bin"] / "stablematerials"), "capture", "wall.png", "--out", "wall_maps")
+    assert out.returncode == 0, out.stderr[-2000:]
+    metadata = json.loads((venv["work"] / "wall_maps" / "metadata.json").read_text())
+    site = venv["python"].parent.parent
+    (package,) = site.glob("lib/python*/site-packages/stablematerials")
+    assert metadata["model"] == str(package / "default_model" / "capture") and metadata["source"] == "capture"
+    assert Image.open(venv["work"] / "wall_maps" / "normal.png").size == (96, 72)  # the photo's own size
 
 
 def test_the_web_ui_starts(venv):
