@@ -146,6 +146,26 @@ def test_photo_to_material_in_the_photo_tab(page, tmp_path):
     page.screenshot(path=str(tmp_path / "photo_tab.png"), full_page=True)
 
 
+def test_text_and_picture_together(page, tmp_path):
+    """"This picture, but blue": a text prompt, an uploaded picture and the picture's share from the slider."""
+    from studio_helpers import write_photo
+
+    photo = write_photo(tmp_path / "bark.png", size=48)
+    page.locator("#prompt textarea").fill("blue")
+    page.locator("#image-prompt input[type=file]").set_input_files(str(photo))
+    page.locator("#image-prompt img").first.wait_for()  # the upload shows
+    share = page.locator("#image-weight input[type=number]")
+    share.fill("0.3")
+    share.blur()
+    resolution = page.locator("#resolution input")
+    resolution.fill("32")
+    resolution.press("Enter")
+    page.locator("#generate").click()
+    page.wait_for_function("document.querySelectorAll('#maps img').length >= 5", timeout=TIMEOUT_MS)
+    page.wait_for_function("document.querySelector('#history').innerText.includes('x0.3 + blue')", timeout=TIMEOUT_MS)
+    assert "<image:bark.png> x0.3 + blue" in page.locator("#history").inner_text()  # the history names the mix
+
+
 def test_bad_input_shows_a_message(page):
     page.locator("#prompt textarea").fill("")
     page.locator("#generate").click()
