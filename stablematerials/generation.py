@@ -263,10 +263,11 @@ def generate(
             progress(step + 1, steps)
 
     image = load_image_prompt(request.image) if request.image else None
+    text = request.prompt.strip()
     output = pipe(
-        prompt=[request.prompt.strip()] * n if request.prompt.strip() else None,
+        prompt=[text] * n if text else None,
         image=[image] * n if image is not None else None,
-        image_weight=request.image_weight if image is not None and request.prompt.strip() else None,
+        image_weight=request.image_weight if image is not None and text else None,
         negative_prompt=request.negative_prompt.strip() or None,
         height=request.height,
         width=request.width,

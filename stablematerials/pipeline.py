@@ -34,6 +34,7 @@ from .color_latents import COLOR_CHANNELS
 from .latents import decode_model_latents, vae_scale_factor
 from .outputs import MAP_OUTPUT_TYPES, package_maps
 from .tiling import TilingState, enable_feature_rolling, tiling
+from .values import parse_float
 
 logger = logging.getLogger(__name__)
 
@@ -323,7 +324,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
             raise ValueError(f"tileable_start must be in [0, 1], got {tileable_start!r}")
 
     @staticmethod
-    def check_mix(prompt: PromptInput, image: ImageLike | list, image_weight: float | None) -> None:
+    def check_mix(prompt: PromptInput, image: ImageLike | list, image_weight: float) -> None:
         """Text and image together ("this picture, but blue"): texts only in `prompt`, as many as the images or one
         of either, and `image_weight` in [0, 1]."""
         texts = prompt if isinstance(prompt, (list, tuple)) else [prompt]
@@ -337,9 +338,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
             raise ValueError(
                 f"got {len(texts)} text prompts and {len(images)} images; give as many of each, or one of either"
             )
-        w = DEFAULT_IMAGE_WEIGHT if image_weight is None else image_weight
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w <= 1.0:
-            raise ValueError(f"image_weight must be a number in [0, 1], got {image_weight!r}")
+        parse_float("image_weight", image_weight, 0.0, 1.0, strict=True)
 
     def _prompt_list(self, prompt: PromptInput | None, image: ImageLike | list | None) -> list:
         """Normalise prompt/image arguments to one list whose items are str (text) or PIL images."""
@@ -450,8 +449,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
         guiding; and each prompt's label for the metadata (its text, "<image>", "<image> + text" or "<embedding>")."""
         n = num_images_per_prompt
         if prompt is not None and image is not None:
-            w = DEFAULT_IMAGE_WEIGHT if image_weight is None else image_weight
-            mixed, labels = self.encode_mixed_prompt(prompt, image, w, device)
+            mixed, labels = self.encode_mixed_prompt(prompt, image, image_weight, device)
             embeds, negative = self._with_negatives(mixed, device, n, do_classifier_free_guidance, negative_prompt)
         elif prompt_embeds is None:
             items = self._prompt_list(prompt, image)
@@ -629,11 +627,13 @@ class StableMaterialsPipeline(DiffusionPipeline):
             callback_on_step_end: called as f(pipe, step, timestep, {"latents": ...}); may return new latents.
             image_weight: the picture's share of that mix, in [0, 1] (default 0.5); only with both prompt and image.
         """
-        # 0. Defaults: the model's training size and step count
+        # 0. Defaults: the model's training size and step count; the even mix of a text and a picture given together
         height = height if height is not None else self.native_size
         width = width if width is not None else self.native_size
         if num_inference_steps is None:
             num_inference_steps = self.default_num_inference_steps
+        if image_weight is None and prompt is not None and image is not None:
+            image_weight = DEFAULT_IMAGE_WEIGHT
 
         # 1. Check inputs
         self.check_inputs(
