@@ -36,7 +36,7 @@ from .maps import MODEL_CHANNELS
 from .material import resize_wrapped
 from .outputs import MAP_OUTPUT_TYPES, package_maps
 from .pictures import PictureLike, read_picture
-from .seamless import make_tileable, tileable_crop
+from .seamless import make_tileable
 from .tiling import TilingState, enable_feature_rolling, tiling
 
 logger = logging.getLogger(__name__)
@@ -236,9 +236,9 @@ class StableMaterialsCapturePipeline(DiffusionPipeline):
         rh, rw = math.ceil(h / m) * m, math.ceil(w / m) * m
         ph, pw = photo.shape[-2:]
         if tileable:
-            x = make_tileable(x, overlap)
-            top, left, ch, cw = tileable_crop(h, w, overlap)
-            crop = (round(top * ph / h), round(left * pw / w), round(ch * ph / h), round(cw * pw / w))
+            x = make_tileable(x, overlap)  # the photo's top-left ch x cw pixels, made to wrap
+            ch, cw = x.shape[-2:]
+            crop = (0, 0, round(ch * ph / h), round(cw * pw / w))
             return resize_wrapped(x, (rh, rw)).clamp(0.0, 1.0), crop
         if (rh, rw) != (h, w):
             mode = "reflect" if rh - h < h and rw - w < w else "replicate"
@@ -303,7 +303,8 @@ class StableMaterialsCapturePipeline(DiffusionPipeline):
             tileable: maps that wrap seamlessly (default); False keeps the photo's exact framing (no wrap).
             max_size: the output is the photo's size scaled down to at most this many pixels per side; None: the
                 photo's own size however large.
-            overlap: the fraction of each side used to join the borders when tileable.
+            overlap: about the fraction of each side used to join the borders when tileable (0.5-1.5 times it,
+                where the photo is calmest at the wrap: `stablematerials.seamless`).
             tile_size: outputs larger than this per side are predicted in overlapping tiles of this size.
             output_type: "material" (default), "pil", "np" or "pt".
         """

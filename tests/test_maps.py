@@ -158,3 +158,14 @@ def test_an_edited_entry_changes_the_consumers(tmp_path):
         "file": "rgh.png", "dtype": "uint16", "found": ["basecolor", "height", "metallic", "normal_gl", "roughness"],
         "label": "Gloss-free", "default": 0.25, "mtlx": 0.25,
     }  # fmt: skip
+
+
+def test_seam_score_compares_the_wrap_with_the_strongest_interior_edge():
+    from stablematerials.metrics import seam_score
+
+    y = np.arange(64, dtype=np.float64)[:, None] * np.ones((1, 32))
+    periodic = 0.5 + 0.4 * np.sin(2 * np.pi * y / 16)
+    assert abs(seam_score(periodic, 0) - 1.0) < 0.05 and seam_score(periodic, 1) == 0.0
+    ramp = y / 63
+    assert seam_score(ramp, 0) > 50  # the whole rise comes back down at the wrap
+    assert seam_score(ramp, 1) == 0.0 and seam_score(np.zeros((8, 8)), 0) == 0.0
