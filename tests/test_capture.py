@@ -244,6 +244,31 @@ def test_training_smoke_resumes_exactly(tmp_path: Path) -> None:
     assert pipe(photo()).images[0].size == (48, 72)
 
 
+def test_training_continues_a_trained_model(tmp_path: Path) -> None:
+    """init_from: the run starts from the given capture model's weights (here a model folder holding capture/) and
+    its architecture; model.* may not be set beside it."""
+    from training import train_capture
+    from training.capture_config import CaptureConfig
+    from training.config import parse_config
+
+    base = tiny_capture_pipeline(3)
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "model_index.json").write_text("{}")  # a model folder: the capture model is in capture/
+    base.save_pretrained(tmp_path / "base" / "capture")
+    cfg = parse_config(CaptureConfig, ["--init_from", str(tmp_path / "base")])
+    unet, patch_size = train_capture.initial_predictor(cfg)
+    assert patch_size == base.config.patch_size
+    assert all(torch.equal(a, b) for a, b in zip(unet.state_dict().values(), base.unet.state_dict().values()))
+    data_flags = [f for f in TINY_RUN if not f.startswith("--model.")]
+    out = tmp_path / "run"
+    assert train_capture.main(["--output_dir", str(out), "--init_from", str(tmp_path / "base"), *data_flags]) == 0
+    trained = StableMaterialsCapturePipeline.from_pretrained(out / "model")
+    assert list(trained.unet.config.block_out_channels) == list(base.unet.config.block_out_channels)
+    assert not torch.equal(trained.unet.conv_in.weight, base.unet.conv_in.weight)  # it trained from there
+    with pytest.raises(ValueError, match="init_from"):
+        parse_config(CaptureConfig, ["--init_from", str(tmp_path / "base"), "--model.layers_per_block=2"])
+
+
 def test_training_config_rejects_bad_values(tmp_path: Path) -> None:
     from training import train_capture
 

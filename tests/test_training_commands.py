@@ -62,8 +62,10 @@ CONFIGS = Path(__file__).parents[1] / "training" / "configs"
 def test_every_shipped_config_parses_and_checks(name):
     """The configs the model card and training/README.md name load as their script loads them (parse_config runs
     every section's check)."""
+    from training.capture_config import CaptureConfig
     from training.config import LatentCacheConfig, LCMConfig, VAEConfig
 
-    kind = {"vae": VAEConfig, "latents": LatentCacheConfig, "ldm": LDMConfig, "lcm": LCMConfig}[name.split("_")[0]]
+    kinds = {"vae": VAEConfig, "latents": LatentCacheConfig, "ldm": LDMConfig, "lcm": LCMConfig, "capture": CaptureConfig}
+    kind = kinds[name.split("_")[0]]
     cfg = parse_config(kind, ["--config", str(CONFIGS / name)])
     assert cfg.output_dir.startswith("runs/")

@@ -121,6 +121,10 @@ class CaptureConfig:
     output_dir: str = "runs/capture"  # checkpoints, losses.jsonl, eval.jsonl, config.json and the final `model/`
     seed: int = 0  # model init, materials, views, lights: one seed reproduces a run
     resume: str | None = None  # "latest" or a checkpoint folder
+    # A trained capture model to continue from (a capture model folder, or a model folder holding capture/): its
+    # UNet and patch size replace model.*, which must stay at its defaults. The optimiser and schedule start afresh
+    # (a warm restart: other crops, sizes or losses than the first run), unlike --resume.
+    init_from: str | None = None
     data: CaptureDataConfig = dataclasses.field(default_factory=CaptureDataConfig)
     photo: PhotoConfig = dataclasses.field(default_factory=PhotoConfig)
     model: CaptureModelConfig = dataclasses.field(default_factory=CaptureModelConfig)
@@ -134,3 +138,7 @@ class CaptureConfig:
             sample_every=500, log_every=10,
         )
     )  # fmt: skip
+
+    def check(self) -> None:
+        if self.init_from and self.model != CaptureModelConfig():
+            raise ValueError(f"model.* is set, but init_from ({self.init_from}) supplies the architecture; leave model.* out")

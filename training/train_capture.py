@@ -28,6 +28,7 @@ from stablematerials.capture import (
     run_predictor,
 )
 from stablematerials.io import AtomicFolder
+from stablematerials.loading import load_capture_pipeline
 from stablematerials.material import Material
 from stablematerials.metrics import capture_errors
 from stablematerials.render import linear_to_srgb, random_light_positions
@@ -139,15 +140,24 @@ def set_up(cfg: CaptureConfig, accelerator: Accelerator, out: Path) -> CaptureRu
     logger.info("training on %d families (%s held out), %d processes", len(families),
                 ", ".join(cfg.data.exclude_families) or "none", accelerator.num_processes)  # fmt: skip
 
-    # 2. Model and optimiser.
-    m = cfg.model
-    unet = build_predictor(m.block_out_channels, m.layers_per_block, m.patch_size, m.mid_block, m.norm_num_groups)
-    net = CaptureNet(unet, m.patch_size)
+    # 2. Model (fresh, or init_from's) and optimiser.
+    unet, patch_size = initial_predictor(cfg)
+    net = CaptureNet(unet, patch_size)
     optimizer = make_optimizer(net.parameters(), cfg.train)
     lr_scheduler = make_lr_scheduler(optimizer, cfg.train, accelerator.num_processes)
     logger.info("capture UNet: %.2fM parameters", sum(p.numel() for p in unet.parameters()) / 1e6)
     net, optimizer, lr_scheduler = accelerator.prepare(net, optimizer, lr_scheduler)
     return CaptureRun(cfg, accelerator, out, pool, eval_batch, net, optimizer, lr_scheduler)
+
+
+def initial_predictor(cfg: CaptureConfig) -> tuple[torch.nn.Module, int]:
+    """The UNet to train and its patch size: a fresh one as model.* describes, or init_from's trained one (float32)."""
+    if not cfg.init_from:
+        m = cfg.model
+        return build_predictor(m.block_out_channels, m.layers_per_block, m.patch_size, m.mid_block, m.norm_num_groups), m.patch_size
+    base = load_capture_pipeline(cfg.init_from, torch_dtype=torch.float32)
+    logger.info("continuing the capture model %s", cfg.init_from)
+    return base.unet.train(), base.config.patch_size
 
 
 def train_micro_step(run: CaptureRun, step: int, micro: int) -> dict[str, torch.Tensor]:
