@@ -7,8 +7,8 @@ photo to the 9 model-space channels of `stablematerials.material`. Its input and
 quarters the cost of the full-resolution level, and the 36 output channels are shuffled back to 9 at full size.
 
 Tileable output (`tileable=True`, the default): the photo is first made tileable by joining its opposite borders
-along a minimum-error cut (`stablematerials.seamless`), which changes only a band of `overlap` of each side; the
-network then runs with circular padding (`stablematerials.tiling`), so every map wraps exactly. The maps show the
+along a minimum-error cut (`stablematerials.seamless`), which changes only a band of about `overlap` of each side;
+the network then runs with circular padding (`stablematerials.tiling`), so every map wraps exactly. The maps show the
 part of the photo given in `metadata["photo_crop"]`, resampled to the output size. `tileable=False` keeps the photo's
 exact framing: the maps align with the photo pixel for pixel and do not wrap.
 
