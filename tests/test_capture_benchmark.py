@@ -42,3 +42,45 @@ def test_capture_benchmark_rejects_unknown_families(tmp_path):
     tiny_capture_pipeline(0).save_pretrained(tmp_path / "capture")
     with pytest.raises(SystemExit, match="--families: unknown bogus"):
         main(["--model", str(tmp_path / "capture"), "--out", str(tmp_path / "bench"), "--families", "bricks,bogus"])
+
+
+def test_real_maps_benchmark_scores_pairs_and_reads_the_y_convention(tmp_path, capsys):
+    """benchmarks/capture_real_maps.py on a folder of texture pairs: a procedural material's render with its own
+    normal map (alpha = height) in OpenGL, the same in DirectX (Y flipped on disk), a colour image without a normal
+    map and a pair of different sizes (both skipped). The flat normal's error is the true relief's mean tilt."""
+    import torch
+
+    from benchmarks.capture_real_maps import main as real_main
+    from stablematerials.procedural.dataset import dataset_material
+    from stablematerials.render import render_plane
+
+    tiny_capture_pipeline(0).save_pretrained(tmp_path / "capture")
+    root = tmp_path / "textures"
+    (root / "walls").mkdir(parents=True)
+    material = dataset_material("bricks", 3, 96)
+    photo = render_plane(material.to_tensors(), torch.tensor([[[0.5, 0.5, 2.0]]]))[0].permute(1, 2, 0).numpy()
+    colour = Image.fromarray((np.clip(photo, 0, 1) * 255).round().astype(np.uint8))
+    for name, y in (("gl", 1.0), ("dx", -1.0)):
+        n = material.normal * np.float32([1.0, y, 1.0])
+        rgba = np.concatenate([n * 0.5 + 0.5, material.height[..., None]], axis=-1)
+        colour.save(root / "walls" / f"{name}.png")
+        Image.fromarray((rgba * 255).round().astype(np.uint8), "RGBA").save(root / "walls" / f"{name}_norm.png")
+    colour.save(root / "walls" / "alone.png")
+    colour.save(root / "odd.png")
+    colour.resize((64, 64)).save(root / "odd_norm.png")
+    out = tmp_path / "real.json"
+    assert real_main(["--model", str(tmp_path / "capture"), "--textures", str(root), "--out", str(out), "--size", "64"]) == 0
+    result = json.loads(out.read_text())
+    rows = {r["texture"]: r for r in result["textures"]}
+    assert set(rows) == {"walls/dx.png", "walls/gl.png"} and result["y_checked"] == 2 and result["y_flipped"] == 1
+    assert min(rows["walls/gl.png"]["xy_agreement"]) > 0.5 and not rows["walls/gl.png"]["directx"]
+    x, y = rows["walls/dx.png"]["xy_agreement"]
+    assert x > 0.5 and y < -0.5 and rows["walls/dx.png"]["directx"] and result["depth_alpha"] == 0
+    tilt = float(np.degrees(np.arccos(np.clip(material.normal[..., 2], -1, 1))).mean())
+    for row in rows.values():  # the same relief once the Y convention is read: the same scores
+        assert abs(row["flat"] - tilt) < 1.5 and row["capture"] == pytest.approx(rows["walls/gl.png"]["capture"], abs=0.05)
+    assert result["summary"]["walls"]["textures"] == 2 and "| all | 2 |" in capsys.readouterr().out
+    (tmp_path / "empty").mkdir()
+    for folder, words in ((tmp_path / "empty", "no NAME.EXT"), (tmp_path / "missing", "not a folder")):
+        with pytest.raises(SystemExit, match=words):
+            real_main(["--model", str(tmp_path / "capture"), "--textures", str(folder), "--out", str(out)])
