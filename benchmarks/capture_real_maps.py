@@ -12,10 +12,8 @@ channels hold the height the normals were made from.
 Protocol:
 1. Every texture under `--textures` whose colour image and normal map exist and agree in size, scaled to at most
    `--size` px per side (to multiples of 8; at least 32 px).
-2. The normal map's Y convention: when its alpha varies (a height), the correlations of its X and Y with those
-   of OpenGL normals derived from that height (`stablematerials.material.normal_from_height`). Y against where X
-   agrees means DirectX, and the map's Y is flipped before scoring; both against means the alpha is a depth.
-   Without a height the map is taken as OpenGL.
+2. The normal map's Y convention, read from its alpha height (`training.texture_pairs.directx`): a DirectX map's
+   Y is flipped before scoring. Without a height the map is taken as OpenGL.
 3. Methods, on the colour image: the capture model with exact framing; (a) the luminance heuristic of
    benchmarks/capture.py at `--luminance-strength` (the value its sweep chose on synthetic photos); a flat normal.
 4. Per texture: the mean angle in degrees between each method's normal and the artist's (`normal_angle_error`)
@@ -36,16 +34,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from benchmarks.capture import luminance_baseline
 from stablematerials.capture import StableMaterialsCapturePipeline
 from stablematerials.io import atomic_write_text
 from stablematerials.loading import load_capture_pipeline
-from stablematerials.material import normal_from_height
 from stablematerials.metrics import normal_angle_error
+from training.texture_pairs import (
+    COLOUR_EXTENSIONS,
+    agreement,
+    directx,
+    load_pair,
+    texture_pairs,
+)
 
-COLOUR_EXTENSIONS = (".tga", ".png", ".jpg")
 METHODS = ("capture", "luminance (a)", "flat")
 
 
@@ -57,56 +59,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--size", type=int, default=256, help="textures are scaled to at most this many px per side")
     p.add_argument("--luminance-strength", type=float, default=0.25, help="normal strength of baseline (a)")
     return p.parse_args(argv)
-
-
-def texture_pairs(root: Path) -> list[tuple[Path, Path]]:
-    """(colour image, normal map) pairs under `root`, sorted: every `NAME_norm.EXT` with a `NAME.EXT` beside it."""
-    pairs = []
-    for normal in sorted(p for p in root.rglob("*_norm.*") if p.suffix.lower() in COLOUR_EXTENSIONS):
-        base = normal.with_name(normal.name[: -len("_norm" + normal.suffix)])
-        colour = next((base.with_suffix(e) for e in COLOUR_EXTENSIONS if base.with_suffix(e).is_file()), None)
-        if colour is not None:
-            pairs.append((colour, normal))
-    return pairs
-
-
-def load_pair(colour: Path, normal: Path, max_side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """The colour image (H, W, 3), the normal map as unit vectors (H, W, 3, as stored), its alpha (H, W) in [0, 1]
-    at the scaled size, and where the normal map holds a normal (H, W): a stored vector of about unit length that
-    faces out (holes of a grate are often stored black); None when the two differ in size or are under 64 px."""
-    rgb, rgba = Image.open(colour).convert("RGB"), Image.open(normal).convert("RGBA")
-    if rgb.size != rgba.size or min(rgb.size) < 64:
-        return None
-    scale = min(1.0, max_side / max(rgb.size))
-    size = tuple(max(32, round(side * scale / 8) * 8) for side in rgb.size)
-    photo = np.asarray(rgb.resize(size, Image.LANCZOS), dtype=np.float32) / 255.0
-    encoded = np.asarray(rgba.resize(size, Image.LANCZOS), dtype=np.float32) / 255.0
-    vectors = encoded[..., :3] * 2.0 - 1.0
-    length = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    valid = (np.abs(length[..., 0] - 1.0) < 0.25) & (vectors[..., 2] > 0.0)
-    return photo, vectors / (length + 1e-8), encoded[..., 3], valid
-
-
-def agreement(vectors: np.ndarray, alpha: np.ndarray) -> tuple[float, float] | None:
-    """Correlations of the map's X and Y with those of OpenGL normals derived from its alpha height (None: flat)."""
-    if alpha.std() < 0.02:
-        return None
-    derived = normal_from_height(torch.from_numpy(alpha)[None, None], 4.0)[0].numpy()  # (3, H, W)
-    pairs = [(derived[c].ravel(), vectors[..., c].ravel()) for c in (0, 1)]
-    if any(a.std() < 1e-6 or b.std() < 1e-6 for a, b in pairs):
-        return None
-    x, y = (float(np.corrcoef(a, b)[0, 1]) for a, b in pairs)
-    return x, y
-
-
-def directx(xy: tuple[float, float] | None) -> bool:
-    """Y disagrees with the height where X agrees: a DirectX map. (Both disagreeing: the alpha is a depth, not a
-    height, and the map is OpenGL.) When X tells nothing (|correlation| < 0.3: relief along one axis only), the
-    alpha is taken as a height and Y decides alone."""
-    if xy is None:
-        return False
-    x, y = xy
-    return (x > 0) != (y > 0) if abs(x) >= 0.3 else y < 0
 
 
 def score_texture(pipe: StableMaterialsCapturePipeline, colour: Path, normal: Path, args) -> dict | None:

@@ -244,6 +244,55 @@ def test_training_smoke_resumes_exactly(tmp_path: Path) -> None:
     assert pipe(photo()).images[0].size == (48, 72)
 
 
+def write_texture_pairs(root: Path) -> np.ndarray:
+    """Two pairs of a procedural material's render and its normal map (alpha = height) under root/walls, one stored
+    OpenGL and one DirectX, plus a colour image without a normal map; returns the true (OpenGL) normal."""
+    from stablematerials.procedural.dataset import dataset_material
+
+    (root / "walls").mkdir(parents=True)
+    material = dataset_material("bricks", 3, 96)
+    render = render_plane(material.to_tensors(), torch.tensor([[[0.5, 0.5, 2.0]]]))[0].permute(1, 2, 0).numpy()
+    colour = Image.fromarray((np.clip(render, 0, 1) * 255).round().astype(np.uint8))
+    for name, y in (("gl", 1.0), ("dx", -1.0)):
+        rgba = np.concatenate([material.normal * np.float32([1, y, 1]) * 0.5 + 0.5, material.height[..., None]], -1)
+        colour.save(root / "walls" / f"{name}.png")
+        Image.fromarray((rgba * 255).round().astype(np.uint8), "RGBA").save(root / "walls" / f"{name}_norm.png")
+    colour.save(root / "walls" / "alone.png")
+    return material.normal
+
+
+def test_real_texture_pairs_read_in_the_librarys_convention(tmp_path: Path) -> None:
+    from training.texture_pairs import RealPairs
+
+    truth = write_texture_pairs(tmp_path / "textures")
+    pairs = RealPairs(tmp_path / "textures")
+    assert [c.name for c, _ in pairs.pairs] == ["dx.png", "gl.png"]
+    for i in range(2):  # the DirectX map is read back as OpenGL: both give the true normal (to 8-bit rounding)
+        normal = Material.from_model_tensor(pairs.get(i)).normal
+        assert np.abs(normal - truth).mean() < 0.02
+    with pytest.raises(ValueError, match="no NAME.EXT"):
+        RealPairs(tmp_path / "textures", exclude=("walls",))
+    with pytest.raises(ValueError, match="is not a folder"):
+        RealPairs(tmp_path / "missing")
+
+
+def test_training_with_the_real_stream_resumes_exactly(tmp_path: Path) -> None:
+    """The real stream's views are a function of (seed, step): a run stopped and resumed logs what a straight run
+    logs, real terms included."""
+    from training import train_capture
+
+    write_texture_pairs(tmp_path / "textures")
+    real = ["--real.textures", str(tmp_path / "textures"), "--real.batch_size=1", "--real.max_side=96"]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert train_capture.main(["--output_dir", str(straight), *TINY_RUN, *real]) == 0
+    assert train_capture.main(["--output_dir", str(split), *TINY_RUN, *real, "--train.stop_at=2"]) == 0
+    assert train_capture.main(["--output_dir", str(split), *TINY_RUN, *real, "--resume", "latest"]) == 0
+    records = [[json.loads(line) for line in (run / "losses.jsonl").read_text().splitlines()] for run in (straight, split)]
+    assert records[0] == records[1] and all(r["real_normal"] > 0 and r["real_height"] > 0 for r in records[0])
+    with pytest.raises(ValueError, match="real.weight"):
+        train_capture.main(["--output_dir", str(tmp_path / "bad"), *TINY_RUN, *real, "--real.weight=-1"])
+
+
 def test_training_continues_a_trained_model(tmp_path: Path) -> None:
     """init_from: the run starts from the given capture model's weights (here a model folder holding capture/) and
     its architecture; model.* may not be set beside it."""

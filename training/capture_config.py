@@ -115,6 +115,24 @@ class CaptureEvalConfig:
 
 
 @dataclasses.dataclass
+class CaptureRealConfig:
+    """A second stream of real textures with their artists' normal maps (`training/texture_pairs.py`): views of the
+    colour image, with the camera's defects, as photos; the loss is the normal and (mean-free) height terms only, as
+    the pairs have no basecolor, roughness or metal. Off while `textures` is empty."""
+
+    textures: str = ""  # a folder tree of NAME.EXT + NAME_norm.EXT pairs (e.g. nexuiz-textures' textures.pk3, unzipped)
+    exclude: list[str] = dataclasses.field(default_factory=list)  # top-level folders kept out (for capture_real_maps)
+    batch_size: int = 2  # real views per step beside train.batch_size synthetic photos
+    weight: float = 1.0  # times loss.normal and loss.height on the real views
+    max_side: int = 512  # pairs are loaded at most this large
+
+    def check(self) -> None:
+        require_positive("real", batch_size=self.batch_size, max_side=self.max_side)
+        if self.weight < 0:
+            raise ValueError(f"real.weight must be >= 0, got {self.weight}")
+
+
+@dataclasses.dataclass
 class CaptureConfig:
     """`python -m training.train_capture`."""
 
@@ -130,6 +148,7 @@ class CaptureConfig:
     model: CaptureModelConfig = dataclasses.field(default_factory=CaptureModelConfig)
     loss: CaptureLossConfig = dataclasses.field(default_factory=CaptureLossConfig)
     eval: CaptureEvalConfig = dataclasses.field(default_factory=CaptureEvalConfig)
+    real: CaptureRealConfig = dataclasses.field(default_factory=CaptureRealConfig)
     # ~1.5 s a step at batch 8 on 2 cores: 3000 steps is about 75-90 minutes. A one-step regressor tolerates a
     # higher rate than a diffusion UNet; cosine decay lets it settle at the end.
     train: TrainConfig = dataclasses.field(

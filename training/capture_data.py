@@ -11,6 +11,8 @@ Everything is a pure function of (run seed, step): a resumed run sees exactly th
 * `random_lighting` / `shade` / `develop`: 1-3 point or directional lights (or a flash), weak fill lights, a uniform
   environment, auto-exposure, white balance; then camera noise, blur and JPEG. `shade` is differentiable, so the
   training loss renders predicted maps under the photo's own light exactly as the photo was made.
+* `real_batch_for_step`: the optional real stream, views of real textures with their artists' normal maps
+  (`training/texture_pairs.py`) through the same camera.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from stablematerials.render import (
 
 from .augment import dihedral
 from .capture_config import CaptureDataConfig, PhotoConfig
+from .texture_pairs import RealPairs
 
 HEADROOM = 8.0  # render_plane clips at 1: lights are rendered this much dimmer and scaled back in linear space
 FAR = 30.0  # distance of "directional" lights (and fill lights): parallel within 2 degrees over the plane
@@ -255,3 +258,24 @@ def batch_for_step(pool: MaterialPool, data: CaptureDataConfig, photo: PhotoConf
     targets = torch.stack(views)
     photos, clean, light = make_photos(targets, photo, rng)
     return {"targets": targets, "photos": photos, "clean": clean, "light": light, "families": families}
+
+
+def real_batch_for_step(pairs: RealPairs, data: CaptureDataConfig, photo: PhotoConfig, seed: int, step: int, batch: int,
+                        offset: int = 0) -> dict:  # fmt: skip
+    """The real stream's batch of `step`: views of texture pairs, targets (B, 9, C, C) (their basecolor is the colour
+    image, their roughness and metallic unknown), and photos (B, 3, C, C): the colour view under an exposure change
+    of up to 1.5x either way, then the camera (`develop`). A function of (seed, step, offset), like `batch_for_step`."""
+    rng = np.random.default_rng([seed, 23, step, offset])
+    views, misses = [], 0
+    while len(views) < batch:
+        material = pairs.get(int(rng.integers(len(pairs))))
+        if material is None:
+            misses += 1
+            if misses > 100:
+                raise ValueError("real.textures: 100 pairs in a row were unusable (sizes differ, under 64 px, or holes)")
+            continue
+        views.append(sample_view(material, data, rng))
+    targets = torch.stack(views)
+    colour = unpack_model_channels(targets)["basecolor"]
+    gain = torch.tensor(np.exp(rng.uniform(-0.4, 0.4, (batch, 1, 1, 1))), dtype=colour.dtype)
+    return {"targets": targets, "photos": develop(srgb_to_linear(colour) * gain, photo, rng)}

@@ -34,7 +34,13 @@ from stablematerials.metrics import capture_errors
 from stablematerials.render import linear_to_srgb, random_light_positions
 
 from .capture_config import CaptureConfig
-from .capture_data import MaterialPool, batch_for_step, shade, training_families
+from .capture_data import (
+    MaterialPool,
+    batch_for_step,
+    real_batch_for_step,
+    shade,
+    training_families,
+)
 from .config import parse_config
 from .loop import Bookkeeping, optimizer_step
 from .losses import MAP_CHANNELS, render_l1
@@ -45,6 +51,7 @@ from .runtime import (
     make_optimizer,
     start_run,
 )
+from .texture_pairs import RealPairs
 
 logger = logging.getLogger("training.train_capture")
 
@@ -62,17 +69,27 @@ class CaptureNet(torch.nn.Module):
 
 def capture_losses(pred: torch.Tensor, batch: dict, cfg: CaptureConfig, generator: torch.Generator) -> dict[str, torch.Tensor]:
     """Every loss term (unweighted) of a batch: per-map L1, re-render under the photo's light and under a new one."""
-    target = batch["targets"]
-    terms = {}
-    for name, sl in MAP_CHANNELS.items():
-        p, t = pred[:, sl], target[:, sl]
-        if name == "height":  # a photo shows relief, not its absolute level
-            p, t = p - p.mean(dim=(2, 3), keepdim=True), t - t.mean(dim=(2, 3), keepdim=True)
-        terms[name] = (p - t).abs().mean()
+    terms = {name: map_l1(pred, batch["targets"], name) for name in MAP_CHANNELS}
     terms["render"] = (linear_to_srgb(shade(pred, batch["light"])) - batch["clean"]).abs().mean()
     lights = random_light_positions(pred.shape[0], 1, generator=generator)
-    terms["render_new"] = render_l1(pred, target, lights)
+    terms["render_new"] = render_l1(pred, batch["targets"], lights)
     return terms
+
+
+def map_l1(pred: torch.Tensor, target: torch.Tensor, name: str) -> torch.Tensor:
+    """L1 of one map in model space (B, 9, H, W); heights without their means (a photo shows relief, not its level)."""
+    p, t = pred[:, MAP_CHANNELS[name]], target[:, MAP_CHANNELS[name]]
+    if name == "height":
+        p, t = p - p.mean(dim=(2, 3), keepdim=True), t - t.mean(dim=(2, 3), keepdim=True)
+    return (p - t).abs().mean()
+
+
+REAL_MAPS = ("normal", "height")  # what a texture pair's normal map and its alpha tell
+
+
+def real_losses(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The real stream's terms (unweighted): `map_l1` of the normal and the height."""
+    return {f"real_{name}": map_l1(pred, target, name) for name in REAL_MAPS}
 
 
 @torch.no_grad()
@@ -126,6 +143,7 @@ class CaptureRun:
     net: torch.nn.Module  # the prepared CaptureNet
     optimizer: torch.optim.Optimizer
     lr_scheduler: object
+    real: RealPairs | None = None  # the real stream's texture pairs (real.textures), or None
 
 
 def set_up(cfg: CaptureConfig, accelerator: Accelerator, out: Path) -> CaptureRun:
@@ -147,7 +165,10 @@ def set_up(cfg: CaptureConfig, accelerator: Accelerator, out: Path) -> CaptureRu
     lr_scheduler = make_lr_scheduler(optimizer, cfg.train, accelerator.num_processes)
     logger.info("capture UNet: %.2fM parameters", sum(p.numel() for p in unet.parameters()) / 1e6)
     net, optimizer, lr_scheduler = accelerator.prepare(net, optimizer, lr_scheduler)
-    return CaptureRun(cfg, accelerator, out, pool, eval_batch, net, optimizer, lr_scheduler)
+    real = RealPairs(cfg.real.textures, tuple(cfg.real.exclude), cfg.real.max_side) if cfg.real.textures else None
+    if real is not None:
+        logger.info("real stream: %d texture pairs from %s, %d views a step", len(real), cfg.real.textures, cfg.real.batch_size)
+    return CaptureRun(cfg, accelerator, out, pool, eval_batch, net, optimizer, lr_scheduler, real)
 
 
 def initial_predictor(cfg: CaptureConfig) -> tuple[torch.nn.Module, int]:
@@ -170,9 +191,13 @@ def train_micro_step(run: CaptureRun, step: int, micro: int) -> dict[str, torch.
     batch["light"] = batch["light"].to(device)
     generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 131 + offset)
     weights = {k: getattr(cfg.loss, k) for k in (*MAP_CHANNELS, "render", "render_new")}
+    weights |= {f"real_{k}": cfg.real.weight * getattr(cfg.loss, k) for k in REAL_MAPS}
     with accelerator.accumulate(run.net):
         pred = run.net(batch["photos"]).float()
         terms = capture_losses(pred, batch, cfg, generator)
+        if run.real is not None:
+            real = real_batch_for_step(run.real, cfg.data, cfg.photo, cfg.seed, step, cfg.real.batch_size, offset)
+            terms |= real_losses(run.net(real["photos"].to(device)).float(), real["targets"].to(device))
         loss = sum(weights[k] * v for k, v in terms.items())
         optimizer_step(accelerator, loss, run.net.parameters(), run.optimizer, run.lr_scheduler, cfg.train.max_grad_norm)
     return {**terms, "loss": loss}

@@ -1,0 +1,116 @@
+"""Real textures with their artists' normal maps: `NAME.EXT` beside `NAME_norm.EXT`, the normal map's alpha a height.
+
+Game texture sets ship such pairs (Debian's `nexuiz-textures`, GPL-2+: about 1700 in `data/textures.pk3`, a zip).
+They give the capture model what photographs cannot: real colour images with a real (if artist-made) relief.
+`benchmarks/capture_real_maps.py` scores normals against them; `RealPairs` feeds them to training
+(`training/train_capture.py`, `real.*`) as views with a camera's defects, like the synthetic photos.
+
+A normal map is OpenGL (+Y up, the library's convention) or DirectX (Y flipped); its alpha height tells which: the
+map's X and Y correlate with those of normals derived from the height, and a Y against an agreeing X is DirectX.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from stablematerials.material import Material, normal_from_height
+
+COLOUR_EXTENSIONS = (".tga", ".png", ".jpg")
+
+
+def texture_pairs(root: Path, exclude: tuple[str, ...] = ()) -> list[tuple[Path, Path]]:
+    """(colour image, normal map) pairs under `root`, sorted: every `NAME_norm.EXT` with a `NAME.EXT` beside it,
+    except those under the top-level folders in `exclude`."""
+    pairs = []
+    for normal in sorted(p for p in root.rglob("*_norm.*") if p.suffix.lower() in COLOUR_EXTENSIONS):
+        if normal.relative_to(root).parts[0] in exclude:
+            continue
+        base = normal.with_name(normal.name[: -len("_norm" + normal.suffix)])
+        colour = next((base.with_suffix(e) for e in COLOUR_EXTENSIONS if base.with_suffix(e).is_file()), None)
+        if colour is not None:
+            pairs.append((colour, normal))
+    return pairs
+
+
+def load_pair(colour: Path, normal: Path, max_side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """The colour image (H, W, 3), the normal map as unit vectors (H, W, 3, as stored), its alpha (H, W) in [0, 1]
+    at the scaled size (at most `max_side` per side, multiples of 8, at least 32), and where the map holds a normal
+    (H, W): a stored vector of about unit length that faces out (the holes of a grate are often stored black).
+    None when the two differ in size or are under 64 px."""
+    rgb, rgba = Image.open(colour).convert("RGB"), Image.open(normal).convert("RGBA")
+    if rgb.size != rgba.size or min(rgb.size) < 64:
+        return None
+    scale = min(1.0, max_side / max(rgb.size))
+    size = tuple(max(32, round(side * scale / 8) * 8) for side in rgb.size)
+    photo = np.asarray(rgb.resize(size, Image.LANCZOS), dtype=np.float32) / 255.0
+    encoded = np.asarray(rgba.resize(size, Image.LANCZOS), dtype=np.float32) / 255.0
+    vectors = encoded[..., :3] * 2.0 - 1.0
+    length = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    valid = (np.abs(length[..., 0] - 1.0) < 0.25) & (vectors[..., 2] > 0.0)
+    return photo, vectors / (length + 1e-8), encoded[..., 3], valid
+
+
+def agreement(vectors: np.ndarray, alpha: np.ndarray) -> tuple[float, float] | None:
+    """Correlations of the map's X and Y with those of OpenGL normals derived from its alpha height (None: flat)."""
+    if alpha.std() < 0.02:
+        return None
+    derived = normal_from_height(torch.from_numpy(alpha)[None, None], 4.0)[0].numpy()  # (3, H, W)
+    pairs = [(derived[c].ravel(), vectors[..., c].ravel()) for c in (0, 1)]
+    if any(a.std() < 1e-6 or b.std() < 1e-6 for a, b in pairs):
+        return None
+    x, y = (float(np.corrcoef(a, b)[0, 1]) for a, b in pairs)
+    return x, y
+
+
+def directx(xy: tuple[float, float] | None) -> bool:
+    """Y disagrees with the height where X agrees: a DirectX map. (Both disagreeing: the alpha is a depth, not a
+    height, and the map is OpenGL.) When X tells nothing (|correlation| < 0.3: relief along one axis only), the
+    alpha is taken as a height and Y decides alone."""
+    if xy is None:
+        return False
+    x, y = xy
+    return (x > 0) != (y > 0) if abs(x) >= 0.3 else y < 0
+
+
+def opengl(vectors: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The map's normals in the library's OpenGL convention (Y flipped when `directx`)."""
+    return vectors * np.float32([1.0, -1.0, 1.0]) if directx(agreement(vectors, alpha)) else vectors
+
+
+class RealPairs:
+    """The pairs under a folder as model-space tensors (9, H, W) for `training.capture_data.sample_view`: the colour
+    image as basecolor, the artist's normal (OpenGL) and its alpha as height; roughness and metallic are unknown
+    (left at 0.5 and 0, and never scored). Pairs with under `min_valid` of their pixels holding a normal are left
+    out. Loaded on first use and kept (a few hundred textures at `max_side` 512 are about 1 GB)."""
+
+    def __init__(self, root: str | Path, exclude: tuple[str, ...] = (), max_side: int = 512, min_valid: float = 0.9) -> None:
+        root = Path(root)
+        if not root.is_dir():
+            raise ValueError(f"real.textures {str(root)!r} is not a folder")
+        self.pairs = texture_pairs(root, exclude)
+        if not self.pairs:
+            raise ValueError(f"real.textures {str(root)!r} holds no NAME.EXT + NAME_norm.EXT pairs ({', '.join(COLOUR_EXTENSIONS)})")
+        self.max_side, self.min_valid = max_side, min_valid
+        self._cache: dict[int, torch.Tensor | None] = {}
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def get(self, index: int) -> torch.Tensor | None:
+        """Pair `index` in model space (9, H, W), or None when it is unusable (sizes differ, too small, holes)."""
+        if index not in self._cache:
+            self._cache[index] = self._load(index)
+        return self._cache[index]
+
+    def _load(self, index: int) -> torch.Tensor | None:
+        loaded = load_pair(*self.pairs[index], self.max_side)
+        if loaded is None or loaded[3].mean() < self.min_valid:
+            return None
+        photo, vectors, alpha, _ = loaded
+        flat = np.full(alpha.shape, 0.5, np.float32)
+        material = Material(photo, opengl(vectors, alpha), alpha, flat, np.zeros_like(flat), {"source": "texture pair"})
+        return material.to_model_tensor()
