@@ -124,7 +124,7 @@ class CaptureRealConfig:
     exclude: list[str] = dataclasses.field(default_factory=list)  # top-level folders kept out (for capture_real_maps)
     batch_size: int = 2  # real views per step beside train.batch_size synthetic photos
     weight: float = 1.0  # times loss.normal and loss.height on the real views
-    max_side: int = 512  # pairs are loaded at most this large
+    max_side: int = 256  # pairs are loaded at most this large: the size of the synthetic materials (data.material_size)
 
     def check(self) -> None:
         require_positive("real", batch_size=self.batch_size, max_side=self.max_side)
