@@ -12,7 +12,7 @@ channels hold the height the normals were made from.
 Protocol:
 1. Every texture under `--textures` whose colour image and normal map exist and agree in size, scaled to at most
    `--size` px per side (to multiples of 8; at least 32 px).
-2. The normal map's Y convention, read from its alpha height (`training.texture_pairs.directx`): a DirectX map's
+2. The normal map's Y convention, read from its alpha height (`training.texture_pairs.to_opengl`): a DirectX map's
    Y is flipped before scoring. Without a height the map is taken as OpenGL.
 3. Methods, on the colour image: the capture model with exact framing; (a) the luminance heuristic of
    benchmarks/capture.py at `--luminance-strength` (the value its sweep chose on synthetic photos); a flat normal.
@@ -42,10 +42,10 @@ from stablematerials.loading import load_capture_pipeline
 from stablematerials.metrics import normal_angle_error
 from training.texture_pairs import (
     COLOUR_EXTENSIONS,
-    agreement,
     directx,
     load_pair,
     texture_pairs,
+    to_opengl,
 )
 
 METHODS = ("capture", "luminance (a)", "flat")
@@ -69,9 +69,7 @@ def score_texture(pipe: StableMaterialsCapturePipeline, colour: Path, normal: Pa
     photo, truth, alpha, valid = loaded
     if valid.mean() < 0.5:
         return None
-    xy = agreement(truth, alpha)
-    if directx(xy):  # flip to OpenGL, the library's convention
-        truth = truth * np.float32([1.0, -1.0, 1.0])
+    truth, xy = to_opengl(truth, alpha)
     flat = np.zeros_like(truth)
     flat[..., 2] = 1.0
     predicted = {

@@ -87,3 +87,24 @@ def tiny_model_with_capture(tmp_path_factory, tiny_pipe) -> Path:
     tiny_pipe.save_pretrained(path)
     tiny_capture_pipeline(0).save_pretrained(path / "capture")
     return path
+
+
+def write_texture_pairs(root: Path) -> np.ndarray:
+    """Texture pairs as game sets ship them (training/texture_pairs.py), under root/walls: a procedural material's
+    render with its normal map (alpha = height) stored OpenGL (gl) and DirectX (dx), and a colour image without a
+    normal map (alone). Returns the true (OpenGL) normal."""
+    from PIL import Image
+
+    from stablematerials.procedural.dataset import dataset_material
+    from stablematerials.render import render_plane
+
+    (root / "walls").mkdir(parents=True)
+    material = dataset_material("bricks", 3, 96)
+    render = render_plane(material.to_tensors(), torch.tensor([[[0.5, 0.5, 2.0]]]))[0].permute(1, 2, 0).numpy()
+    colour = Image.fromarray((np.clip(render, 0, 1) * 255).round().astype(np.uint8))
+    for name, y in (("gl", 1.0), ("dx", -1.0)):
+        rgba = np.concatenate([material.normal * np.float32([1, y, 1]) * 0.5 + 0.5, material.height[..., None]], -1)
+        colour.save(root / "walls" / f"{name}.png")
+        Image.fromarray((rgba * 255).round().astype(np.uint8), "RGBA").save(root / "walls" / f"{name}_norm.png")
+    colour.save(root / "walls" / "alone.png")
+    return material.normal

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_material
+from conftest import make_material, write_texture_pairs
 from PIL import Image
 
 from stablematerials.capture import (
@@ -242,23 +242,6 @@ def test_training_smoke_resumes_exactly(tmp_path: Path) -> None:
     assert [e["step"] for e in evals] == [2, 4] and "normal_deg" in evals[-1]
     pipe = StableMaterialsCapturePipeline.from_pretrained(straight / "model")
     assert pipe(photo()).images[0].size == (48, 72)
-
-
-def write_texture_pairs(root: Path) -> np.ndarray:
-    """Two pairs of a procedural material's render and its normal map (alpha = height) under root/walls, one stored
-    OpenGL and one DirectX, plus a colour image without a normal map; returns the true (OpenGL) normal."""
-    from stablematerials.procedural.dataset import dataset_material
-
-    (root / "walls").mkdir(parents=True)
-    material = dataset_material("bricks", 3, 96)
-    render = render_plane(material.to_tensors(), torch.tensor([[[0.5, 0.5, 2.0]]]))[0].permute(1, 2, 0).numpy()
-    colour = Image.fromarray((np.clip(render, 0, 1) * 255).round().astype(np.uint8))
-    for name, y in (("gl", 1.0), ("dx", -1.0)):
-        rgba = np.concatenate([material.normal * np.float32([1, y, 1]) * 0.5 + 0.5, material.height[..., None]], -1)
-        colour.save(root / "walls" / f"{name}.png")
-        Image.fromarray((rgba * 255).round().astype(np.uint8), "RGBA").save(root / "walls" / f"{name}_norm.png")
-    colour.save(root / "walls" / "alone.png")
-    return material.normal
 
 
 def test_real_texture_pairs_read_in_the_librarys_convention(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import write_texture_pairs
 from PIL import Image
 
 from benchmarks.capture import main
@@ -48,24 +49,12 @@ def test_real_maps_benchmark_scores_pairs_and_reads_the_y_convention(tmp_path, c
     """benchmarks/capture_real_maps.py on a folder of texture pairs: a procedural material's render with its own
     normal map (alpha = height) in OpenGL, the same in DirectX (Y flipped on disk), a colour image without a normal
     map and a pair of different sizes (both skipped). The flat normal's error is the true relief's mean tilt."""
-    import torch
-
     from benchmarks.capture_real_maps import main as real_main
-    from stablematerials.procedural.dataset import dataset_material
-    from stablematerials.render import render_plane
 
     tiny_capture_pipeline(0).save_pretrained(tmp_path / "capture")
     root = tmp_path / "textures"
-    (root / "walls").mkdir(parents=True)
-    material = dataset_material("bricks", 3, 96)
-    photo = render_plane(material.to_tensors(), torch.tensor([[[0.5, 0.5, 2.0]]]))[0].permute(1, 2, 0).numpy()
-    colour = Image.fromarray((np.clip(photo, 0, 1) * 255).round().astype(np.uint8))
-    for name, y in (("gl", 1.0), ("dx", -1.0)):
-        n = material.normal * np.float32([1.0, y, 1.0])
-        rgba = np.concatenate([n * 0.5 + 0.5, material.height[..., None]], axis=-1)
-        colour.save(root / "walls" / f"{name}.png")
-        Image.fromarray((rgba * 255).round().astype(np.uint8), "RGBA").save(root / "walls" / f"{name}_norm.png")
-    colour.save(root / "walls" / "alone.png")
+    truth = write_texture_pairs(root)
+    colour = Image.open(root / "walls" / "gl.png")
     colour.save(root / "odd.png")
     colour.resize((64, 64)).save(root / "odd_norm.png")
     out = tmp_path / "real.json"
@@ -76,7 +65,7 @@ def test_real_maps_benchmark_scores_pairs_and_reads_the_y_convention(tmp_path, c
     assert min(rows["walls/gl.png"]["xy_agreement"]) > 0.5 and not rows["walls/gl.png"]["directx"]
     x, y = rows["walls/dx.png"]["xy_agreement"]
     assert x > 0.5 and y < -0.5 and rows["walls/dx.png"]["directx"] and result["depth_alpha"] == 0
-    tilt = float(np.degrees(np.arccos(np.clip(material.normal[..., 2], -1, 1))).mean())
+    tilt = float(np.degrees(np.arccos(np.clip(truth[..., 2], -1, 1))).mean())
     for row in rows.values():  # the same relief once the Y convention is read: the same scores
         assert abs(row["flat"] - tilt) < 1.5 and row["capture"] == pytest.approx(rows["walls/gl.png"]["capture"], abs=0.05)
     assert result["summary"]["walls"]["textures"] == 2 and "| all | 2 |" in capsys.readouterr().out

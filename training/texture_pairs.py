@@ -17,7 +17,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from stablematerials.material import Material, normal_from_height
+from stablematerials.material import (
+    Material,
+    flip_normal_convention,
+    normal_from_height,
+)
 
 COLOUR_EXTENSIONS = (".tga", ".png", ".jpg")
 
@@ -76,9 +80,11 @@ def directx(xy: tuple[float, float] | None) -> bool:
     return (x > 0) != (y > 0) if abs(x) >= 0.3 else y < 0
 
 
-def opengl(vectors: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """The map's normals in the library's OpenGL convention (Y flipped when `directx`)."""
-    return vectors * np.float32([1.0, -1.0, 1.0]) if directx(agreement(vectors, alpha)) else vectors
+def to_opengl(vectors: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """The map's normals in the library's OpenGL convention (Y flipped when `directx`) and the `agreement` that
+    decided it."""
+    xy = agreement(vectors, alpha)
+    return (flip_normal_convention(vectors) if directx(xy) else vectors), xy
 
 
 class RealPairs:
@@ -116,5 +122,5 @@ class RealPairs:
             return None
         photo, vectors, alpha, _ = loaded
         flat = np.full(alpha.shape, 0.5, np.float32)
-        material = Material(photo, opengl(vectors, alpha), alpha, flat, np.zeros_like(flat), {"source": "texture pair"})
+        material = Material(photo, to_opengl(vectors, alpha)[0], alpha, flat, np.zeros_like(flat), {"source": "texture pair"})
         return material.to_model_tensor()
