@@ -276,6 +276,39 @@ def test_training_with_the_real_stream_resumes_exactly(tmp_path: Path) -> None:
         train_capture.main(["--output_dir", str(tmp_path / "bad"), *TINY_RUN, *real, "--real.weight=-1"])
 
 
+def test_unlabeled_photos_skip_maps_and_wrap(tmp_path: Path) -> None:
+    from stablematerials.metrics import seam_score
+    from training.texture_pairs import RealPhotos, photo_files
+
+    write_texture_pairs(tmp_path / "textures")
+    (tmp_path / "textures" / "walls" / "notes.txt").write_text("not a picture")
+    assert [p.name for p in photo_files(tmp_path / "textures")] == ["alone.png", "dx.png", "gl.png"]
+    assert [p.name for p in photo_files(tmp_path / "textures", exclude=("gl", "dx"))] == ["alone.png"]
+    photos = RealPhotos(tmp_path / "textures", max_side=80)
+    colour = Material.from_model_tensor(photos.get(0)).basecolor
+    assert max(colour.shape[:2]) <= 80 and max(seam_score(colour, axis) for axis in (0, 1)) <= 1.05  # made tileable: wrapped views show no seam
+    with pytest.raises(ValueError, match="no colour images"):
+        RealPhotos(tmp_path / "textures", exclude=("walls",))
+
+
+def test_training_with_the_unlabeled_stream_resumes_exactly(tmp_path: Path) -> None:
+    """The semi-supervised stream: photos without maps, their predicted maps judged by a discriminator. Its state is
+    checkpointed with the model's, so a stopped and resumed run logs what a straight run logs."""
+    from training import train_capture
+
+    write_texture_pairs(tmp_path / "textures")
+    unlabeled = ["--unlabeled.photos", str(tmp_path / "textures"), "--unlabeled.batch_size=2", "--unlabeled.start=1"]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert train_capture.main(["--output_dir", str(straight), *TINY_RUN, *unlabeled]) == 0
+    assert train_capture.main(["--output_dir", str(split), *TINY_RUN, *unlabeled, "--train.stop_at=2"]) == 0
+    assert train_capture.main(["--output_dir", str(split), *TINY_RUN, *unlabeled, "--resume", "latest"]) == 0
+    records = [[json.loads(line) for line in (run / "losses.jsonl").read_text().splitlines()] for run in (straight, split)]
+    assert records[0] == records[1]
+    assert "disc" not in records[0][0] and all(r["disc"] > 0 and "adversarial" in r for r in records[0][1:])
+    with pytest.raises(ValueError, match="unlabeled.batch_size"):
+        train_capture.main(["--output_dir", str(tmp_path / "bad"), *TINY_RUN, *unlabeled, "--unlabeled.batch_size=3"])
+
+
 def test_training_continues_a_trained_model(tmp_path: Path) -> None:
     """init_from: the run starts from the given capture model's weights (here a model folder holding capture/) and
     its architecture; model.* may not be set beside it."""

@@ -133,6 +133,31 @@ class CaptureRealConfig:
 
 
 @dataclasses.dataclass
+class CaptureUnlabeledConfig:
+    """The semi-supervised stream: real photos without any maps (`training/texture_pairs.py`, `RealPhotos`). Their
+    predicted maps are judged by a patch discriminator that also sees the exact maps of the step's synthetic
+    materials (normal X/Y, mean-free height, roughness, metallic; not basecolor, which is the photo's own): the
+    capture model is pushed to give real photos maps with the relief, contrast and statistics real maps have,
+    where a re-render loss under an estimated light alone would be met by any maps that shade to the photo. Off
+    while `photos` is empty."""
+
+    photos: str = ""  # a folder tree of colour images (e.g. `python -m training.export_textures --split train`)
+    exclude: list[str] = dataclasses.field(default_factory=list)  # leave out files whose path contains one of these
+    batch_size: int = 2  # photos per step beside train.batch_size synthetic photos (and as many exact maps for the discriminator)
+    weight: float = 0.05  # of the hinge generator loss: small beside the supervised terms (the VAE's disc weight is 0.1)
+    start: int = 0  # steps before the adversarial term joins (with init_from, the discriminator can start at once)
+    disc_lr: float = 2e-4  # discriminator AdamW rate (TTUR, as semi.disc_lr)
+    disc_channels: int = 32  # width of the discriminator's first layer
+    max_side: int = 256  # photos are reduced to this: the size of the synthetic materials (data.material_size)
+
+    def check(self) -> None:
+        require_positive("unlabeled", batch_size=self.batch_size, max_side=self.max_side, disc_lr=self.disc_lr,
+                         disc_channels=self.disc_channels)  # fmt: skip
+        if self.weight < 0 or self.start < 0:
+            raise ValueError(f"unlabeled.weight and unlabeled.start must be >= 0, got {self.weight} and {self.start}")
+
+
+@dataclasses.dataclass
 class CaptureConfig:
     """`python -m training.train_capture`."""
 
@@ -149,6 +174,7 @@ class CaptureConfig:
     loss: CaptureLossConfig = dataclasses.field(default_factory=CaptureLossConfig)
     eval: CaptureEvalConfig = dataclasses.field(default_factory=CaptureEvalConfig)
     real: CaptureRealConfig = dataclasses.field(default_factory=CaptureRealConfig)
+    unlabeled: CaptureUnlabeledConfig = dataclasses.field(default_factory=CaptureUnlabeledConfig)
     # ~1.5 s a step at batch 8 on 2 cores: 3000 steps is about 75-90 minutes. A one-step regressor tolerates a
     # higher rate than a diffusion UNet; cosine decay lets it settle at the end.
     train: TrainConfig = dataclasses.field(
@@ -161,3 +187,6 @@ class CaptureConfig:
     def check(self) -> None:
         if self.init_from and self.model != CaptureModelConfig():
             raise ValueError(f"model.* is set, but init_from ({self.init_from}) supplies the architecture; leave model.* out")
+        if self.unlabeled.photos and self.unlabeled.batch_size > self.train.batch_size:
+            raise ValueError(f"unlabeled.batch_size ({self.unlabeled.batch_size}) must be <= train.batch_size "
+                             f"({self.train.batch_size}): the discriminator's exact maps are the step's synthetic ones")  # fmt: skip

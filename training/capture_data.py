@@ -38,7 +38,7 @@ from stablematerials.render import (
 
 from .augment import dihedral
 from .capture_config import CaptureDataConfig, PhotoConfig
-from .texture_pairs import RealPairs
+from .texture_pairs import RealPairs, RealPhotos
 
 HEADROOM = 8.0  # render_plane clips at 1: lights are rendered this much dimmer and scaled back in linear space
 FAR = 30.0  # distance of "directional" lights (and fill lights): parallel within 2 degrees over the plane
@@ -260,19 +260,20 @@ def batch_for_step(pool: MaterialPool, data: CaptureDataConfig, photo: PhotoConf
     return {"targets": targets, "photos": photos, "clean": clean, "light": light, "families": families}
 
 
-def real_batch_for_step(pairs: RealPairs, data: CaptureDataConfig, photo: PhotoConfig, seed: int, step: int, batch: int,
-                        offset: int = 0) -> dict:  # fmt: skip
-    """The real stream's batch of `step`: views of texture pairs, targets (B, 9, C, C) (their basecolor is the colour
-    image, their roughness and metallic unknown), and photos (B, 3, C, C): the colour view under an exposure change
-    of up to 1.5x either way, then the camera (`develop`). A function of (seed, step, offset), like `batch_for_step`."""
-    rng = np.random.default_rng([seed, 23, step, offset])
+def real_batch_for_step(source: RealPairs | RealPhotos, data: CaptureDataConfig, photo: PhotoConfig, seed: int, step: int,
+                        batch: int, offset: int = 0, stream: int = 23) -> dict:  # fmt: skip
+    """A real stream's batch of `step`: views of the source's items (texture pairs, or photos without maps), targets
+    (B, 9, C, C) (their basecolor is the colour image; a pair's roughness and metallic, and every map of a photo,
+    unknown), and photos (B, 3, C, C): the colour view under an exposure change of up to 1.5x either way, then the
+    camera (`develop`). A function of (seed, stream, step, offset), like `batch_for_step`; each stream its own."""
+    rng = np.random.default_rng([seed, stream, step, offset])
     views, misses = [], 0
     while len(views) < batch:
-        material = pairs.get(int(rng.integers(len(pairs))))
+        material = source.get(int(rng.integers(len(source))))
         if material is None:
             misses += 1
             if misses > 100:
-                raise ValueError("real.textures: 100 pairs in a row were unusable (sizes differ, under 64 px, or holes)")
+                raise ValueError(f"{type(source).__name__}: 100 items in a row were unusable (unreadable, sizes differ, under 64 px, or holes)")
             continue
         views.append(sample_view(material, data, rng))
     targets = torch.stack(views)

@@ -1,4 +1,5 @@
-"""Real textures with their artists' normal maps: `NAME.EXT` beside `NAME_norm.EXT`, the normal map's alpha a height.
+"""Real textures for the capture model's real streams: colour images with their artists' normal maps (`NAME.EXT`
+beside `NAME_norm.EXT`, the normal map's alpha a height), and photos without any maps (`RealPhotos`).
 
 Game texture sets ship such pairs (Debian's `nexuiz-textures`, GPL-2+: about 1700 in `data/textures.pk3`, a zip).
 They give the capture model what photographs cannot: real colour images with a real (if artist-made) relief.
@@ -11,6 +12,7 @@ map's X and Y correlate with those of normals derived from the height, and a Y a
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +24,13 @@ from stablematerials.material import (
     flip_normal_convention,
     normal_from_height,
 )
+from stablematerials.pictures import read_picture
+from stablematerials.seamless import make_tileable
 
 COLOUR_EXTENSIONS = (".tga", ".png", ".jpg")
+PHOTO_EXTENSIONS = (".tga", ".png", ".jpg", ".jpeg")
+# A game texture set's maps that are not colour images: normal, bump, gloss, specular, glow, height, luma, mask.
+_MAP_NAME = re.compile(r"[_-](nm|norm|normal|bump|gloss|spec|glow|height|luma|mask)$", re.I)
 
 
 def texture_pairs(root: Path, exclude: tuple[str, ...] = ()) -> list[tuple[Path, Path]]:
@@ -87,7 +94,25 @@ def to_opengl(vectors: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, tuple
     return (flip_normal_convention(vectors) if directx(xy) else vectors), xy
 
 
-class RealPairs:
+class _HalfCache:
+    """Items loaded on first use (`_load`, in model space (9, H, W), or None when unusable) and kept in float16."""
+
+    def __init__(self) -> None:
+        self._cache: dict[int, torch.Tensor | None] = {}
+
+    def get(self, index: int) -> torch.Tensor | None:
+        """Item `index` in model space (9, H, W) float32, or None when it is unusable."""
+        if index not in self._cache:
+            loaded = self._load(index)
+            self._cache[index] = None if loaded is None else loaded.half()
+        cached = self._cache[index]
+        return None if cached is None else cached.float()
+
+    def _load(self, index: int) -> torch.Tensor | None:
+        raise NotImplementedError
+
+
+class RealPairs(_HalfCache):
     """The pairs under a folder as model-space tensors (9, H, W) for `training.capture_data.sample_view`: the colour
     image as basecolor, the artist's normal (OpenGL) and its alpha as height; roughness and metallic are unknown
     (left at 0.5 and 0, and never scored). Pairs with under `min_valid` of their pixels holding a normal are left
@@ -101,20 +126,11 @@ class RealPairs:
         self.pairs = texture_pairs(root, exclude)
         if not self.pairs:
             raise ValueError(f"real.textures {str(root)!r} holds no NAME.EXT + NAME_norm.EXT pairs ({', '.join(COLOUR_EXTENSIONS)})")
+        super().__init__()
         self.max_side, self.min_valid = max_side, min_valid
-        self._cache: dict[int, torch.Tensor | None] = {}
 
     def __len__(self) -> int:
         return len(self.pairs)
-
-    def get(self, index: int) -> torch.Tensor | None:
-        """Pair `index` in model space (9, H, W) float32, or None when it is unusable (sizes differ, too small,
-        holes)."""
-        if index not in self._cache:
-            loaded = self._load(index)
-            self._cache[index] = None if loaded is None else loaded.half()
-        cached = self._cache[index]
-        return None if cached is None else cached.float()
 
     def _load(self, index: int) -> torch.Tensor | None:
         loaded = load_pair(*self.pairs[index], self.max_side)
@@ -124,3 +140,49 @@ class RealPairs:
         flat = np.full(alpha.shape, 0.5, np.float32)
         material = Material(photo, to_opengl(vectors, alpha)[0], alpha, flat, np.zeros_like(flat), {"source": "texture pair"})
         return material.to_model_tensor()
+
+
+def photo_files(root: Path, exclude: tuple[str, ...] = ()) -> list[Path]:
+    """Colour images under `root`, sorted: files with a PHOTO_EXTENSIONS suffix whose name does not end like a
+    map's (`_norm`, `_nm`, `_gloss`, ...) and whose path under `root` contains none of the strings in `exclude`."""
+    found = []
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root).as_posix()
+        if (path.suffix.lower() in PHOTO_EXTENSIONS and path.is_file() and not _MAP_NAME.search(path.stem)
+                and not any(word in relative for word in exclude)):  # fmt: skip
+            found.append(path)
+    return found
+
+
+class RealPhotos(_HalfCache):
+    """Photos (or colour textures) without maps, as model-space tensors (9, H, W) for
+    `training.capture_data.sample_view`: the photo, reduced to at most `max_side` per side and made tileable
+    (`stablematerials.seamless.make_tileable`, as capture does at inference, so wrapped views show no seam), as
+    basecolor; the other maps are placeholders (flat normal, height 0.5, roughness 0.5, metallic 0), never scored.
+    Photos that cannot be read or are under 64 px are None."""
+
+    def __init__(self, root: str | Path, exclude: tuple[str, ...] = (), max_side: int = 256) -> None:
+        root = Path(root)
+        if not root.is_dir():
+            raise ValueError(f"unlabeled.photos {str(root)!r} is not a folder")
+        self.files = photo_files(root, exclude)
+        if not self.files:
+            raise ValueError(f"unlabeled.photos {str(root)!r} holds no colour images ({', '.join(PHOTO_EXTENSIONS)})")
+        super().__init__()
+        self.max_side = max_side
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _load(self, index: int) -> torch.Tensor | None:
+        try:
+            rgb = read_picture(self.files[index], "photo", max_side=self.max_side)
+        except (OSError, ValueError):
+            return None
+        if min(rgb.shape[:2]) < 64:
+            return None
+        photo = make_tileable(torch.from_numpy(rgb).permute(2, 0, 1)).permute(1, 2, 0).numpy()  # (h, w, 3), wraps
+        flat = np.full(photo.shape[:2], 0.5, np.float32)
+        normal = np.zeros((*photo.shape[:2], 3), np.float32)
+        normal[..., 2] = 1.0
+        return Material(photo, normal, flat, flat, np.zeros_like(flat), {"source": "photo"}).to_model_tensor()

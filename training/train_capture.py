@@ -5,8 +5,10 @@
 Every step renders a fresh batch (training/capture_data.py): views of procedural materials under random lights,
 exposure, white balance, perspective, camera noise and JPEG, with the exact maps as targets. Losses: per-map L1 in
 model space (height mean-free), the predicted maps rendered under the photo's own light against the clean photo, and
-both maps rendered under a new light. The data is a function of (seed, step), so `--resume latest` continues
-exactly. Outputs in OUTPUT/: `model/` (a StableMaterialsCapturePipeline folder), `checkpoints/`, `losses.jsonl`,
+both maps rendered under a new light. Two optional real streams: texture pairs with their artists' normal maps
+(`real.*`: normal and height L1), and photos without maps (`unlabeled.*`: the semi-supervised stream, a patch
+discriminator on the predicted maps against the exact maps of the synthetic materials). The data is a function of
+(seed, step), so `--resume latest` continues exactly. Outputs in OUTPUT/: `model/` (a StableMaterialsCapturePipeline folder), `checkpoints/`, `losses.jsonl`,
 `eval.jsonl` (errors on fixed validation photos), `config.json`.
 """
 
@@ -42,8 +44,9 @@ from .capture_data import (
     training_families,
 )
 from .config import parse_config
-from .loop import Bookkeeping, optimizer_step
+from .loop import Bookkeeping, discriminator_step, generator_loss, optimizer_step
 from .losses import MAP_CHANNELS, render_l1
+from .models import PatchDiscriminator
 from .runtime import (
     JsonlLog,
     end_process_group,
@@ -51,7 +54,7 @@ from .runtime import (
     make_optimizer,
     start_run,
 )
-from .texture_pairs import RealPairs
+from .texture_pairs import RealPairs, RealPhotos
 
 logger = logging.getLogger("training.train_capture")
 
@@ -90,6 +93,17 @@ REAL_MAPS = ("normal", "height")  # what a texture pair's normal map and its alp
 def real_losses(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
     """The real stream's terms (unweighted): `map_l1` of the normal and the height."""
     return {f"real_{name}": map_l1(pred, target, name) for name in REAL_MAPS}
+
+
+CRITIC_MAPS = ("normal", "height", "roughness", "metallic")  # what the discriminator sees (not the photo's basecolor)
+
+
+def critic_view(maps: torch.Tensor) -> torch.Tensor:
+    """The maps (B, 9, H, W) as the unlabeled stream's discriminator sees them: (B, 5, H, W), normal X and Y, height
+    without its mean (a photo shows relief, not its level), roughness, metallic."""
+    parts = [maps[:, MAP_CHANNELS[name]] for name in CRITIC_MAPS]
+    parts[1] = parts[1] - parts[1].mean(dim=(2, 3), keepdim=True)
+    return torch.cat(parts, dim=1)
 
 
 @torch.no_grad()
@@ -144,6 +158,9 @@ class CaptureRun:
     optimizer: torch.optim.Optimizer
     lr_scheduler: object
     real: RealPairs | None = None  # the real stream's texture pairs (real.textures), or None
+    photos: RealPhotos | None = None  # the unlabeled stream's photos (unlabeled.photos), or None
+    disc: torch.nn.Module | None = None  # its prepared discriminator ...
+    disc_optimizer: torch.optim.Optimizer | None = None  # ... and the discriminator's optimiser
 
 
 def set_up(cfg: CaptureConfig, accelerator: Accelerator, out: Path) -> CaptureRun:
@@ -158,17 +175,27 @@ def set_up(cfg: CaptureConfig, accelerator: Accelerator, out: Path) -> CaptureRu
     logger.info("training on %d families (%s held out), %d processes", len(families),
                 ", ".join(cfg.data.exclude_families) or "none", accelerator.num_processes)  # fmt: skip
 
-    # 2. Model (fresh, or init_from's) and optimiser.
+    # 2. Model (fresh, or init_from's), optimiser, and the unlabeled stream's discriminator, prepared together.
     unet, patch_size = initial_predictor(cfg)
     net = CaptureNet(unet, patch_size)
     optimizer = make_optimizer(net.parameters(), cfg.train)
     lr_scheduler = make_lr_scheduler(optimizer, cfg.train, accelerator.num_processes)
     logger.info("capture UNet: %.2fM parameters", sum(p.numel() for p in unet.parameters()) / 1e6)
-    net, optimizer, lr_scheduler = accelerator.prepare(net, optimizer, lr_scheduler)
-    real = RealPairs(cfg.real.textures, tuple(cfg.real.exclude), cfg.real.max_side) if cfg.real.textures else None
-    if real is not None:
-        logger.info("real stream: %d texture pairs from %s, %d views a step", len(real), cfg.real.textures, cfg.real.batch_size)
-    return CaptureRun(cfg, accelerator, out, pool, eval_batch, net, optimizer, lr_scheduler, real)
+    run = CaptureRun(cfg, accelerator, out, pool, eval_batch, net, optimizer, lr_scheduler)
+    if cfg.unlabeled.photos:
+        u = cfg.unlabeled
+        run.photos = RealPhotos(u.photos, tuple(u.exclude), u.max_side)
+        run.disc = PatchDiscriminator(len(critic_view(eval_batch["targets"][:1])[0]), u.disc_channels)
+        run.disc_optimizer = make_optimizer(run.disc.parameters(), cfg.train, lr=u.disc_lr)
+        run.net, run.disc, run.optimizer, run.disc_optimizer, run.lr_scheduler = accelerator.prepare(
+            net, run.disc, optimizer, run.disc_optimizer, lr_scheduler)  # fmt: skip
+        logger.info("unlabeled stream: %d photos from %s, %d a step", len(run.photos), u.photos, u.batch_size)
+    else:
+        run.net, run.optimizer, run.lr_scheduler = accelerator.prepare(net, optimizer, lr_scheduler)
+    if cfg.real.textures:
+        run.real = RealPairs(cfg.real.textures, tuple(cfg.real.exclude), cfg.real.max_side)
+        logger.info("real stream: %d texture pairs from %s, %d views a step", len(run.real), cfg.real.textures, cfg.real.batch_size)
+    return run
 
 
 def initial_predictor(cfg: CaptureConfig) -> tuple[torch.nn.Module, int]:
@@ -192,14 +219,23 @@ def train_micro_step(run: CaptureRun, step: int, micro: int) -> dict[str, torch.
     generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 131 + offset)
     weights = {k: getattr(cfg.loss, k) for k in (*MAP_CHANNELS, "render", "render_new")}
     weights |= {f"real_{k}": cfg.real.weight * getattr(cfg.loss, k) for k in REAL_MAPS}
-    with accelerator.accumulate(run.net):
+    weights["adversarial"] = cfg.unlabeled.weight
+    adversarial = run.photos is not None and step >= cfg.unlabeled.start
+    with accelerator.accumulate(*([run.net, run.disc] if run.disc is not None else [run.net])):
         pred = run.net(batch["photos"]).float()
         terms = capture_losses(pred, batch, cfg, generator)
         if run.real is not None:
             real = real_batch_for_step(run.real, cfg.data, cfg.photo, cfg.seed, step, cfg.real.batch_size, offset)
             terms |= real_losses(run.net(real["photos"].to(device)).float(), real["targets"].to(device))
+        if adversarial:
+            photos = real_batch_for_step(run.photos, cfg.data, cfg.photo, cfg.seed, step, cfg.unlabeled.batch_size, offset, stream=29)
+            fake = critic_view(run.net(photos["photos"].to(device)).float())
+            terms["adversarial"] = generator_loss(accelerator, run.disc, fake)
         loss = sum(weights[k] * v for k, v in terms.items())
         optimizer_step(accelerator, loss, run.net.parameters(), run.optimizer, run.lr_scheduler, cfg.train.max_grad_norm)
+        if adversarial:  # real: the exact maps of as many of the step's synthetic materials
+            exact = critic_view(batch["targets"][: cfg.unlabeled.batch_size])
+            terms["disc"] = discriminator_step(accelerator, run.disc, run.disc_optimizer, exact, fake)
     return {**terms, "loss": loss}
 
 
