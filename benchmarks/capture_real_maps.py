@@ -5,7 +5,7 @@
 
 The capture benchmark (benchmarks/capture.py) scores synthetic photos of procedural materials, whose maps are exact.
 Real photographs come without maps, but game texture sets ship a colour texture with the normal map an artist made
-for it: `NAME_norm.EXT` beside `NAME.EXT` (`.tga`, `.png` or `.jpg`). Debian's `nexuiz-textures` (GPL-2+) holds
+for it: `NAME_norm.EXT` (or `NAME_nm.EXT`) beside `NAME.EXT` (`.tga`, `.png` or `.jpg`). Debian's `nexuiz-textures` (GPL-2+) holds
 about 1700 such pairs (`data/textures.pk3`, a zip; its walls, floors and metals are photo-based), and their alpha
 channels hold the height the normals were made from.
 
@@ -54,7 +54,7 @@ METHODS = ("capture", "luminance (a)", "flat")
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="a capture model folder, or a model folder holding capture/")
-    p.add_argument("--textures", type=Path, required=True, help="a folder tree of NAME.EXT + NAME_norm.EXT pairs")
+    p.add_argument("--textures", type=Path, required=True, help="a folder tree of NAME.EXT + NAME_norm.EXT (or NAME_nm.EXT) pairs")
     p.add_argument("--out", type=Path, required=True, help="the JSON file to write (per texture and summary)")
     p.add_argument("--size", type=int, default=256, help="textures are scaled to at most this many px per side")
     p.add_argument("--luminance-strength", type=float, default=0.25, help="normal strength of baseline (a)")
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--textures {args.textures}: not a folder")
     pairs = texture_pairs(args.textures)
     if not pairs:
-        raise SystemExit(f"--textures {args.textures}: no NAME.EXT + NAME_norm.EXT pairs ({', '.join(COLOUR_EXTENSIONS)})")
+        raise SystemExit(f"--textures {args.textures}: no NAME.EXT + NAME_norm.EXT (or NAME_nm.EXT) pairs ({', '.join(COLOUR_EXTENSIONS)})")
     pipe = load_capture_pipeline(args.model)
     rows = [row for colour, normal in pairs if (row := score_texture(pipe, colour, normal, args)) is not None]
     if not rows:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -248,9 +249,12 @@ def test_real_texture_pairs_read_in_the_librarys_convention(tmp_path: Path) -> N
     from training.texture_pairs import RealPairs
 
     truth = write_texture_pairs(tmp_path / "textures")
+    walls = tmp_path / "textures" / "walls"
+    shutil.copy(walls / "gl.png", walls / "ufo.png")  # UFO:AI's name for a normal map: NAME_nm
+    shutil.copy(walls / "gl_norm.png", walls / "ufo_nm.png")
     pairs = RealPairs(tmp_path / "textures")
-    assert [c.name for c, _ in pairs.pairs] == ["dx.png", "gl.png"]
-    for i in range(2):  # the DirectX map is read back as OpenGL: both give the true normal (to 8-bit rounding)
+    assert [(c.name, n.name) for c, n in pairs.pairs] == [("dx.png", "dx_norm.png"), ("gl.png", "gl_norm.png"), ("ufo.png", "ufo_nm.png")]
+    for i in range(3):  # the DirectX map is read back as OpenGL: all give the true normal (to 8-bit rounding)
         normal = Material.from_model_tensor(pairs.get(i)).normal
         assert np.abs(normal - truth).mean() < 0.02
     with pytest.raises(ValueError, match="no NAME.EXT"):

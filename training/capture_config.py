@@ -120,7 +120,7 @@ class CaptureRealConfig:
     colour image, with the camera's defects, as photos; the loss is the normal and (mean-free) height terms only, as
     the pairs have no basecolor, roughness or metal. Off while `textures` is empty."""
 
-    textures: str = ""  # a folder tree of NAME.EXT + NAME_norm.EXT pairs (e.g. nexuiz-textures' textures.pk3, unzipped)
+    textures: str = ""  # a folder tree of NAME.EXT + NAME_norm.EXT or NAME_nm.EXT pairs (e.g. nexuiz-textures' textures.pk3, unzipped)
     exclude: list[str] = dataclasses.field(default_factory=list)  # top-level folders kept out (for capture_real_maps)
     batch_size: int = 2  # real views per step beside train.batch_size synthetic photos
     weight: float = 1.0  # times loss.normal and loss.height on the real views

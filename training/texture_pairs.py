@@ -1,7 +1,9 @@
 """Real textures for the capture model's real streams: colour images with their artists' normal maps (`NAME.EXT`
-beside `NAME_norm.EXT`, the normal map's alpha a height), and photos without any maps (`RealPhotos`).
+beside `NAME_norm.EXT` or `NAME_nm.EXT`, the normal map's alpha a height), and photos without any maps
+(`RealPhotos`).
 
-Game texture sets ship such pairs (Debian's `nexuiz-textures`, GPL-2+: about 1700 in `data/textures.pk3`, a zip).
+Game texture sets ship such pairs (Debian's `nexuiz-textures`, GPL-2+: about 1700 in `data/textures.pk3`, a zip;
+`ufoai-textures`, GPL-2+ with some files under other free licences: 725 `_nm` maps in `base/0textures.pk3`).
 They give the capture model what photographs cannot: real colour images with a real (if artist-made) relief.
 `benchmarks/capture_real_maps.py` scores normals against them; `RealPairs` feeds them to training
 (`training/train_capture.py`, `real.*`) as views with a camera's defects, like the synthetic photos.
@@ -29,18 +31,19 @@ from stablematerials.seamless import make_tileable
 
 COLOUR_EXTENSIONS = (".tga", ".png", ".jpg")
 PHOTO_EXTENSIONS = (".tga", ".png", ".jpg", ".jpeg")
+_NORMAL_NAME = re.compile(r"_(norm|nm)$")  # a normal map's name: its colour image's plus one of these
 # A game texture set's maps that are not colour images: normal, bump, gloss, specular, glow, height, luma, mask.
 _MAP_NAME = re.compile(r"[_-](nm|norm|normal|bump|gloss|spec|glow|height|luma|mask)$", re.I)
 
 
 def texture_pairs(root: Path, exclude: tuple[str, ...] = ()) -> list[tuple[Path, Path]]:
-    """(colour image, normal map) pairs under `root`, sorted: every `NAME_norm.EXT` with a `NAME.EXT` beside it,
-    except those under the top-level folders in `exclude`."""
+    """(colour image, normal map) pairs under `root`, sorted: every `NAME_norm.EXT` or `NAME_nm.EXT` (Nexuiz's and
+    UFO:AI's names) with a `NAME.EXT` beside it, except those under the top-level folders in `exclude`."""
     pairs = []
-    for normal in sorted(p for p in root.rglob("*_norm.*") if p.suffix.lower() in COLOUR_EXTENSIONS):
+    for normal in sorted(p for p in root.rglob("*") if p.suffix.lower() in COLOUR_EXTENSIONS and _NORMAL_NAME.search(p.stem)):
         if normal.relative_to(root).parts[0] in exclude:
             continue
-        base = normal.with_name(normal.name[: -len("_norm" + normal.suffix)])
+        base = normal.with_name(_NORMAL_NAME.sub("", normal.stem))
         colour = next((base.with_suffix(e) for e in COLOUR_EXTENSIONS if base.with_suffix(e).is_file()), None)
         if colour is not None:
             pairs.append((colour, normal))
@@ -125,7 +128,7 @@ class RealPairs(_HalfCache):
             raise ValueError(f"real.textures {str(root)!r} is not a folder")
         self.pairs = texture_pairs(root, exclude)
         if not self.pairs:
-            raise ValueError(f"real.textures {str(root)!r} holds no NAME.EXT + NAME_norm.EXT pairs ({', '.join(COLOUR_EXTENSIONS)})")
+            raise ValueError(f"real.textures {str(root)!r} holds no NAME.EXT + NAME_norm.EXT (or NAME_nm.EXT) pairs ({', '.join(COLOUR_EXTENSIONS)})")
         super().__init__()
         self.max_side, self.min_valid = max_side, min_valid
 
