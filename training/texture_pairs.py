@@ -33,7 +33,7 @@ COLOUR_EXTENSIONS = (".tga", ".png", ".jpg")
 PHOTO_EXTENSIONS = (".tga", ".png", ".jpg", ".jpeg")
 _NORMAL_NAME = re.compile(r"_(norm|nm)$")  # a normal map's name: its colour image's plus one of these
 # A game texture set's maps that are not colour images: normal, bump, gloss, specular, glow, height, luma, mask.
-_MAP_NAME = re.compile(r"[_-](nm|norm|normal|bump|gloss|spec|glow|height|luma|mask)$", re.I)
+_MAP_NAME = re.compile(r"[_-](nm|norm|normal|bump|gloss|spec|glow|height|luma|mask)$", re.IGNORECASE)
 
 
 def texture_pairs(root: Path, exclude: tuple[str, ...] = ()) -> list[tuple[Path, Path]]:
