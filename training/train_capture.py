@@ -8,8 +8,8 @@ model space (height mean-free), the predicted maps rendered under the photo's ow
 both maps rendered under a new light. Two optional real streams: texture pairs with their artists' normal maps
 (`real.*`: normal and height L1), and photos without maps (`unlabeled.*`: the semi-supervised stream, a patch
 discriminator on the predicted maps against the exact maps of the synthetic materials). The data is a function of
-(seed, step), so `--resume latest` continues exactly. Outputs in OUTPUT/: `model/` (a StableMaterialsCapturePipeline folder), `checkpoints/`, `losses.jsonl`,
-`eval.jsonl` (errors on fixed validation photos), `config.json`.
+(seed, step), so `--resume latest` continues exactly. Outputs in OUTPUT/: `model/` (a StableMaterialsCapturePipeline
+folder), `checkpoints/`, `losses.jsonl`, `eval.jsonl` (errors on fixed validation photos), `config.json`.
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ def real_losses(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Ten
 
 
 CRITIC_MAPS = ("normal", "height", "roughness", "metallic")  # what the discriminator sees (not the photo's basecolor)
+CRITIC_CHANNELS = sum(MAP_CHANNELS[name].stop - MAP_CHANNELS[name].start for name in CRITIC_MAPS)  # 5
 
 
 def critic_view(maps: torch.Tensor) -> torch.Tensor:
@@ -185,7 +186,7 @@ def set_up(cfg: CaptureConfig, accelerator: Accelerator, out: Path) -> CaptureRu
     if cfg.unlabeled.photos:
         u = cfg.unlabeled
         run.photos = RealPhotos(u.photos, tuple(u.exclude), u.max_side)
-        run.disc = PatchDiscriminator(len(critic_view(eval_batch["targets"][:1])[0]), u.disc_channels)
+        run.disc = PatchDiscriminator(CRITIC_CHANNELS, u.disc_channels)
         run.disc_optimizer = make_optimizer(run.disc.parameters(), cfg.train, lr=u.disc_lr)
         run.net, run.disc, run.optimizer, run.disc_optimizer, run.lr_scheduler = accelerator.prepare(
             net, run.disc, optimizer, run.disc_optimizer, lr_scheduler)  # fmt: skip
