@@ -149,6 +149,33 @@ def test_teacher_and_student_train_on_the_cache_with_zero_terminal_snr(cache: di
     assert m.size == (16, 16) and torch.isfinite(torch.from_numpy(m.basecolor)).all()
 
 
+def test_a_continued_model_trains_on_its_own_prediction_type(cache: dict[str, Path]) -> None:
+    """init_from a v-prediction teacher: the targets are v, not the epsilon of diffusion.prediction_type's default
+    (which the config leaves unset under init_from). Reconstructed from the batch's own latents and noisy input."""
+    from training.config import LDMConfig, parse_config
+    from training.data import batch_latents, collate
+    from training.runtime import start_run
+
+    root = cache["root"]
+    base = root / "vbase"
+    args = ["--output_dir", str(base), "--vae", str(cache["vae"]), "--text_encoder", str(cache["text"]),
+            "--data.latents", str(cache["latents"]), "--diffusion.prediction_type=v_prediction",
+            "--diffusion.rescale_betas_zero_snr=true", "--train.max_steps=1", "--sample.steps=2",
+            "--model.color_latents=true", *UNET_MODEL, *LOOP]  # fmt: skip
+    assert train_ldm.main(args) == 0
+    cfg = parse_config(LDMConfig, ["--output_dir", str(root / "vmore"), "--init_from", str(base / "model"),
+                                   "--data.latents", str(cache["latents"]), *LOOP])  # fmt: skip
+    run = train_ldm.set_up(cfg, *start_run(cfg, "train_ldm"))
+    batch = collate([run.dataset[(0, 1)], run.dataset[(1, 2)]])
+    torch.manual_seed(0)
+    noisy, t, _, target = train_ldm.denoising_inputs(run, batch)
+    x0 = batch_latents(run.vae, batch, noisy.device, run.color_latents)
+    abar = run.noise_scheduler.alphas_cumprod[t].view(-1, 1, 1, 1)
+    noise = (noisy - abar.sqrt() * x0) / (1 - abar).sqrt()
+    v = abar.sqrt() * noise - (1 - abar).sqrt() * x0
+    assert torch.allclose(target, v, atol=1e-4) and not torch.allclose(target, noise, atol=1e-2)
+
+
 def test_the_default_model_build_skips_finished_stages_and_names_a_failed_one(tmp_path: Path, capsys) -> None:
     from training import build_default_model as build
 

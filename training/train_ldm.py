@@ -152,6 +152,12 @@ class LDMRun:
     # kept from init_from's teacher: which UNet samples by default and its steps (prefer_teacher, teacher_steps)
     default_sampling: dict = dataclasses.field(default_factory=dict)
 
+    @property
+    def prediction_type(self) -> str:
+        """What the UNet predicts: the noise schedule's (diffusion.*, or init_from's: a continued v-prediction model
+        must not be trained on epsilon targets, which is what reading diffusion.prediction_type's default did)."""
+        return self.noise_scheduler.config.prediction_type
+
 
 def set_up(cfg: LDMConfig, accelerator: Accelerator, out: Path) -> LDMRun:
     """Frozen parts, data and models, prepared for training (the same initial weights on every process)."""
@@ -304,7 +310,7 @@ def train_micro_step(run: LDMRun, batch: dict, with_images: bool) -> dict[str, t
         per_sample = ((pred[:b] - target.float()) ** 2).mean(dim=(1, 2, 3))
         if cfg.diffusion.snr_gamma > 0:
             d = cfg.diffusion
-            per_sample = per_sample * min_snr_weights(run.noise_scheduler, t, d.snr_gamma, d.prediction_type)
+            per_sample = per_sample * min_snr_weights(run.noise_scheduler, t, d.snr_gamma, run.prediction_type)
         loss = per_sample.mean()
         parts = {"diffusion": loss}
         if fakes is not None:
@@ -329,7 +335,7 @@ def denoising_inputs(run: LDMRun, batch: dict) -> tuple[torch.Tensor, torch.Tens
     cond = lookup(run.embeds, batch["caption"]).to(device)
     drop = torch.rand(b, device=device) < diffusion.cond_dropout
     cond = torch.where(drop[:, None, None], run.embeds[""].to(device).view(1, 1, -1), cond)
-    target = diffusion_target(run.noise_scheduler, latents, noise, t, diffusion.prediction_type)
+    target = diffusion_target(run.noise_scheduler, latents, noise, t, run.prediction_type)
     return noisy, t, cond, target
 
 
@@ -367,7 +373,7 @@ def image_fakes(run: LDMRun, latent_shape: torch.Size) -> Fakes:
     num_t = run.noise_scheduler.config.num_train_timesteps
     noisy, t = own_trajectory_inputs(
         run.accelerator.unwrap_model(run.unet), run.noise_scheduler, torch.randn(n, *latent_shape, device=device),
-        torch.full((n,), num_t - 1, device=device), cond, run.cfg.diffusion.prediction_type, semi.cfg.trajectory_share,
+        torch.full((n,), num_t - 1, device=device), cond, run.prediction_type, semi.cfg.trajectory_share,
         semi.cfg.t_min, uncond, semi.cfg.guidance_scale, run.color_guidance_max,
     )  # fmt: skip
     return Fakes(real, noisy, t, cond, uncond, semi.cfg.guidance_scale, run.color_guidance_max)
@@ -401,7 +407,7 @@ def add_semi_losses(
 
 def decode_prediction(run: LDMRun, pred: torch.Tensor, noisy: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """The UNet's output for noisy latents at t -> the predicted clean material, decoded (B, 9, H, W)."""
-    x0 = predicted_x0(run.noise_scheduler, pred, noisy.float(), t, run.cfg.diffusion.prediction_type)
+    x0 = predicted_x0(run.noise_scheduler, pred, noisy.float(), t, run.prediction_type)
     return decode_model_latents(run.vae, x0, run.color_latents, wrap=False).float()  # photos do not tile
 
 
