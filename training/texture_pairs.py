@@ -29,8 +29,7 @@ from stablematerials.material import (
 from stablematerials.pictures import read_picture
 from stablematerials.seamless import make_tileable
 
-COLOUR_EXTENSIONS = (".tga", ".png", ".jpg")
-PHOTO_EXTENSIONS = (".tga", ".png", ".jpg", ".jpeg")
+COLOUR_EXTENSIONS = (".tga", ".png", ".jpg", ".jpeg")
 _NORMAL_NAME = re.compile(r"_(norm|nm)$")  # a normal map's name: its colour image's plus one of these
 # A game texture set's maps that are not colour images: normal, bump, gloss, specular, glow, height, luma, mask.
 _MAP_NAME = re.compile(r"[_-](nm|norm|normal|bump|gloss|spec|glow|height|luma|mask)$", re.IGNORECASE)
@@ -146,12 +145,12 @@ class RealPairs(_HalfCache):
 
 
 def photo_files(root: Path, exclude: tuple[str, ...] = ()) -> list[Path]:
-    """Colour images under `root`, sorted: files with a PHOTO_EXTENSIONS suffix whose name does not end like a
+    """Colour images under `root`, sorted: files with a COLOUR_EXTENSIONS suffix whose name does not end like a
     map's (`_norm`, `_nm`, `_gloss`, ...) and whose path under `root` contains none of the strings in `exclude`."""
     found = []
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root).as_posix()
-        if (path.suffix.lower() in PHOTO_EXTENSIONS and path.is_file() and not _MAP_NAME.search(path.stem)
+        if (path.suffix.lower() in COLOUR_EXTENSIONS and path.is_file() and not _MAP_NAME.search(path.stem)
                 and not any(word in relative for word in exclude)):  # fmt: skip
             found.append(path)
     return found
@@ -170,7 +169,7 @@ class RealPhotos(_HalfCache):
             raise ValueError(f"unlabeled.photos {str(root)!r} is not a folder")
         self.files = photo_files(root, exclude)
         if not self.files:
-            raise ValueError(f"unlabeled.photos {str(root)!r} holds no colour images ({', '.join(PHOTO_EXTENSIONS)})")
+            raise ValueError(f"unlabeled.photos {str(root)!r} holds no colour images ({', '.join(COLOUR_EXTENSIONS)})")
         super().__init__()
         self.max_side = max_side
 
