@@ -313,6 +313,21 @@ def test_training_with_the_unlabeled_stream_resumes_exactly(tmp_path: Path) -> N
         train_capture.main(["--output_dir", str(tmp_path / "bad"), *TINY_RUN, *unlabeled, "--unlabeled.batch_size=3"])
 
 
+def test_training_with_both_real_streams_under_accelerate_launch(tmp_path: Path) -> None:
+    """Two processes (gloo), each with its own synthetic, real and unlabeled views, through one DDP model and
+    discriminator: the run finishes and saves a loadable model."""
+    from training_helpers import accelerate_launch
+
+    write_texture_pairs(tmp_path / "textures")
+    streams = ["--real.textures", str(tmp_path / "textures"), "--real.batch_size=1", "--real.max_side=96",
+               "--unlabeled.photos", str(tmp_path / "textures"), "--unlabeled.batch_size=1"]  # fmt: skip
+    result = accelerate_launch("training.train_capture", ["--output_dir", str(tmp_path / "run"), *TINY_RUN, *streams])
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads(line) for line in (tmp_path / "run" / "losses.jsonl").read_text().splitlines()]
+    assert len(records) == 4 and all(r["real_normal"] > 0 and r["disc"] > 0 for r in records)
+    assert StableMaterialsCapturePipeline.from_pretrained(tmp_path / "run" / "model")(photo()).images[0].size == (48, 72)
+
+
 def test_training_continues_a_trained_model(tmp_path: Path) -> None:
     """init_from: the run starts from the given capture model's weights (here a model folder holding capture/) and
     its architecture; model.* may not be set beside it."""
