@@ -293,6 +293,13 @@ def test_unlabeled_photos_skip_maps_and_wrap(tmp_path: Path) -> None:
     assert max(colour.shape[:2]) <= 80 and max(seam_score(colour, axis) for axis in (0, 1)) <= 1.05  # made tileable: wrapped views show no seam
     with pytest.raises(ValueError, match="no colour images"):
         RealPhotos(tmp_path / "textures", exclude=("walls",))
+    from training.capture_config import CaptureDataConfig, PhotoConfig
+    from training.capture_data import real_batch_for_step
+
+    (tmp_path / "small").mkdir()
+    Image.new("RGB", (40, 40)).save(tmp_path / "small" / "tiny.png")  # under 64 px: unusable
+    with pytest.raises(ValueError, match="unlabeled.photos .*small.*unusable"):
+        real_batch_for_step(RealPhotos(tmp_path / "small"), CaptureDataConfig(), PhotoConfig(), 0, 0, 1)
 
 
 def test_training_with_the_unlabeled_stream_resumes_exactly(tmp_path: Path) -> None:

@@ -273,7 +273,7 @@ def real_batch_for_step(source: RealPairs | RealPhotos, data: CaptureDataConfig,
         if material is None:
             misses += 1
             if misses > 100:
-                raise ValueError(f"{type(source).__name__}: 100 items in a row were unusable (unreadable, sizes differ, under 64 px, or holes)")
+                raise ValueError(f"{source.name}: 100 items in a row were unusable (unreadable, sizes differ, under 64 px, or holes)")
             continue
         views.append(sample_view(material, data, rng))
     targets = torch.stack(views)

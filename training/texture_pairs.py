@@ -99,7 +99,8 @@ def to_opengl(vectors: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, tuple
 class _HalfCache:
     """Items loaded on first use (`_load`, in model space (9, H, W), or None when unusable) and kept in float16."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
+        self.name = name  # the option and folder it came from, for messages
         self._cache: dict[int, torch.Tensor | None] = {}
 
     def get(self, index: int) -> torch.Tensor | None:
@@ -128,7 +129,7 @@ class RealPairs(_HalfCache):
         self.pairs = texture_pairs(root, exclude)
         if not self.pairs:
             raise ValueError(f"real.textures {str(root)!r} holds no NAME.EXT + NAME_norm.EXT (or NAME_nm.EXT) pairs ({', '.join(COLOUR_EXTENSIONS)})")
-        super().__init__()
+        super().__init__(f"real.textures {str(root)!r}")
         self.max_side, self.min_valid = max_side, min_valid
 
     def __len__(self) -> int:
@@ -170,7 +171,7 @@ class RealPhotos(_HalfCache):
         self.files = photo_files(root, exclude)
         if not self.files:
             raise ValueError(f"unlabeled.photos {str(root)!r} holds no colour images ({', '.join(COLOUR_EXTENSIONS)})")
-        super().__init__()
+        super().__init__(f"unlabeled.photos {str(root)!r}")
         self.max_side = max_side
 
     def __len__(self) -> int:
