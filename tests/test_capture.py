@@ -263,6 +263,18 @@ def test_real_texture_pairs_read_in_the_librarys_convention(tmp_path: Path) -> N
         RealPairs(tmp_path / "missing")
 
 
+def straight_and_resumed_records(tmp_path: Path, flags: list[str]) -> tuple[list[dict], list[dict]]:
+    """losses.jsonl of a straight TINY_RUN with `flags` and of the same run stopped at step 2 and resumed."""
+    from training import train_capture
+
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert train_capture.main(["--output_dir", str(straight), *TINY_RUN, *flags]) == 0
+    assert train_capture.main(["--output_dir", str(split), *TINY_RUN, *flags, "--train.stop_at=2"]) == 0
+    assert train_capture.main(["--output_dir", str(split), *TINY_RUN, *flags, "--resume", "latest"]) == 0
+    runs = [[json.loads(line) for line in (run / "losses.jsonl").read_text().splitlines()] for run in (straight, split)]
+    return runs[0], runs[1]
+
+
 def test_training_with_the_real_stream_resumes_exactly(tmp_path: Path) -> None:
     """The real stream's views are a function of (seed, step): a run stopped and resumed logs what a straight run
     logs, real terms included."""
@@ -270,12 +282,8 @@ def test_training_with_the_real_stream_resumes_exactly(tmp_path: Path) -> None:
 
     write_texture_pairs(tmp_path / "textures")
     real = ["--real.textures", str(tmp_path / "textures"), "--real.batch_size=1", "--real.max_side=96"]
-    straight, split = tmp_path / "straight", tmp_path / "split"
-    assert train_capture.main(["--output_dir", str(straight), *TINY_RUN, *real]) == 0
-    assert train_capture.main(["--output_dir", str(split), *TINY_RUN, *real, "--train.stop_at=2"]) == 0
-    assert train_capture.main(["--output_dir", str(split), *TINY_RUN, *real, "--resume", "latest"]) == 0
-    records = [[json.loads(line) for line in (run / "losses.jsonl").read_text().splitlines()] for run in (straight, split)]
-    assert records[0] == records[1] and all(r["real_normal"] > 0 and r["real_height"] > 0 for r in records[0])
+    straight, resumed = straight_and_resumed_records(tmp_path, real)
+    assert straight == resumed and all(r["real_normal"] > 0 and r["real_height"] > 0 for r in straight)
     with pytest.raises(ValueError, match="real.weight"):
         train_capture.main(["--output_dir", str(tmp_path / "bad"), *TINY_RUN, *real, "--real.weight=-1"])
 
@@ -309,13 +317,9 @@ def test_training_with_the_unlabeled_stream_resumes_exactly(tmp_path: Path) -> N
 
     write_texture_pairs(tmp_path / "textures")
     unlabeled = ["--unlabeled.photos", str(tmp_path / "textures"), "--unlabeled.batch_size=2", "--unlabeled.start=1"]
-    straight, split = tmp_path / "straight", tmp_path / "split"
-    assert train_capture.main(["--output_dir", str(straight), *TINY_RUN, *unlabeled]) == 0
-    assert train_capture.main(["--output_dir", str(split), *TINY_RUN, *unlabeled, "--train.stop_at=2"]) == 0
-    assert train_capture.main(["--output_dir", str(split), *TINY_RUN, *unlabeled, "--resume", "latest"]) == 0
-    records = [[json.loads(line) for line in (run / "losses.jsonl").read_text().splitlines()] for run in (straight, split)]
-    assert records[0] == records[1]
-    assert "disc" not in records[0][0] and all(r["disc"] > 0 and "adversarial" in r for r in records[0][1:])
+    straight, resumed = straight_and_resumed_records(tmp_path, unlabeled)
+    assert straight == resumed
+    assert "disc" not in straight[0] and all(r["disc"] > 0 and "adversarial" in r for r in straight[1:])
     with pytest.raises(ValueError, match="unlabeled.batch_size"):
         train_capture.main(["--output_dir", str(tmp_path / "bad"), *TINY_RUN, *unlabeled, "--unlabeled.batch_size=3"])
 
