@@ -18,6 +18,7 @@ from diffusers import AutoencoderKL, DiffusionPipeline, LCMScheduler, UNet2DCond
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
+from .anchors import DEFAULT_NEIGHBOURS, check_anchor_settings, load_anchors, save_anchors, snap_to_anchors
 from .components import load_component
 from .conditioning import (
     ImageLike,
@@ -111,6 +112,8 @@ class StableMaterialsPipeline(DiffusionPipeline):
         color_guidance_max: float | None = None,
         prefer_teacher: bool = False,
         teacher_steps: int | None = None,
+        anchor_weight: float | None = None,
+        anchor_neighbours: int = DEFAULT_NEIGHBOURS,
     ) -> None:
         super().__init__()
         if not (isinstance(embedding_scale, (int, float)) and math.isfinite(embedding_scale) and embedding_scale > 0):
@@ -124,9 +127,13 @@ class StableMaterialsPipeline(DiffusionPipeline):
             )
         check_color_guidance(color_guidance_max, color_latents)
         check_teacher_steps(teacher_steps)
+        check_anchor_settings(anchor_weight, anchor_neighbours)
         self.register_to_config(embedding_scale=float(embedding_scale), color_latents=bool(color_latents),
                                 color_guidance_max=None if color_guidance_max is None else float(color_guidance_max),
-                                prefer_teacher=bool(prefer_teacher), teacher_steps=teacher_steps)  # fmt: skip
+                                prefer_teacher=bool(prefer_teacher), teacher_steps=teacher_steps,
+                                anchor_weight=None if anchor_weight is None else float(anchor_weight),
+                                anchor_neighbours=int(anchor_neighbours))  # fmt: skip
+        self.caption_anchors: torch.Tensor | None = None  # (N, D) training-caption embeddings: `set_caption_anchors`
         self.register_modules(
             vae=vae,
             unet=unet,
@@ -182,7 +189,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
             raise TypeError(f"unexpected keyword arguments for from_pretrained: {sorted(unknown)}")
         # saved in model_index.json, not components
         settings = {"embedding_scale": 1.0, "color_latents": False, "color_guidance_max": None, "prefer_teacher": False,
-                    "teacher_steps": None}  # fmt: skip
+                    "teacher_steps": None, "anchor_weight": None, "anchor_neighbours": DEFAULT_NEIGHBOURS}  # fmt: skip
         loaded: dict[str, Any] = {k: components.pop(k, index.get(k, default)) for k, default in settings.items()}
         for name in inspect.signature(cls.__init__).parameters:
             if name == "self" or name in settings:
@@ -204,8 +211,26 @@ class StableMaterialsPipeline(DiffusionPipeline):
         if missing:
             raise ValueError(f"{folder} lacks required components: {', '.join(missing)}")
         pipe = cls(**loaded)
+        anchors = load_anchors(folder)
+        if anchors is not None:
+            pipe.set_caption_anchors(anchors)
         pipe.register_to_config(_name_or_path=str(pretrained_model_name_or_path))
         return pipe
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
+        """diffusers' `save_pretrained`, plus the caption anchors (`caption_anchors/anchors.safetensors`) if any."""
+        super().save_pretrained(save_directory, **kwargs)
+        if self.caption_anchors is not None:
+            save_anchors(self.caption_anchors, save_directory)
+
+    def set_caption_anchors(self, anchors: torch.Tensor | None) -> None:
+        """Use (N, D) training-caption embeddings as anchors for text prompts (`stablematerials.anchors`), or None."""
+        if anchors is not None:
+            width = self.unet.config.cross_attention_dim
+            if anchors.ndim != 2 or anchors.shape[0] == 0 or anchors.shape[1] != width:
+                raise ValueError(f"caption anchors must be (N, {width}) for this UNet, got {tuple(anchors.shape)}")
+            anchors = anchors.detach().float().cpu()
+        self.caption_anchors = anchors
 
     def enable_xformers_memory_efficient_attention(self, attention_op: Callable | None = None) -> None:
         """Use xformers attention (CUDA only; `pip install stablematerials[cuda]`), keeping features rolling."""
@@ -360,7 +385,8 @@ class StableMaterialsPipeline(DiffusionPipeline):
         images = [(i, x) for i, x in enumerate(items) if not isinstance(x, str)]
         parts: dict[int, torch.Tensor] = {}
         if texts:
-            emb = encode_text(self.text_encoder, self.tokenizer, [t for _, t in texts], device)
+            emb = self._anchored(encode_text(self.text_encoder, self.tokenizer, [t for _, t in texts], device),
+                                 [t for _, t in texts])  # fmt: skip
             parts.update({i: e for (i, _), e in zip(texts, emb)})
         if images:
             if self.vision_encoder is None or self.processor is None:
@@ -376,6 +402,16 @@ class StableMaterialsPipeline(DiffusionPipeline):
                 )
             parts.update({i: e for (i, _), e in zip(images, emb)})
         return torch.stack([parts[i] for i in range(len(items))]) * self.config.embedding_scale
+
+    def _anchored(self, embeds: torch.Tensor, texts: list[str]) -> torch.Tensor:
+        """(B, D) text embeddings, the non-empty ones moved toward their caption anchors when the model has them
+        and `anchor_weight` is set; the empty text (the unconditional input guidance pushes away from) is kept."""
+        weight = self.config.get("anchor_weight")
+        if self.caption_anchors is None or not weight:
+            return embeds
+        keep = torch.tensor([not t.strip() for t in texts], device=embeds.device)[:, None]
+        snapped = snap_to_anchors(embeds, self.caption_anchors, self.config.get("anchor_neighbours"), weight)
+        return torch.where(keep, embeds, snapped)
 
     @torch.no_grad()
     def encode_prompt(
