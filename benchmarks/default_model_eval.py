@@ -38,6 +38,7 @@ from benchmarks.material_eval.classifier_train import TrainConfig, confusion_lin
 from benchmarks.material_eval.diversity import CLEAR_COLOUR, CLEAR_STRUCTURE, seed_diversity  # noqa: E402
 from benchmarks.material_eval.generation import Settings, generate_all, load_record, record_path  # noqa: E402
 from benchmarks.material_eval.prompts import DEFAULT_PROMPTS, load_prompts  # noqa: E402
+from benchmarks.material_eval.speckle import chroma_speckle  # noqa: E402
 from benchmarks.material_eval.vae_eval import evaluate_vae  # noqa: E402
 from stablematerials.io import atomic_write_text  # noqa: E402
 
@@ -114,14 +115,19 @@ def classifier_section(args: argparse.Namespace):
     return net, "\n".join(lines)
 
 
-def procedural_diversity(args: argparse.Namespace) -> str:
-    """The diversity measure on 4 procedural test seeds per family (the reference for 'clearly different')."""
+def procedural_reference(args: argparse.Namespace) -> tuple[str, float]:
+    """The diversity measure on 4 procedural test seeds per family (the reference for 'clearly different') and the
+    basecolor speckle of the test materials: a line for the report, and the speckle's 90th percentile (the limit)."""
     sources, labels = procedural_set("test", max(4, args.verify_per_family), (512,), args.work / "classifier" / "cache")
     divs = [seed_diversity(list(sources[labels == k][:4])) for k in range(len(FAMILY_NAMES))]
+    speckle = np.array([chroma_speckle(s) for s in sources])
+    limit = float(np.percentile(speckle, 90))
     return (f"Reference: 4 procedural test seeds of each family give {100 * np.mean([d['clear_pairs'] for d in divs]):.0f} % "
             f"clearly different pairs (colour distance >= {CLEAR_COLOUR} or structure distance >= {CLEAR_STRUCTURE}), "
             f"mean colour / structure distance {np.mean([d['colour'] for d in divs]):.3f} / "
-            f"{np.mean([d['structure'] for d in divs]):.2f}.")  # fmt: skip
+            f"{np.mean([d['structure'] for d in divs]):.2f}. Their basecolor speckle "
+            f"(benchmarks/material_eval/speckle.py; {len(sources)} test materials): median {np.median(speckle):.4f}, "
+            f"90th percentile {limit:.4f} (the limit above).", limit)  # fmt: skip
 
 
 def vae_section(args: argparse.Namespace, models: dict[str, Path]) -> str:
@@ -156,6 +162,7 @@ def prompts_section(args: argparse.Namespace, models: dict[str, Path], net) -> s
     settings = Settings(size=args.size, seeds=args.seeds, steps=args.steps, guidance=args.guidance,
                         student=args.student, tileable=args.tileable, patched=args.patched)  # fmt: skip
     summaries, rows_by_label, per_prompt = {}, {}, []
+    reference, speckle_limit = procedural_reference(args)
     for label, folder in models.items():
         patched = "" if args.patched is None else f"_patched{args.patched}"
         run = args.work / "runs" / f"{label}_{args.size}px_g{args.guidance:g}_{args.steps or 'default'}steps_{args.student}{patched}"
@@ -165,7 +172,9 @@ def prompts_section(args: argparse.Namespace, models: dict[str, Path], net) -> s
         verdicts = [[report.material_verdict(p, r["meta"], pr) for r, pr in zip(recs, ps)] for p, recs, ps in zip(prompts, records, probs)]
         rows = [report.prompt_summary(p, [r["meta"] for r in recs], vs, [r["source"] for r in recs])
                 for p, recs, vs in zip(prompts, records, verdicts)]  # fmt: skip
-        summaries[label] = report.model_summary(prompts, rows, verdicts, [[r["meta"] for r in recs] for recs in records], info)
+        speckle = [chroma_speckle(r["source"]) for recs in records for r in recs]
+        summaries[label] = report.model_summary(prompts, rows, verdicts, [[r["meta"] for r in recs] for recs in records], info,
+                                                (speckle, speckle_limit))  # fmt: skip
         rows_by_label[label] = rows
         sheet_rows = [{"lines": sheets.row_lines(row, vs), "sources": [r["source"] for r in recs], "render": recs[0]["render"]}
                       for row, vs, recs in zip(rows, verdicts, records)]  # fmt: skip
@@ -178,7 +187,7 @@ def prompts_section(args: argparse.Namespace, models: dict[str, Path], net) -> s
         f"{args.guidance:g}, tileable {args.tileable}, patched {s['info']['patched']} (training size "
         f"{s['info']['native_size']} px), {s['info']['threads']} threads, warm-up call {s['info']['warmup_seconds']:.1f} s"
         for lab, s in summaries.items()))  # fmt: skip
-    return "\n\n".join(["## Prompts", settings_line, report.summary_table(summaries), procedural_diversity(args),
+    return "\n\n".join(["## Prompts", settings_line, report.summary_table(summaries), reference,
                         "### Family by family", report.family_table(prompts, rows_by_label), *per_prompt])
 
 

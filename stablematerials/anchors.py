@@ -27,10 +27,11 @@ ANCHOR_FILE = "anchors.safetensors"
 DEFAULT_NEIGHBOURS = 8
 
 
-def check_anchor_settings(weight: object, neighbours: object) -> None:
-    """ValueError naming the bad setting: `anchor_weight` None or in [0, 1]; `anchor_neighbours` a positive int."""
-    if weight is not None and not (isinstance(weight, (int, float)) and math.isfinite(weight) and 0 <= weight <= 1):
-        raise ValueError(f"anchor_weight must be None or a number in [0, 1], got {weight!r}")
+def check_anchor_settings(weight: object, neighbours: object, name: str = "anchor_weight") -> None:
+    """ValueError naming the bad setting: the weight (`name`) None or in [0, 1]; `anchor_neighbours` a positive int."""
+    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float))
+                               or not (math.isfinite(weight) and 0 <= weight <= 1)):  # fmt: skip
+        raise ValueError(f"{name} must be None or a number in [0, 1], got {weight!r}")
     if isinstance(neighbours, bool) or not isinstance(neighbours, int) or neighbours < 1:
         raise ValueError(f"anchor_neighbours must be a positive integer, got {neighbours!r}")
 

@@ -92,6 +92,9 @@ class StableMaterialsPipeline(DiffusionPipeline):
     `prefer_teacher` and `teacher_steps` (saved in model_index.json): a model whose guided teacher is its best
     default although it ships a student (`load_pipeline(student=None)` then loads the teacher), and how many steps
     its teacher needs by default (None: the published 50).
+    `anchor_weight`, `anchor_neighbours`, `image_anchor_weight` (saved in model_index.json; need a caption-anchor bank,
+    `set_caption_anchors`): how far non-empty text prompts, and image prompts, move toward the mean of their nearest
+    training captions (`stablematerials.anchors`); None or 0: not at all.
     `prompt_embeds` given to `__call__` are used as they are (already scaled).
     """
 
@@ -114,6 +117,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
         teacher_steps: int | None = None,
         anchor_weight: float | None = None,
         anchor_neighbours: int = DEFAULT_NEIGHBOURS,
+        image_anchor_weight: float | None = None,
     ) -> None:
         super().__init__()
         if not (isinstance(embedding_scale, (int, float)) and math.isfinite(embedding_scale) and embedding_scale > 0):
@@ -128,11 +132,13 @@ class StableMaterialsPipeline(DiffusionPipeline):
         check_color_guidance(color_guidance_max, color_latents)
         check_teacher_steps(teacher_steps)
         check_anchor_settings(anchor_weight, anchor_neighbours)
+        check_anchor_settings(image_anchor_weight, anchor_neighbours, name="image_anchor_weight")
         self.register_to_config(embedding_scale=float(embedding_scale), color_latents=bool(color_latents),
                                 color_guidance_max=None if color_guidance_max is None else float(color_guidance_max),
                                 prefer_teacher=bool(prefer_teacher), teacher_steps=teacher_steps,
                                 anchor_weight=None if anchor_weight is None else float(anchor_weight),
-                                anchor_neighbours=int(anchor_neighbours))  # fmt: skip
+                                anchor_neighbours=int(anchor_neighbours),
+                                image_anchor_weight=None if image_anchor_weight is None else float(image_anchor_weight))  # fmt: skip
         self.caption_anchors: torch.Tensor | None = None  # (N, D) training-caption embeddings: `set_caption_anchors`
         self.register_modules(
             vae=vae,
@@ -189,7 +195,8 @@ class StableMaterialsPipeline(DiffusionPipeline):
             raise TypeError(f"unexpected keyword arguments for from_pretrained: {sorted(unknown)}")
         # saved in model_index.json, not components
         settings = {"embedding_scale": 1.0, "color_latents": False, "color_guidance_max": None, "prefer_teacher": False,
-                    "teacher_steps": None, "anchor_weight": None, "anchor_neighbours": DEFAULT_NEIGHBOURS}  # fmt: skip
+                    "teacher_steps": None, "anchor_weight": None, "anchor_neighbours": DEFAULT_NEIGHBOURS,
+                    "image_anchor_weight": None}  # fmt: skip
         loaded: dict[str, Any] = {k: components.pop(k, index.get(k, default)) for k, default in settings.items()}
         for name in inspect.signature(cls.__init__).parameters:
             if name == "self" or name in settings:
@@ -400,18 +407,22 @@ class StableMaterialsPipeline(DiffusionPipeline):
                 raise ValueError(
                     f"the vision encoder gives {emb.shape[-1]}-d image embeddings but the UNet takes {width}-d ones"
                 )
+            emb = self._anchor(emb, self.config.get("image_anchor_weight"))
             parts.update({i: e for (i, _), e in zip(images, emb)})
         return torch.stack([parts[i] for i in range(len(items))]) * self.config.embedding_scale
 
     def _anchored(self, embeds: torch.Tensor, texts: list[str]) -> torch.Tensor:
-        """(B, D) text embeddings, the non-empty ones moved toward their caption anchors when the model has them
-        and `anchor_weight` is set; the empty text (the unconditional input guidance pushes away from) is kept."""
-        weight = self.config.get("anchor_weight")
+        """(B, D) text embeddings, the non-empty ones moved toward their caption anchors by `anchor_weight`; the
+        empty text (the unconditional input guidance pushes away from) is kept."""
+        keep = torch.tensor([not t.strip() for t in texts], device=embeds.device)[:, None]
+        return torch.where(keep, embeds, self._anchor(embeds, self.config.get("anchor_weight")))
+
+    def _anchor(self, embeds: torch.Tensor, weight: float | None) -> torch.Tensor:
+        """(B, D) embeddings moved `weight` of the way toward their caption anchors (`snap_to_anchors`); unchanged
+        when the model has no anchors or the weight is None or 0."""
         if self.caption_anchors is None or not weight:
             return embeds
-        keep = torch.tensor([not t.strip() for t in texts], device=embeds.device)[:, None]
-        snapped = snap_to_anchors(embeds, self.caption_anchors, self.config.get("anchor_neighbours"), weight)
-        return torch.where(keep, embeds, snapped)
+        return snap_to_anchors(embeds, self.caption_anchors, self.config.get("anchor_neighbours"), weight)
 
     @torch.no_grad()
     def encode_prompt(

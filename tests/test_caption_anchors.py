@@ -31,7 +31,8 @@ def test_snapping_moves_toward_the_mean_of_the_nearest_anchors_and_keeps_the_len
 
 @pytest.mark.parametrize("weight, neighbours, bad", [(1.5, 8, "anchor_weight"), (-0.1, 8, "anchor_weight"),
                                                      (float("nan"), 8, "anchor_weight"), (0.5, 0, "anchor_neighbours"),
-                                                     (0.5, 2.0, "anchor_neighbours"), (0.5, True, "anchor_neighbours")])  # fmt: skip
+                                                     (0.5, 2.0, "anchor_neighbours"), (0.5, True, "anchor_neighbours"),
+                                                     (True, 8, "anchor_weight")])  # fmt: skip
 def test_bad_anchor_settings_are_named(weight, neighbours, bad) -> None:
     with pytest.raises(ValueError, match=bad):
         check_anchor_settings(weight, neighbours)
@@ -70,6 +71,37 @@ def test_a_model_with_anchors_pulls_text_prompts_but_not_the_empty_one_and_round
     assert torch.equal(torch.as_tensor(a), torch.as_tensor(b))
     switched_off = StableMaterialsPipeline.from_pretrained(tmp_path / "model", anchor_weight=0.0)
     assert torch.allclose(_prompt_embeds(switched_off, prompts), plain, atol=1e-6)
+
+
+def test_image_prompts_are_pulled_by_their_own_weight_and_round_trip(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from stablematerials.pipeline import StableMaterialsPipeline
+    from stablematerials.tiny import tiny_pipeline
+
+    pipe = tiny_pipeline(seed=0)  # a sentence-encoder model with the default model's kind of image encoder
+    pipe.set_progress_bar_config(disable=True)
+    picture = Image.fromarray((torch.rand(40, 48, 3, generator=torch.Generator().manual_seed(2)) * 255).byte().numpy())
+    items = ["red bricks", picture]
+    plain = _prompt_embeds(pipe, items)
+    anchors = torch.randn(16, pipe.unet.config.cross_attention_dim, generator=torch.Generator().manual_seed(1))
+    pipe.set_caption_anchors(anchors)
+    pipe.register_to_config(anchor_weight=0.5, anchor_neighbours=3)
+    text_only = _prompt_embeds(pipe, items)
+    assert torch.equal(text_only[1], plain[1])  # anchor_weight moves text only
+    pipe.register_to_config(image_anchor_weight=0.8)
+    both = _prompt_embeds(pipe, items)
+    assert torch.allclose(both[0], text_only[0], atol=1e-6)  # the text keeps its own weight
+    scale = pipe.config.embedding_scale  # anchoring happens before the embedding scale and keeps the length
+    expected = snap_to_anchors(plain[1:] / scale, anchors, 3, 0.8) * scale
+    assert torch.allclose(both[1:], expected, atol=1e-4) and not torch.allclose(both[1], plain[1], atol=1e-3)
+
+    pipe.save_pretrained(tmp_path / "model")
+    assert json.loads((tmp_path / "model" / "model_index.json").read_text())["image_anchor_weight"] == 0.8
+    loaded = StableMaterialsPipeline.from_pretrained(tmp_path / "model")
+    assert torch.allclose(_prompt_embeds(loaded, items), both, atol=2e-3)
+    with pytest.raises(ValueError, match="image_anchor_weight"):
+        StableMaterialsPipeline.from_pretrained(tmp_path / "model", image_anchor_weight=1.5)
 
 
 def test_anchors_of_the_wrong_width_are_refused_with_the_shapes(tmp_path: Path) -> None:

@@ -219,3 +219,29 @@ def test_the_default_model_recipe_configs_are_valid(name: str) -> None:
     cfg = parse_config(cls, ["--config", str(Path(__file__).resolve().parents[1] / "training" / "configs" / f"{name}.yaml")])
     if name in ("ldm_v3", "lcm_v3"):  # whole-material crops of cached latents, at the 512 px scale
         assert cfg.data.latents and cfg.data.crop_size == 256
+
+
+
+def test_the_colour_latents_weight_in_the_denoising_loss(cache: dict[str, Path]) -> None:
+    from training.config import LDMConfig, parse_config
+    from training.losses import channel_mean
+    from training.runtime import start_run
+
+    root = cache["root"]
+
+    def set_up(name: str, *extra: str) -> train_ldm.LDMRun:
+        cfg = parse_config(LDMConfig, ["--output_dir", str(root / name), "--vae", str(cache["vae"]), "--text_encoder",
+                                       str(cache["text"]), "--data.latents", str(cache["latents"]), *UNET_MODEL, *LOOP,
+                                       "--diffusion.color_weight=8", *extra])  # fmt: skip
+        return train_ldm.set_up(cfg, *start_run(cfg, "train_ldm"))
+
+    run = set_up("cw", "--model.color_latents=true")
+    assert run.channel_weight.tolist() == [1.0] * 4 + [8.0] * 3  # 4 VAE channels, then the 3 colour channels
+    per = torch.rand(2, 7, 4, 4, generator=torch.Generator().manual_seed(0))
+    expected = (per[:, :4].sum(dim=(1, 2, 3)) + 8 * per[:, 4:].sum(dim=(1, 2, 3))) / (16 * (4 + 8 * 3))
+    assert torch.allclose(channel_mean(per, run.channel_weight, dim=(1, 2, 3)), expected)
+    assert torch.allclose(channel_mean(per, torch.ones(7)), per.mean())  # all ones: the plain mean
+    with pytest.raises(ValueError, match="no colour latents"):
+        set_up("cw_plain")
+    with pytest.raises(ValueError, match="color_weight"):
+        DiffusionConfig(color_weight=0).check()

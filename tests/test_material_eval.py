@@ -22,6 +22,7 @@ from benchmarks.material_eval.classifier_data import (
 from benchmarks.material_eval.classifier_train import TrainConfig, load_classifier, train_classifier
 from benchmarks.material_eval.generation import Settings, generate_all, load_record, material_measures, record_path
 from benchmarks.material_eval.prompts import DEFAULT_PROMPTS, EvalPrompt, load_prompts
+from benchmarks.material_eval.speckle import chroma_speckle
 from benchmarks.material_eval.vae_eval import reconstruct, reconstruction_errors
 from stablematerials.material import Material, normal_from_height
 from stablematerials.procedural import FAMILIES, generate, sample_params
@@ -313,13 +314,29 @@ def test_generation_records_resume_and_report(tiny_model_dir, tmp_path):
     verdicts = [report.material_verdict(prompt, r["meta"], probs) for r in recs]
     assert all(v["family_ok"] for v in verdicts)
     row = report.prompt_summary(prompt, [r["meta"] for r in recs], verdicts, [r["source"] for r in recs])
-    summary = report.model_summary([prompt], [row], [verdicts], [[r["meta"] for r in recs]], info)
-    assert summary["family"] == (1.0, 2)
+    speckle = [chroma_speckle(r["source"]) for r in recs]
+    summary = report.model_summary([prompt], [row], [verdicts], [[r["meta"] for r in recs]], info, (speckle, 1.0))
+    assert summary["family"] == (1.0, 2) and summary["speckle_ok"] == (1.0, 2)
     table = report.summary_table({"tiny": summary})
     assert "| family accuracy (classifier, in-family materials) | >= 90 % | 100 % (2/2) |" in table
     paths = sheets.contact_sheets([{"lines": sheets.row_lines(row, verdicts), "sources": [r["source"] for r in recs],
                                     "render": recs[0]["render"]}], tmp_path / "sheets", "tiny test")  # fmt: skip
     assert len(paths) == 1 and paths[0].stat().st_size > 1000
+
+
+def test_speckle_counts_hue_noise_between_cells_but_not_luminance_detail():
+    m = generate("concrete", 3, 256, color="grey")
+    clean = source_array(m)
+    rng = np.random.default_rng(0)
+    cells = rng.normal(0, 0.06, (3, 64, 64))  # independent colour per 4 px cell: pastel speckle
+    grey = rng.normal(0, 0.06, (1, 64, 64)).repeat(3, axis=0)  # the same change in all three channels: luminance
+    def add(src, noise):
+        out = src.copy()
+        out[:3] = np.clip(src[:3] / 255.0 + noise.repeat(4, axis=1).repeat(4, axis=2), 0, 1) * 255
+        return out.astype(np.uint8)
+    assert chroma_speckle(clean) < 0.01
+    assert chroma_speckle(add(clean, cells)) > 0.03
+    assert chroma_speckle(add(clean, grey)) < chroma_speckle(clean) + 0.005
 
 
 def test_vae_figure_writes_a_png(tmp_path, material):
@@ -338,7 +355,8 @@ def test_one_seed_per_prompt_reports_no_diversity_and_everything_else():
     verdicts = [report.material_verdict(prompt, meta, probs)]
     row = report.prompt_summary(prompt, [meta], verdicts, [np.zeros((8, 256, 256), np.uint8)])
     assert row["diversity"] is None and row["family"] == 1.0 and row["colour"] == 1.0
-    summary = report.model_summary([prompt], [row], [verdicts], [[meta]], {})
+    summary = report.model_summary([prompt], [row], [verdicts], [[meta]], {}, ([0.03], 0.02))
+    assert summary["speckle_ok"] == (0.0, 1)
     table = report.summary_table({"one seed": summary})
     assert "| prompts whose 4 seeds are all clearly different | 4 seeds clearly different | n/a (0/0) |" in table
     assert "| family accuracy (classifier, in-family materials) | >= 90 % | 100 % (1/1) |" in table

@@ -5,8 +5,9 @@
 The captions are those of the UNet's training set: the `records` of the latent cache's shards
 (`training/encode_latents.py`). They are encoded with the model's own text encoder, `--count` of them are kept (a
 seeded random choice: the bank's size in the model folder, 4096 x 384 float16 = 3 MB), and written to
-`caption_anchors/anchors.safetensors`; model_index.json gets `anchor_weight` and `anchor_neighbours`
-(`stablematerials/anchors.py`). The folder is then loaded and a prompt encoded once as a check.
+`caption_anchors/anchors.safetensors`; model_index.json gets `anchor_weight`, `anchor_neighbours` and
+`image_anchor_weight` (`--image-weight`: image prompts are pulled too; `stablematerials/anchors.py`). The folder is
+then loaded and a prompt encoded once as a check.
 
 Why 0.5 and 8 (session 13, shipped v3 teacher at 8 steps, 74 prompts x 2 seeds at 512 px, all 17881 captions,
 8013 distinct, as anchors): family right 51 % without anchors, 60 % at weight 1 and at 0.5; colour words 49 %, 49 %
@@ -48,12 +49,14 @@ def cache_captions(latents: Path) -> list[str]:
     return list(captions)
 
 
-def add_caption_anchors(model: Path, latents: Path, count: int, weight: float, neighbours: int, seed: int = 0) -> int:
+def add_caption_anchors(model: Path, latents: Path, count: int, weight: float, neighbours: int,
+                        image_weight: float | None = None, seed: int = 0) -> int:  # fmt: skip
     """Encode, choose and write the anchors into `model`; returns how many it holds."""
     from stablematerials.conditioning import encode_text, is_sentence_encoder
     from stablematerials.loading import load_pipeline
 
     check_anchor_settings(weight, neighbours)
+    check_anchor_settings(image_weight, neighbours, name="image_anchor_weight")
     if count < 1:
         raise ValueError(f"--count must be positive, got {count}")
     pipe = load_pipeline(model, device="cpu")
@@ -70,7 +73,8 @@ def add_caption_anchors(model: Path, latents: Path, count: int, weight: float, n
     save_anchors(anchors, model)
     index_path = model / "model_index.json"
     index = json.loads(index_path.read_text())
-    index.update(anchor_weight=float(weight), anchor_neighbours=int(neighbours))
+    index.update(anchor_weight=float(weight), anchor_neighbours=int(neighbours),
+                 image_anchor_weight=None if image_weight is None else float(image_weight))  # fmt: skip
     atomic_write_text(index_path, json.dumps(index, indent=2, sort_keys=True) + "\n")
     return len(texts)
 
@@ -96,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latents", type=Path, required=True, help="the latent cache the model's UNet trained on")
     p.add_argument("--count", type=int, default=4096, help="anchors to keep (default 4096)")
     p.add_argument("--weight", type=float, default=0.5, help="how far prompts move toward their anchors (default 0.5)")
+    p.add_argument("--image-weight", type=float, default=None,
+                   help="how far image prompts move toward the anchors (default: not at all)")
     p.add_argument("--neighbours", type=int, default=DEFAULT_NEIGHBOURS, help="anchors averaged per prompt (default 8)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -103,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"add_caption_anchors: --model {args.model} is not a pipeline folder (no model_index.json)", file=sys.stderr)
         return 2
     try:
-        n = add_caption_anchors(args.model, args.latents, args.count, args.weight, args.neighbours)
+        n = add_caption_anchors(args.model, args.latents, args.count, args.weight, args.neighbours, args.image_weight)
     except ValueError as e:
         print(f"add_caption_anchors: {e}", file=sys.stderr)
         return 2

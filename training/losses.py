@@ -136,10 +136,19 @@ def consistency_loss(
         per = (d2 + huber_c**2).sqrt() - huber_c
     else:
         raise ValueError(f"unknown loss_type {loss_type!r}")
+    return channel_mean(per, channel_weight)
+
+
+def channel_mean(
+    per: torch.Tensor, channel_weight: torch.Tensor | None, dim: tuple[int, ...] | None = None
+) -> torch.Tensor:
+    """Mean of (B, C, h, w) losses over `dim` (None: all); with `channel_weight` (C,) weighted over channels and
+    divided by the weights' mean, so all ones is the plain mean and the loss keeps its scale."""
     if channel_weight is None:
-        return per.mean()
+        return per.mean() if dim is None else per.mean(dim=dim)
     w = channel_weight.to(per).view(1, -1, 1, 1)
-    return (per * w).mean() / w.mean()
+    weighted = per * w
+    return (weighted.mean() if dim is None else weighted.mean(dim=dim)) / w.mean()
 
 
 def color_channel_weights(channels: int, color_weight: float) -> torch.Tensor:

@@ -35,7 +35,7 @@ from stablematerials.pipeline import StableMaterialsPipeline
 
 from .config import LDMConfig, SemiConfig, parse_config
 from .data import ImageDataset, batch_latents, default_sample_prompts, image_key, open_image_source, training_set
-from .losses import diffusion_target, min_snr_weights, predicted_x0
+from .losses import channel_mean, color_channel_weights, diffusion_target, min_snr_weights, predicted_x0
 from .loop import Bookkeeping, discriminator_step, generator_loss, optimizer_step, sharded_batches
 from .models import (
     ProjectionDiscriminator,
@@ -149,6 +149,7 @@ class LDMRun:
     semi: SemiStream | None = None
     color_latents: bool = False  # the model's latents end with 3 colour channels (stablematerials.color_latents)
     color_guidance_max: float | None = None  # kept from init_from's teacher: how its colour latents are guided
+    channel_weight: torch.Tensor | None = None  # (C,) denoising-loss weights (diffusion.color_weight); None: plain mean
     # kept from init_from's teacher: which UNet samples by default and its steps (prefer_teacher, teacher_steps)
     default_sampling: dict = dataclasses.field(default_factory=dict)
 
@@ -192,12 +193,16 @@ def set_up(cfg: LDMConfig, accelerator: Accelerator, out: Path) -> LDMRun:
     unet, noise_scheduler = make_unet(cfg, base, vae, embed_dim, cfg.data.crop_size // factor)
     trained, ema, optimizer, lr_scheduler = make_trainer(cfg, unet, accelerator.num_processes)
     color = base.config.color_latents if base is not None else cfg.model.color_latents
+    if cfg.diffusion.color_weight != 1 and not color:
+        raise ValueError(f"diffusion.color_weight is {cfg.diffusion.color_weight}, but the model has no colour latents")
+    weights = color_channel_weights(unet.config.in_channels, cfg.diffusion.color_weight) if color else None
     color_guidance = base.config.color_guidance_max if base is not None else None
     base_config = base.config if base is not None else {}
     sampling = {k: base_config[k] for k in ("prefer_teacher", "teacher_steps") if base_config.get(k)}
     run = LDMRun(cfg, accelerator, out, vae, text_encoder, tokenizer, embedding_scale, embeds, list(prompts), dataset,
                  unet, noise_scheduler, trained, ema, optimizer, lr_scheduler, color_latents=color,
-                 color_guidance_max=color_guidance, default_sampling=sampling)  # fmt: skip
+                 color_guidance_max=color_guidance, default_sampling=sampling,
+                 channel_weight=None if weights is None else weights.to(accelerator.device))  # fmt: skip
     prepare_training(run, images, embed_dim)
     return run
 
@@ -307,7 +312,7 @@ def train_micro_step(run: LDMRun, batch: dict, with_images: bool) -> dict[str, t
     model_in, t_in, cond_in = (noisy, t, cond) if fakes is None else fakes.with_materials(noisy, t, cond)
     with accelerator.accumulate(*([run.unet, semi.disc] if semi is not None else [run.unet])):
         pred = run.unet(model_in, t_in, encoder_hidden_states=cond_in).sample.float()
-        per_sample = ((pred[:b] - target.float()) ** 2).mean(dim=(1, 2, 3))
+        per_sample = channel_mean((pred[:b] - target.float()) ** 2, run.channel_weight, dim=(1, 2, 3))
         if cfg.diffusion.snr_gamma > 0:
             d = cfg.diffusion
             per_sample = per_sample * min_snr_weights(run.noise_scheduler, t, d.snr_gamma, run.prediction_type)

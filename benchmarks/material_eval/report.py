@@ -71,8 +71,9 @@ def prompt_summary(prompt: EvalPrompt, metas: list[dict], verdicts: list[dict], 
 
 
 def model_summary(prompts: list[EvalPrompt], rows: list[dict], verdicts: list[list[dict]], metas: list[list[dict]],
-                  info: dict) -> dict:  # fmt: skip
-    """The figures of the summary table for one model."""
+                  info: dict, speckle: tuple[list[float], float]) -> dict:  # fmt: skip
+    """The figures of the summary table for one model. `speckle`: every material's basecolor speckle
+    (`speckle.chroma_speckle`) and the limit it is judged against (procedural test materials' 90th percentile)."""
     flat_v = [v for vs in verdicts for v in vs]
     flat_m = [m for ms in metas for m in ms]
 
@@ -110,6 +111,9 @@ def model_summary(prompts: list[EvalPrompt], rows: list[dict], verdicts: list[li
         "seconds_max": float(np.max([m["seconds"] for m in flat_m])),
         "mean_rgb": np.mean([m["mean_rgb"] for m in flat_m], axis=0).tolist(),
         "brown_share": float(np.mean(brown)),
+        "speckle_median": float(np.median(speckle[0])),
+        "speckle_ok": (float(np.mean([v <= speckle[1] for v in speckle[0]])), len(speckle[0])),
+        "speckle_limit": speckle[1],
         "hue_median": float(np.median([m["hsv"][0] for m in flat_m])),
         "n_materials": len(flat_m),
         "info": info,
@@ -154,6 +158,9 @@ def summary_table(summaries: dict[str, dict]) -> str:
         ("mean basecolor (RGB) / median hue", None, None,
          lambda s: "(" + ", ".join(f"{c:.2f}" for c in s["mean_rgb"]) + f") / {s['hue_median']:.0f} deg"),
         ("materials whose mean colour passes 'brown'", None, "brown_share", lambda v: _pct(v)),
+        ("basecolor speckle, median (speckle.py)", None, "speckle_median", lambda v: f"{v:.4f}"),
+        ("materials with speckle within the procedural 90th percentile", None, None,
+         lambda s: f"{_acc(s['speckle_ok'])} (<= {s['speckle_limit']:.4f})"),
     ]  # fmt: skip
     out = ["| figure | target | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
     for name, target, key, fmt in rows:
