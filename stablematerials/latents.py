@@ -54,15 +54,21 @@ def model_latents(vae_config, z: torch.Tensor, color: torch.Tensor | None = None
     return latents if color is None else torch.cat([latents, color.to(latents.dtype)], dim=1)
 
 
-def decode_model_latents(vae, latents: torch.Tensor, color_latents: bool, wrap: bool) -> torch.Tensor:
+def decode_model_latents(
+    vae, latents: torch.Tensor, color_latents: bool, wrap: bool, color_smoothing: float | None = None
+) -> torch.Tensor:
     """Model latents -> (B, 9, H, W) model-space maps: the VAE decodes its own channels; with `color_latents` the
     last three channels set the basecolor's low frequencies (`stablematerials.color_latents.apply_color`, wrapping
-    around the edges when `wrap`). Convolution padding is the caller's (`stablematerials.tiling`)."""
-    from .color_latents import apply_color
+    around the edges when `wrap`), their chroma first blurred by `color_smoothing` cells if given (`smooth_chroma`).
+    Convolution padding is the caller's (`stablematerials.tiling`)."""
+    from .color_latents import apply_color, smooth_chroma
 
     channels = vae.config.latent_channels
     z = denormalize_latents(vae.config, latents[:, :channels].to(vae.dtype))
     decoded = vae.decode(z).sample
     if not color_latents:
         return decoded
-    return apply_color(decoded, latents[:, channels:], vae_scale_factor(vae.config), wrap)
+    color = latents[:, channels:].float()
+    if color_smoothing:
+        color = smooth_chroma(color, color_smoothing, wrap)
+    return apply_color(decoded, color, vae_scale_factor(vae.config), wrap)

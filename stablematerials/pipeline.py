@@ -31,7 +31,7 @@ from .conditioning import (
 )
 from .defaults import DEFAULT_GUIDANCE, DEFAULT_IMAGE_WEIGHT, check_teacher_steps, default_steps_for, native_size
 from .guidance import check_color_guidance, guidance_scale_embedding, guide_latents
-from .color_latents import COLOR_CHANNELS
+from .color_latents import COLOR_CHANNELS, check_color_smoothing
 from .latents import decode_model_latents, vae_scale_factor
 from .outputs import MAP_OUTPUT_TYPES, package_maps
 from .tiling import TilingState, enable_feature_rolling, tiling
@@ -88,7 +88,9 @@ class StableMaterialsPipeline(DiffusionPipeline):
     holding the basecolor's mean per latent cell, which set the decoded basecolor's low frequencies
     (`stablematerials.color_latents`). `color_guidance_max` (saved in model_index.json; needs `color_latents`): a
     teacher guides those colour channels at most at this scale (`stablematerials.guidance.guide_latents`); a
-    student distilled with it has learned the same.
+    student distilled with it has learned the same. `color_smoothing` (saved in model_index.json; needs
+    `color_latents`): the colour latents' chroma is blurred by this many cells before decoding
+    (`stablematerials.color_latents.smooth_chroma`), taking out the hue noise between cells a teacher leaves.
     `prefer_teacher` and `teacher_steps` (saved in model_index.json): a model whose guided teacher is its best
     default although it ships a student (`load_pipeline(student=None)` then loads the teacher), and how many steps
     its teacher needs by default (None: the published 50).
@@ -118,6 +120,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
         anchor_weight: float | None = None,
         anchor_neighbours: int = DEFAULT_NEIGHBOURS,
         image_anchor_weight: float | None = None,
+        color_smoothing: float | None = None,
     ) -> None:
         super().__init__()
         if not (isinstance(embedding_scale, (int, float)) and math.isfinite(embedding_scale) and embedding_scale > 0):
@@ -130,6 +133,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
                 f"{colour} make {want}"
             )
         check_color_guidance(color_guidance_max, color_latents)
+        check_color_smoothing(color_smoothing, color_latents)
         check_teacher_steps(teacher_steps)
         check_anchor_settings(anchor_weight, anchor_neighbours)
         check_anchor_settings(image_anchor_weight, anchor_neighbours, name="image_anchor_weight")
@@ -138,7 +142,8 @@ class StableMaterialsPipeline(DiffusionPipeline):
                                 prefer_teacher=bool(prefer_teacher), teacher_steps=teacher_steps,
                                 anchor_weight=None if anchor_weight is None else float(anchor_weight),
                                 anchor_neighbours=int(anchor_neighbours),
-                                image_anchor_weight=None if image_anchor_weight is None else float(image_anchor_weight))  # fmt: skip
+                                image_anchor_weight=None if image_anchor_weight is None else float(image_anchor_weight),
+                                color_smoothing=None if color_smoothing is None else float(color_smoothing))  # fmt: skip
         self.caption_anchors: torch.Tensor | None = None  # (N, D) training-caption embeddings: `set_caption_anchors`
         self.register_modules(
             vae=vae,
@@ -196,7 +201,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
         # saved in model_index.json, not components
         settings = {"embedding_scale": 1.0, "color_latents": False, "color_guidance_max": None, "prefer_teacher": False,
                     "teacher_steps": None, "anchor_weight": None, "anchor_neighbours": DEFAULT_NEIGHBOURS,
-                    "image_anchor_weight": None}  # fmt: skip
+                    "image_anchor_weight": None, "color_smoothing": None}  # fmt: skip
         loaded: dict[str, Any] = {k: components.pop(k, index.get(k, default)) for k, default in settings.items()}
         for name in inspect.signature(cls.__init__).parameters:
             if name == "self" or name in settings:
@@ -605,7 +610,8 @@ class StableMaterialsPipeline(DiffusionPipeline):
         them: `stablematerials.color_latents`); circular padding makes a tileable latent decode seamlessly."""
         state = TilingState(circular=tileable, window=window, latent_hw=tuple(latents.shape[-2:]), generators=roll_generators)
         with tiling(state):
-            return decode_model_latents(self.vae, latents, self.config.color_latents, wrap=tileable)
+            return decode_model_latents(self.vae, latents, self.config.color_latents, wrap=tileable,
+                                        color_smoothing=self.config.get("color_smoothing"))  # fmt: skip
 
     def package(
         self,

@@ -11,7 +11,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stablematerials.color_latents import COLOR_SCALE, apply_color, encode_color, upsample_color
+from stablematerials.color_latents import (
+    COLOR_SCALE,
+    apply_color,
+    check_color_smoothing,
+    encode_color,
+    smooth_chroma,
+    upsample_color,
+)
 from stablematerials.guidance import apply_guidance, check_color_guidance, guide_latents
 from stablematerials.pipeline import StableMaterialsPipeline
 from stablematerials.tiny import tiny_pipeline, tiny_unet
@@ -116,3 +123,42 @@ def test_the_colour_guidance_cap_is_saved_used_and_checked(tmp_path) -> None:
             check_color_guidance(bad, True)
     with pytest.raises(ValueError, match="needs a model with colour latents"):
         check_color_guidance(2.5, False)
+
+
+def test_smoothing_the_chroma_keeps_each_cells_grey_and_takes_out_hue_noise() -> None:
+    g = torch.Generator().manual_seed(0)
+    grey = torch.rand(1, 1, 16, 16, generator=g).repeat(1, 3, 1, 1)  # lightness detail: mortar, pores
+    hue = 0.3 * torch.randn(1, 3, 16, 16, generator=g)
+    noisy = grey + hue - hue.mean(dim=1, keepdim=True)  # the same greys, plus hue noise between cells
+    smooth = smooth_chroma(noisy, 1.0, wrap=True)
+    assert torch.allclose(smooth.mean(dim=1), noisy.mean(dim=1), atol=1e-6)  # every cell keeps its grey
+    assert torch.allclose(smooth_chroma(grey, 1.0, wrap=True), grey, atol=1e-6)  # a grey material is untouched
+    chroma = lambda x: (x - x.mean(dim=1, keepdim=True)).std()  # noqa: E731
+    assert chroma(smooth) < 0.3 * chroma(noisy)
+    shifted = smooth_chroma(torch.roll(noisy, (3, 5), dims=(2, 3)), 1.0, wrap=True)
+    assert torch.allclose(shifted, torch.roll(smooth, (3, 5), dims=(2, 3)), atol=1e-6)  # wraps: tileable stays so
+    assert not torch.allclose(smooth_chroma(noisy, 1.0, wrap=False), smooth, atol=1e-3)  # held borders differ
+
+
+def test_the_colour_smoothing_is_saved_used_and_checked(tmp_path) -> None:
+    pipe = tiny_pipeline(0, vision=False, color_latents=True)
+    pipe.set_progress_bar_config(disable=True)
+    call = dict(num_inference_steps=2, guidance_scale=6.0, output_type="material")
+    plain = pipe("red bricks", generator=torch.Generator().manual_seed(0), **call).images[0]
+    pipe.register_to_config(color_smoothing=1.5)
+    smooth = pipe("red bricks", generator=torch.Generator().manual_seed(0), **call).images[0]
+    assert not np.array_equal(plain.basecolor, smooth.basecolor)  # the setting reaches the decoder
+    assert np.array_equal(plain.normal, smooth.normal)  # only the basecolor's colour changes
+    pipe.save_pretrained(tmp_path / "model")
+    again = StableMaterialsPipeline.from_pretrained(tmp_path / "model")
+    assert again.config.color_smoothing == 1.5
+    assert np.array_equal(again("red bricks", generator=torch.Generator().manual_seed(0), **call).images[0].basecolor,
+                          smooth.basecolor)  # fmt: skip
+    off = StableMaterialsPipeline.from_pretrained(tmp_path / "model", color_smoothing=None)
+    assert np.array_equal(off("red bricks", generator=torch.Generator().manual_seed(0), **call).images[0].basecolor,
+                          plain.basecolor)  # fmt: skip
+    for bad in (0, -1.0, 9.0, True, "1"):
+        with pytest.raises(ValueError, match="color_smoothing"):
+            check_color_smoothing(bad, True)
+    with pytest.raises(ValueError, match="needs a model with colour latents"):
+        check_color_smoothing(1.0, False)

@@ -16,22 +16,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stablematerials.color_latents import blur_cells
+
 CELL = 4  # px of the 256 px source: one 8 px latent cell of a 512 px material
 SIGMA = 1.0  # cells
-
-
-def _blur_circular(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """(B, C, h, w) -> the same, Gaussian-blurred with wrap-around (separable, radius 3 sigma)."""
-    r = max(1, int(3 * sigma + 0.5))
-    k = torch.exp(-torch.arange(-r, r + 1, dtype=x.dtype) ** 2 / (2 * sigma * sigma))
-    k = (k / k.sum()).view(1, 1, 1, -1).repeat(x.shape[1], 1, 1, 1)
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="circular"), k, groups=x.shape[1])
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode="circular"), k.transpose(2, 3), groups=x.shape[1])
 
 
 def chroma_speckle(source: np.ndarray) -> float:
     """A classifier source (8, 256, 256) uint8 whose first three channels are the basecolor -> its speckle."""
     base = torch.from_numpy(np.ascontiguousarray(source[:3])).float()[None] / 255.0  # (1, 3, H, W)
     cells = F.avg_pool2d(base, CELL)  # (1, 3, H/4, W/4)
-    detail = cells - _blur_circular(cells, SIGMA)
+    detail = cells - blur_cells(cells, SIGMA, wrap=True)
     return float((detail - detail.mean(dim=1, keepdim=True)).std())
