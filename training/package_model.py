@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from stablematerials.color_latents import check_color_smoothing
 from stablematerials.components import LINK_FILE
 from stablematerials.defaults import check_teacher_steps
 from stablematerials.io import AtomicFolder
@@ -54,14 +55,15 @@ def _is_unchanged_minilm(text_encoder: torch.nn.Module) -> bool:
 
 def package(
     model: Path, out: Path, card_notes: str, overwrite: bool, student_only: bool = False, native_size: int | None = None,
-    teacher_default: int | None = None,
+    teacher_default: int | None = None, color_smoothing: float | None = None,
 ) -> Path:
     """Write the packaged model; `student_only` keeps just the 4-step student, stored as `unet/` (half the bytes).
 
     `native_size` (pixels) sets the UNets' `sample_size`: the size users get by default (diffusers' convention) and
     the window of patched attention. None keeps the training crop. `teacher_default` (steps) makes the guided
     teacher the model's default UNet at that many steps (`prefer_teacher`, `teacher_steps` in model_index.json),
-    for a model whose student is worse than its teacher at a few steps.
+    for a model whose student is worse than its teacher at a few steps. `color_smoothing` (cells) blurs the colour
+    latents' chroma before decoding (`stablematerials.color_latents.smooth_chroma`; models with colour latents).
     """
     from diffusers import UNet2DConditionModel
 
@@ -69,6 +71,9 @@ def package(
     if student_only and not has_student:
         raise ValueError(f"{model} has no unet_lcm/ to keep")
     pipe = StableMaterialsPipeline.from_pretrained(model, student=student_only, torch_dtype=torch.float32)
+    if color_smoothing is not None:
+        check_color_smoothing(color_smoothing, pipe.config.color_latents)
+        pipe.register_to_config(color_smoothing=float(color_smoothing))
     student = has_student and not student_only
     link_text = _is_unchanged_minilm(pipe.text_encoder)
     sample_size = None
@@ -135,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--student-only", action="store_true", help="keep only the 4-step student, as unet/")
     p.add_argument("--native-size", type=int, help="default output size in pixels (the UNets' sample_size x the VAE factor)")
+    p.add_argument("--color-smoothing", type=float, metavar="CELLS",
+                   help="blur the colour latents' chroma by CELLS before decoding (models with colour latents)")
     p.add_argument("--teacher-default", type=int, metavar="STEPS",
                    help="make the guided teacher the default UNet at STEPS steps (when the student is worse)")
     args = p.parse_args(argv)
@@ -146,8 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"package_model: --teacher-default: {e}", file=sys.stderr)
         return 2
-    out = package(args.model, args.out, args.card.read_text(), args.overwrite, args.student_only, args.native_size,
-                  args.teacher_default)  # fmt: skip
+    try:
+        out = package(args.model, args.out, args.card.read_text(), args.overwrite, args.student_only, args.native_size,
+                      args.teacher_default, args.color_smoothing)  # fmt: skip
+    except ValueError as e:
+        print(f"package_model: {e}", file=sys.stderr)
+        return 2
     print(f"packaged {out}")
     return 0
 
