@@ -34,7 +34,8 @@ def test_default_model_samples_with_its_teacher_and_ships_its_student(default) -
     assert (folder / "README.md").is_file() and list((folder / "training").glob("*_config.json"))
     assert not default.is_student and default.unet.config.time_cond_proj_dim is None
     assert default.default_num_inference_steps == 8 and default.config.prefer_teacher
-    assert default.config.color_latents and default.config.color_guidance_max == 2.0
+    assert default.config.color_latents and default.config.color_guidance_max == 1.5
+    assert default.config.color_smoothing == 1.0  # the colour latents' chroma blurred by a cell before decoding
     assert default.native_size == 512  # the default output: the scale the UNet learned whole materials at
     student = load_pipeline(student=True)
     assert student.is_student and student.default_num_inference_steps == 4

@@ -72,16 +72,17 @@ def test_package_teacher_default_makes_the_teacher_the_default(tmp_path, tiny_pi
     assert main(["--model", str(model), "--out", str(tmp_path / "y"), "--card", str(card), "--teacher-default", "0"]) == 2
 
 
-def test_package_color_smoothing_is_saved_for_a_colour_latent_model_and_refused_otherwise(tmp_path, tiny_pipe):
+def test_package_colour_settings_are_saved_for_a_colour_latent_model_and_refused_otherwise(tmp_path, tiny_pipe):
     from stablematerials.tiny import tiny_pipeline
 
     model, card = _run_folder(tmp_path, tiny_pipe)  # no colour latents
-    args = ["--card", str(card), "--color-smoothing", "1"]
+    args = ["--card", str(card), "--color-smoothing", "1", "--color-guidance-max", "1.5"]
     assert main(["--model", str(model), "--out", str(tmp_path / "plain"), *args]) == 2
     assert not (tmp_path / "plain").exists()  # refused before anything is written
     colour = tmp_path / "colour" / "lcm" / "model"
     tiny_pipeline(0, vision=False, color_latents=True).save_pretrained(colour)
     out = tmp_path / "colour-packaged"
     assert main(["--model", str(colour), "--out", str(out), *args]) == 0
-    assert json.loads((out / "model_index.json").read_text())["color_smoothing"] == 1.0
+    index = json.loads((out / "model_index.json").read_text())
+    assert index["color_smoothing"] == 1.0 and index["color_guidance_max"] == 1.5
     assert StableMaterialsPipeline.from_pretrained(out).config.color_smoothing == 1.0

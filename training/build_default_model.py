@@ -1,4 +1,4 @@
-"""Reproduce the embedded default model (v3.2) from nothing, one resumable stage after another.
+"""Reproduce the embedded default model (v3) from nothing, one resumable stage after another.
 
     python -m training.build_default_model --work runs/v3                 # all stages; rerun to resume
     python -m training.build_default_model --work runs/v3 --until ldm     # stop after a stage
@@ -9,14 +9,9 @@ Stages (each skipped when its result exists, resumed from its last checkpoint or
 2. vae      training/configs/vae_v3.yaml                       -> WORK/vae/vae
 3. latents  training/configs/latents_v3.yaml (seeds 100000..)   -> WORK/latents/shard_*.safetensors
 4. ldm      training/configs/ldm_v3.yaml                       -> WORK/ldm/model
-5. lcm      training/configs/lcm_v3.yaml                       -> WORK/lcm/model (teacher + unet_lcm): v3
-6. ldm32    training/configs/ldm_v32.yaml, continuing v3's teacher -> WORK/ldm32/model
-7. lcm32    training/configs/lcm_v32.yaml, continuing v3's student -> WORK/lcm32/model: v3.2
-8. package  (only with --package) float16 weights, linked MiniLM, colour smoothing, model card -> the given folder
-
-(The shipped v3.2 was continued from the packaged v3 and the cache re-encoded with its float16 VAE, as the configs'
-comments say; the build continues from its own stages.) Then add the image encoder, the capture model and the
-caption anchors as the model card says.
+5. lcm      training/configs/lcm_v3.yaml                       -> WORK/lcm/model (teacher + unet_lcm)
+6. package  (only with --package) float16 weights, linked MiniLM, the teacher's colour cap and colour smoothing,
+            model card -> the given folder
 
 Wall time on a 2-core CPU is in the model card (assets/default-model/README.md). Each stage runs as its own
 process, as a user would run it, so an interruption anywhere loses at most one checkpoint interval.
@@ -34,13 +29,15 @@ from pathlib import Path
 logger = logging.getLogger("training.build_default_model")
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
-STAGES = ("data", "vae", "latents", "ldm", "lcm", "ldm32", "lcm32", "package")
+STAGES = ("data", "vae", "latents", "ldm", "lcm", "package")
 NATIVE_SIZE = 512  # the default output: the scale the UNet learned whole materials at (latents_v3.yaml size)
 # v3's student speckles the basecolor; its teacher at 8 steps is clean at twice the student's time, so it is the default
 # (benchmarks/results/default_model_eval_v3_teacher8_512.md). None once a student matches its teacher.
 TEACHER_DEFAULT_STEPS: int | None = 8
-# v3's teacher leaves hue noise between latent cells; blurring the colour latents' chroma by one cell takes it out
-# (benchmarks/results/default_model_v3_diagnosis.md, section 6).
+# How the teacher samples its colour latents (benchmarks/results/default_model_v3_diagnosis.md, section 6): their
+# guidance capped at 1.5 (distilled at 2; at 1.5 greys lose a blue cast and colour words gain 6 points), their chroma
+# blurred by one cell before decoding (the teacher leaves hue noise between cells that the data does not have).
+TEACHER_COLOR_CAP = 1.5
 COLOR_SMOOTHING = 1.0
 DATA_MATERIALS = 2000  # the autoencoder's materials: it trains on 128 px crops, 16 per material, so 2000 suffice
 
@@ -61,19 +58,13 @@ def stage_commands(work: Path) -> dict[str, tuple[Path, list[str]]]:
         "lcm": (work / "lcm" / "model" / "unet_lcm" / "config.json", [*py, "training.distill_lcm", "--config",
                 str(CONFIGS / "lcm_v3.yaml"), "--output_dir", str(work / "lcm"), "--teacher", str(work / "ldm" / "model"),
                 "--data.latents", str(work / "latents"), "--resume", "latest"]),
-        "ldm32": (work / "ldm32" / "model" / "model_index.json", [*py, "training.train_ldm", "--config",
-                  str(CONFIGS / "ldm_v32.yaml"), "--output_dir", str(work / "ldm32"), "--init_from", str(work / "lcm" / "model"),
-                  "--data.latents", str(work / "latents"), "--resume", "latest"]),
-        "lcm32": (work / "lcm32" / "model" / "unet_lcm" / "config.json", [*py, "training.distill_lcm", "--config",
-                  str(CONFIGS / "lcm_v32.yaml"), "--output_dir", str(work / "lcm32"), "--teacher", str(work / "ldm32" / "model"),
-                  "--init_student", str(work / "lcm" / "model"), "--data.latents", str(work / "latents"), "--resume", "latest"]),
     }  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", type=Path, default=Path("runs/v3"), help="folder for data, runs and checkpoints (default runs/v3)")
-    p.add_argument("--until", choices=STAGES, default="lcm32", help="last stage to run (default lcm32)")
+    p.add_argument("--until", choices=STAGES, default="lcm", help="last stage to run (default lcm)")
     p.add_argument("--package", type=Path, help="package the result into this model folder (e.g. assets/default-model)")
     p.add_argument("--card", type=Path, help="model card (Markdown) for --package")
     args = p.parse_args(argv)
@@ -97,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.package:
         from .package_model import package
 
-        package(args.work / "lcm32" / "model", args.package, args.card.read_text(), overwrite=True, native_size=NATIVE_SIZE,
-                teacher_default=TEACHER_DEFAULT_STEPS, color_smoothing=COLOR_SMOOTHING)  # fmt: skip
+        package(args.work / "lcm" / "model", args.package, args.card.read_text(), overwrite=True, native_size=NATIVE_SIZE,
+                teacher_default=TEACHER_DEFAULT_STEPS, color_guidance_max=TEACHER_COLOR_CAP,
+                color_smoothing=COLOR_SMOOTHING)  # fmt: skip
     return 0
 
 

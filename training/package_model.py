@@ -27,6 +27,7 @@ import torch
 from stablematerials.color_latents import check_color_smoothing
 from stablematerials.components import LINK_FILE
 from stablematerials.defaults import check_teacher_steps
+from stablematerials.guidance import check_color_guidance
 from stablematerials.io import AtomicFolder
 from stablematerials.pipeline import StableMaterialsPipeline
 from stablematerials.tiny import minilm_dir
@@ -55,15 +56,17 @@ def _is_unchanged_minilm(text_encoder: torch.nn.Module) -> bool:
 
 def package(
     model: Path, out: Path, card_notes: str, overwrite: bool, student_only: bool = False, native_size: int | None = None,
-    teacher_default: int | None = None, color_smoothing: float | None = None,
+    teacher_default: int | None = None, color_guidance_max: float | None = None, color_smoothing: float | None = None,
 ) -> Path:
     """Write the packaged model; `student_only` keeps just the 4-step student, stored as `unet/` (half the bytes).
 
     `native_size` (pixels) sets the UNets' `sample_size`: the size users get by default (diffusers' convention) and
     the window of patched attention. None keeps the training crop. `teacher_default` (steps) makes the guided
     teacher the model's default UNet at that many steps (`prefer_teacher`, `teacher_steps` in model_index.json),
-    for a model whose student is worse than its teacher at a few steps. `color_smoothing` (cells) blurs the colour
-    latents' chroma before decoding (`stablematerials.color_latents.smooth_chroma`; models with colour latents).
+    for a model whose student is worse than its teacher at a few steps. `color_guidance_max` replaces the cap on
+    the teacher's colour-latent guidance (`stablematerials.guidance.guide_latents`; a student is not guided);
+    `color_smoothing` (cells) blurs the colour latents' chroma before decoding (`smooth_chroma`). Both need a model
+    with colour latents.
     """
     from diffusers import UNet2DConditionModel
 
@@ -71,6 +74,9 @@ def package(
     if student_only and not has_student:
         raise ValueError(f"{model} has no unet_lcm/ to keep")
     pipe = StableMaterialsPipeline.from_pretrained(model, student=student_only, torch_dtype=torch.float32)
+    if color_guidance_max is not None:
+        check_color_guidance(color_guidance_max, pipe.config.color_latents)
+        pipe.register_to_config(color_guidance_max=float(color_guidance_max))
     if color_smoothing is not None:
         check_color_smoothing(color_smoothing, pipe.config.color_latents)
         pipe.register_to_config(color_smoothing=float(color_smoothing))
@@ -140,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--student-only", action="store_true", help="keep only the 4-step student, as unet/")
     p.add_argument("--native-size", type=int, help="default output size in pixels (the UNets' sample_size x the VAE factor)")
+    p.add_argument("--color-guidance-max", type=float, metavar="SCALE",
+                   help="cap on the teacher's colour-latent guidance (models with colour latents)")
     p.add_argument("--color-smoothing", type=float, metavar="CELLS",
                    help="blur the colour latents' chroma by CELLS before decoding (models with colour latents)")
     p.add_argument("--teacher-default", type=int, metavar="STEPS",
@@ -155,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         out = package(args.model, args.out, args.card.read_text(), args.overwrite, args.student_only, args.native_size,
-                      args.teacher_default, args.color_smoothing)  # fmt: skip
+                      args.teacher_default, args.color_guidance_max, args.color_smoothing)  # fmt: skip
     except ValueError as e:
         print(f"package_model: {e}", file=sys.stderr)
         return 2
