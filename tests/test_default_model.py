@@ -36,6 +36,7 @@ def test_default_model_samples_with_its_teacher_and_ships_its_student(default) -
     assert default.default_num_inference_steps == 8 and default.config.prefer_teacher
     assert default.config.color_latents and default.config.color_guidance_max == 1.5
     assert default.config.color_smoothing == 1.0  # the colour latents' chroma blurred by a cell before decoding
+    assert default.config.anchor_weight == 0.5 and default.config.image_anchor_weight == 0.5  # text and images pulled
     assert default.native_size == 512  # the default output: the scale the UNet learned whole materials at
     student = load_pipeline(student=True)
     assert student.is_student and student.default_num_inference_steps == 4

@@ -12,6 +12,8 @@ then loaded and a prompt encoded once as a check.
 Why 0.5 and 8 (session 13, shipped v3 teacher at 8 steps, 74 prompts x 2 seeds at 512 px, all 17881 captions,
 8013 distinct, as anchors): family right 51 % without anchors, 60 % at weight 1 and at 0.5; colour words 49 %, 49 %
 and 52 %; gloss words 96 %, 91 % and 96 %. With the 4096 this command keeps, at 0.5: family 68 %, colour 47 %, gloss 96 %.
+The default model also pulls image prompts half way (`--image-weight 0.5`, session 14): family 27 -> 39 % on 95
+held-out renders (benchmarks/results/image_prompt.md).
 """
 
 from __future__ import annotations
