@@ -10,8 +10,8 @@ true/false/1/0/yes/no, lists accept `a,b,c` or a JSON list, optional fields acce
 from __future__ import annotations
 
 import dataclasses
-import math
 import json
+import math
 import types
 import typing
 from pathlib import Path
