@@ -20,11 +20,10 @@ Away from the overlap band the result equals the photo: it shows the photo's top
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from .filters import gaussian_blur
 
 __all__ = ["calm_overlap_width", "make_tileable", "min_cut_path", "overlap_width"]
 
@@ -105,26 +104,6 @@ def min_cut_path(cost: np.ndarray, margin: int = 1, cyclic: bool = False) -> np.
     return path + lo
 
 
-def _gaussian_blur(x: torch.Tensor, sigma: float, circular_dims: tuple[int, ...] = ()) -> torch.Tensor:
-    """Separable Gaussian blur of (B, C, H, W); edges wrap along `circular_dims` (-1, -2), else replicate."""
-    radius = max(1, math.ceil(3 * sigma))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    for dim in (-1, -2):
-        size = x.shape[dim]
-        r = min(radius, size - 1) if dim not in circular_dims else radius
-        kk = k[radius - r : radius + r + 1] if r < radius else k
-        kk = kk / kk.sum()
-        pad = (r, r, 0, 0) if dim == -1 else (0, 0, r, r)
-        mode = "circular" if dim in circular_dims and r <= size else "replicate"
-        padded = F.pad(x, pad, mode=mode)
-        weight = kk.view(1, 1, 1, -1) if dim == -1 else kk.view(1, 1, -1, 1)
-        x = F.conv2d(padded, weight.expand(c, 1, *weight.shape[-2:]), groups=c)
-    return x
-
-
 def _join_columns(x: torch.Tensor, b: int, rows_wrap: bool) -> torch.Tensor:
     """Lay the last b columns of (1, C, H, W) over the first b and join them: (1, C, H, W - b), wrapping left-right.
 
@@ -133,12 +112,12 @@ def _join_columns(x: torch.Tensor, b: int, rows_wrap: bool) -> torch.Tensor:
     w = x.shape[-1]
     sigma = max(1.0, b / 6)
     circ = (-2,) if rows_wrap else ()
-    low = _gaussian_blur(x, sigma, circ)
+    low = gaussian_blur(x, sigma, circ)
     high = x - low
     first, last = slice(0, b), slice(w - b, w)
     # The cut goes where the fine structure of the two layers agrees (the low band is faded anyway).
     diff = (high[..., first] - high[..., last]).pow(2).sum(dim=1, keepdim=True)
-    diff = _gaussian_blur(diff, 1.0, circ)[0, 0].double().cpu().numpy()  # (H, b)
+    diff = gaussian_blur(diff, 1.0, circ)[0, 0].double().cpu().numpy()  # (H, b)
     margin = min(2, (b - 1) // 2)
     path = torch.from_numpy(min_cut_path(diff, margin=margin, cyclic=rows_wrap)).to(x)  # (H,)
     cols = torch.arange(b, dtype=x.dtype, device=x.device)

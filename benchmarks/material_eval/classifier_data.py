@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stablematerials.filters import gaussian_blur
 from stablematerials.io import atomic_write_bytes
 from stablematerials.procedural import FAMILIES
 from stablematerials.procedural.dataset import dataset_material, split_of
@@ -156,17 +157,6 @@ def scale_normals(xy: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
     return s * xy / torch.sqrt(s * s * r2 + (1.0 - r2)).clamp_min(1e-6)
 
 
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (1, C, h, w) with wrap-around (views of tileable materials)."""
-    radius = max(1, int(math.ceil(3 * sigma)))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="circular"), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="circular"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
-
-
 def augment(sources: np.ndarray, g: torch.Generator) -> torch.Tensor:
     """A batch of random training views (B, 8, 128, 128) in [0, 1] from sources (B, 8, 256, 256) uint8."""
     views = torch.stack([geometric_view(torch.from_numpy(s).float() / 255.0, g) for s in sources])
@@ -179,7 +169,7 @@ def augment(sources: np.ndarray, g: torch.Generator) -> torch.Tensor:
     for i in range(b):
         xi = x[i : i + 1]
         if float(torch.rand((), generator=g)) < 0.5:
-            xi = gaussian_blur(xi, float(_uniform(g, BLUR_SIGMA, 1)))
+            xi = gaussian_blur(xi, float(_uniform(g, BLUR_SIGMA, 1)), (-2, -1))
         if float(torch.rand((), generator=g)) < 0.5:
             xi = xi + float(_uniform(g, NOISE_STD, 1)) * torch.randn(xi.shape, generator=g)
         out.append(xi)

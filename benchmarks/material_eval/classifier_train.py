@@ -17,10 +17,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stablematerials.filters import gaussian_blur
 from stablematerials.io import atomic_write_bytes, atomic_write_text
 
 from .classifier import FamilyNet, predict_proba, to_input
-from .classifier_data import FAMILY_NAMES, augment, colour_shift, gaussian_blur, procedural_set
+from .classifier_data import FAMILY_NAMES, augment, colour_shift, procedural_set
 
 logger = logging.getLogger(__name__)
 WEIGHTS = "classifier.pt"
@@ -148,7 +149,7 @@ def perturbed(sources: np.ndarray, seed: int = 1) -> np.ndarray:
     for i, s in enumerate(sources):
         x = torch.from_numpy(s).float()[None] / 255.0
         x = torch.cat([colour_shift(x[:, :3], g), x[:, 3:]], dim=1)
-        x = gaussian_blur(x, 1.0) + 0.03 * torch.randn(x.shape, generator=g)
+        x = gaussian_blur(x, 1.0, (-2, -1)) + 0.03 * torch.randn(x.shape, generator=g)
         out[i] = np.round(x[0].clamp(0, 1).numpy() * 255).astype(np.uint8)
     return out
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stablematerials.color_latents import blur_cells
+from stablematerials.filters import gaussian_blur
 
 CELL = 4  # px of the 256 px source: one 8 px latent cell of a 512 px material
 SIGMA = 1.0  # cells
@@ -26,5 +26,5 @@ def chroma_speckle(source: np.ndarray) -> float:
     """A classifier source (8, 256, 256) uint8 whose first three channels are the basecolor -> its speckle."""
     base = torch.from_numpy(np.ascontiguousarray(source[:3])).float()[None] / 255.0  # (1, 3, H, W)
     cells = F.avg_pool2d(base, CELL)  # (1, 3, H/4, W/4)
-    detail = cells - blur_cells(cells, SIGMA, wrap=True)
+    detail = cells - gaussian_blur(cells, SIGMA, (-2, -1))
     return float((detail - detail.mean(dim=1, keepdim=True)).std())
