@@ -56,25 +56,38 @@ def anchors_path(model_folder: str | os.PathLike) -> Path:
     return Path(model_folder) / ANCHOR_FOLDER / ANCHOR_FILE
 
 
-def load_anchors(model_folder: str | os.PathLike) -> torch.Tensor | None:
-    """The model folder's anchor bank as float32 (N, D), or None when it has none."""
+def load_anchors(model_folder: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None] | None:
+    """The model folder's anchor bank: (anchors float32 (N, D), their families (N,) int64 or None, their materials'
+    model-space mean colours float32 (N, 3) or None), or None when it has no bank."""
     path = anchors_path(model_folder)
     if not path.is_file():
         return None
     from safetensors.torch import load_file
 
-    anchors = load_file(str(path)).get("anchors")
+    tensors = load_file(str(path))
+    anchors = tensors.get("anchors")
     if anchors is None or anchors.ndim != 2 or anchors.shape[0] == 0:
         raise ValueError(f"{path} must hold one non-empty (N, D) tensor named 'anchors'")
-    return anchors.float()
+    families, colors = tensors.get("families"), tensors.get("colors")
+    if (families is None) != (colors is None):
+        raise ValueError(f"{path} holds one of 'families' and 'colors' without the other")
+    if families is not None and (families.shape != (anchors.shape[0],) or colors.shape != (anchors.shape[0], 3)):
+        raise ValueError(f"{path}: 'families' must be ({anchors.shape[0]},) and 'colors' ({anchors.shape[0]}, 3), got "
+                         f"{tuple(families.shape)} and {tuple(colors.shape)}")  # fmt: skip
+    return anchors.float(), None if families is None else families.long(), None if colors is None else colors.float()
 
 
-def save_anchors(anchors: torch.Tensor, model_folder: str | os.PathLike) -> Path:
-    """Write the bank (unit rows, float16: half the bytes, cosines unchanged to 1e-3) atomically; return the path."""
+def save_anchors(anchors: torch.Tensor, model_folder: str | os.PathLike, families: torch.Tensor | None = None,
+                 colors: torch.Tensor | None = None) -> Path:  # fmt: skip
+    """Write the bank atomically (unit rows, float16: half the bytes, cosines unchanged to 1e-3), with each anchor's
+    family index and mean colour when given (`stablematerials.attributes`); return the path."""
     from safetensors.torch import save
 
     path = anchors_path(model_folder)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = F.normalize(anchors.detach().float().cpu(), dim=-1).to(torch.float16).contiguous()
-    atomic_write_bytes(path, save({"anchors": rows}))
+    tensors = {"anchors": F.normalize(anchors.detach().float().cpu(), dim=-1).to(torch.float16).contiguous()}
+    if families is not None:
+        tensors["families"] = families.detach().cpu().to(torch.int64).contiguous()
+        tensors["colors"] = colors.detach().cpu().to(torch.float32).contiguous()
+    atomic_write_bytes(path, save(tensors))
     return path

@@ -19,6 +19,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from .anchors import DEFAULT_NEIGHBOURS, check_anchor_settings, load_anchors, save_anchors, snap_to_anchors
+from .attributes import attribute_input_width, check_attribute_families, item_seeds, pick_attributes
 from .components import load_component
 from .conditioning import (
     ImageLike,
@@ -97,6 +98,9 @@ class StableMaterialsPipeline(DiffusionPipeline):
     `anchor_weight`, `anchor_neighbours`, `image_anchor_weight` (saved in model_index.json; need a caption-anchor bank,
     `set_caption_anchors`): how far non-empty text prompts, and image prompts, move toward the mean of their nearest
     training captions (`stablematerials.anchors`); None or 0: not at all.
+    `attribute_families` (saved in model_index.json): for a UNet that also takes attributes (a projection class
+    embedding over these families' one-hot and a mean colour, `stablematerials.attributes`), the families in order;
+    each item takes the attributes of one of its prompt's nearest caption anchors (`prepare_attributes`).
     `prompt_embeds` given to `__call__` are used as they are (already scaled).
     """
 
@@ -121,6 +125,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
         anchor_neighbours: int = DEFAULT_NEIGHBOURS,
         image_anchor_weight: float | None = None,
         color_smoothing: float | None = None,
+        attribute_families: list[str] | None = None,
     ) -> None:
         super().__init__()
         if not (isinstance(embedding_scale, (int, float)) and math.isfinite(embedding_scale) and embedding_scale > 0):
@@ -137,14 +142,17 @@ class StableMaterialsPipeline(DiffusionPipeline):
         check_teacher_steps(teacher_steps)
         check_anchor_settings(anchor_weight, anchor_neighbours)
         check_anchor_settings(image_anchor_weight, anchor_neighbours, name="image_anchor_weight")
+        check_attribute_families(attribute_families, attribute_input_width(unet))
         self.register_to_config(embedding_scale=float(embedding_scale), color_latents=bool(color_latents),
                                 color_guidance_max=None if color_guidance_max is None else float(color_guidance_max),
                                 prefer_teacher=bool(prefer_teacher), teacher_steps=teacher_steps,
                                 anchor_weight=None if anchor_weight is None else float(anchor_weight),
                                 anchor_neighbours=int(anchor_neighbours),
                                 image_anchor_weight=None if image_anchor_weight is None else float(image_anchor_weight),
-                                color_smoothing=None if color_smoothing is None else float(color_smoothing))  # fmt: skip
+                                color_smoothing=None if color_smoothing is None else float(color_smoothing),
+                                attribute_families=None if attribute_families is None else list(attribute_families))  # fmt: skip
         self.caption_anchors: torch.Tensor | None = None  # (N, D) training-caption embeddings: `set_caption_anchors`
+        self.anchor_attributes: tuple[torch.Tensor, torch.Tensor] | None = None  # their families (N,), colours (N, 3)
         self.register_modules(
             vae=vae,
             unet=unet,
@@ -201,7 +209,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
         # saved in model_index.json, not components
         settings = {"embedding_scale": 1.0, "color_latents": False, "color_guidance_max": None, "prefer_teacher": False,
                     "teacher_steps": None, "anchor_weight": None, "anchor_neighbours": DEFAULT_NEIGHBOURS,
-                    "image_anchor_weight": None, "color_smoothing": None}  # fmt: skip
+                    "image_anchor_weight": None, "color_smoothing": None, "attribute_families": None}  # fmt: skip
         loaded: dict[str, Any] = {k: components.pop(k, index.get(k, default)) for k, default in settings.items()}
         for name in inspect.signature(cls.__init__).parameters:
             if name == "self" or name in settings:
@@ -223,9 +231,9 @@ class StableMaterialsPipeline(DiffusionPipeline):
         if missing:
             raise ValueError(f"{folder} lacks required components: {', '.join(missing)}")
         pipe = cls(**loaded)
-        anchors = load_anchors(folder)
-        if anchors is not None:
-            pipe.set_caption_anchors(anchors)
+        bank = load_anchors(folder)
+        if bank is not None:
+            pipe.set_caption_anchors(*bank)
         pipe.register_to_config(_name_or_path=str(pretrained_model_name_or_path))
         return pipe
 
@@ -233,15 +241,26 @@ class StableMaterialsPipeline(DiffusionPipeline):
         """diffusers' `save_pretrained`, plus the caption anchors (`caption_anchors/anchors.safetensors`) if any."""
         super().save_pretrained(save_directory, **kwargs)
         if self.caption_anchors is not None:
-            save_anchors(self.caption_anchors, save_directory)
+            save_anchors(self.caption_anchors, save_directory, *(self.anchor_attributes or ()))
 
-    def set_caption_anchors(self, anchors: torch.Tensor | None) -> None:
-        """Use (N, D) training-caption embeddings as anchors for text prompts (`stablematerials.anchors`), or None."""
+    def set_caption_anchors(self, anchors: torch.Tensor | None, families: torch.Tensor | None = None,
+                            colors: torch.Tensor | None = None) -> None:  # fmt: skip
+        """Use (N, D) training-caption embeddings as anchors for text prompts (`stablematerials.anchors`), or None;
+        with their families (N,) (indices into `attribute_families`) and model-space mean colours (N, 3), they also
+        give the attributes of a UNet that takes them (`stablematerials.attributes`)."""
+        self.anchor_attributes = None
         if anchors is not None:
             width = self.unet.config.cross_attention_dim
             if anchors.ndim != 2 or anchors.shape[0] == 0 or anchors.shape[1] != width:
                 raise ValueError(f"caption anchors must be (N, {width}) for this UNet, got {tuple(anchors.shape)}")
             anchors = anchors.detach().float().cpu()
+            if families is not None:
+                n = len(self.config.get("attribute_families") or ())
+                if families.shape != (anchors.shape[0],) or colors is None or colors.shape != (anchors.shape[0], 3):
+                    raise ValueError(f"anchor families and colours must be ({anchors.shape[0]},) and ({anchors.shape[0]}, 3)")
+                if n == 0 or int(families.min()) < 0 or int(families.max()) >= n:
+                    raise ValueError(f"anchor families must index the model's {n} attribute_families")
+                self.anchor_attributes = (families.detach().long().cpu(), colors.detach().float().cpu())
         self.caption_anchors = anchors
 
     def enable_xformers_memory_efficient_attention(self, attention_op: Callable | None = None) -> None:
@@ -543,6 +562,29 @@ class StableMaterialsPipeline(DiffusionPipeline):
             latents = latents.to(device=device, dtype=dtype)
         return latents * init_noise_sigma
 
+    def prepare_attributes(
+        self, unet_embeds: torch.Tensor, labels: list[str], num_images_per_prompt: int,
+        generator: torch.Generator | list[torch.Generator] | None, do_classifier_free_guidance: bool,
+    ) -> torch.Tensor | None:  # fmt: skip
+        """The attributes (`stablematerials.attributes`) of a UNet that takes them, in the layout of `unet_embeds`:
+        (B n, A), or (2 B n, A) with the negatives' (zeros) first when guiding; None for other UNets. Each item
+        takes those of one of its prompt's nearest caption anchors, chosen by its seed; an empty text prompt, or a
+        model without attributes in its anchor bank, gives zeros (what the UNet was trained on as "none")."""
+        width = attribute_input_width(self.unet)
+        if width is None:
+            return None
+        count = len(labels) * num_images_per_prompt
+        cond = unet_embeds[-count:, 0]  # (B n, D): the conditional rows come after the negatives
+        attributes = torch.zeros(count, width, device=cond.device)
+        if self.anchor_attributes is not None:
+            picked = pick_attributes(cond, self.caption_anchors, *self.anchor_attributes, self.config.anchor_neighbours,
+                                     item_seeds(generator, count), len(self.config.attribute_families))  # fmt: skip
+            named = torch.tensor([bool(labels[b // num_images_per_prompt].strip()) for b in range(count)], device=cond.device)
+            attributes = torch.where(named[:, None], picked, attributes)
+        if do_classifier_free_guidance:
+            attributes = torch.cat([torch.zeros_like(attributes), attributes])
+        return attributes.to(self.unet.dtype)
+
     @staticmethod
     def roll_generators(generator: torch.Generator | list[torch.Generator] | None) -> tuple[torch.Generator, ...]:
         """Generators of the attention windows' offsets, one per item, seeded from the item's generator without
@@ -573,12 +615,13 @@ class StableMaterialsPipeline(DiffusionPipeline):
         tile_from: int,
         generator: torch.Generator | list[torch.Generator] | None,
         callback_on_step_end: Callable | None = None,
+        attributes: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The denoising loop over `scheduler.timesteps`: latents (B, C, h, w) -> denoised latents.
 
         `cfg_scale` None: the UNet sees the latents once (a student, or guidance <= 1); else twice, with
-        `unet_embeds` holding the negatives first. `rolling` is the features-rolling state of the call; circular
-        padding (if it asks for it) starts at step `tile_from`."""
+        `unet_embeds` (and `attributes`, for a UNet that takes them) holding the negatives first. `rolling` is the
+        features-rolling state of the call; circular padding (if it asks for it) starts at step `tile_from`."""
         do_cfg = cfg_scale is not None
         with self.progress_bar(total=len(scheduler.timesteps)) as progress:
             for i, t in enumerate(scheduler.timesteps):
@@ -586,7 +629,8 @@ class StableMaterialsPipeline(DiffusionPipeline):
                 latent_in = scheduler.scale_model_input(latent_in, t)
                 with tiling(dataclasses.replace(rolling, circular=rolling.circular and i >= tile_from)):
                     noise_pred = self.unet(
-                        latent_in, t, encoder_hidden_states=unet_embeds, timestep_cond=timestep_cond
+                        latent_in, t, encoder_hidden_states=unet_embeds, timestep_cond=timestep_cond,
+                        class_labels=attributes,
                     ).sample
                 if do_cfg:
                     uncond, cond = noise_pred.chunk(2)
@@ -696,12 +740,14 @@ class StableMaterialsPipeline(DiffusionPipeline):
         device = self._execution_device
         do_cfg = (not self.is_student) and guidance_scale > 1.0
 
-        # 2. Encode the prompts: (B, 1, D), negatives first when guiding (2B, 1, D)
+        # 2. Encode the prompts: (B, 1, D), negatives first when guiding (2B, 1, D); and the attributes of a UNet
+        # that takes them, from the prompts' nearest caption anchors
         unet_embeds, labels = self.prepare_prompt_embeds(
             prompt, image, negative_prompt, prompt_embeds, negative_prompt_embeds, num_images_per_prompt, do_cfg, device,
             image_weight,
         )  # fmt: skip
         batch_size = len(labels) * num_images_per_prompt
+        attributes = self.prepare_attributes(unet_embeds, labels, num_images_per_prompt, generator, do_cfg)
 
         # 3. Timesteps: a private scheduler instance per call, so concurrent calls never share its state.
         scheduler = self._call_scheduler()
@@ -727,7 +773,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
         tile_from = int(round(tileable_start * len(scheduler.timesteps)))
         latents = self.denoise(
             latents, scheduler, unet_embeds, timestep_cond, cfg_scale, rolling, tile_from, generator,
-            callback_on_step_end,
+            callback_on_step_end, attributes,
         )  # fmt: skip
 
         # 7. Decode and package

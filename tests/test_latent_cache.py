@@ -168,7 +168,7 @@ def test_a_continued_model_trains_on_its_own_prediction_type(cache: dict[str, Pa
     run = train_ldm.set_up(cfg, *start_run(cfg, "train_ldm"))
     batch = collate([run.dataset[(0, 1)], run.dataset[(1, 2)]])
     torch.manual_seed(0)
-    noisy, t, _, target = train_ldm.denoising_inputs(run, batch)
+    noisy, t, _, target, _ = train_ldm.denoising_inputs(run, batch)
     x0 = batch_latents(run.vae, batch, noisy.device, run.color_latents)
     abar = run.noise_scheduler.alphas_cumprod[t].view(-1, 1, 1, 1)
     noise = (noisy - abar.sqrt() * x0) / (1 - abar).sqrt()

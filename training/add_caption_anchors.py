@@ -51,6 +51,32 @@ def cache_captions(latents: Path) -> list[str]:
     return list(captions)
 
 
+def caption_attributes(latents: Path, captions: list[str], families: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each caption's family index (N,) and the model-space mean basecolor (N, 3) of the cached materials it
+    describes (averaged when several share it), for a UNet that takes attributes (`stablematerials.attributes`)."""
+    from safetensors import safe_open
+
+    from stablematerials.color_latents import COLOR_SCALE
+
+    found: dict[str, tuple[str, torch.Tensor, int]] = {}
+    for shard in sorted(latents.glob("shard_*.safetensors")):
+        with safe_open(str(shard), "pt") as f:
+            if "color" not in f.keys():
+                raise ValueError(f"--latents {latents}: {shard.name} holds no colour latents, which attributes need")
+            records = json.loads((f.metadata() or {}).get("records", "[]"))
+            means = f.get_tensor("color").float().mean(dim=(2, 3)) / COLOR_SCALE  # (n, 3) model space
+        for record, mean in zip(records, means):
+            for caption in record.get("captions", []):
+                family, total, count = found.get(caption, (record["family"], torch.zeros(3), 0))
+                found[caption] = (family, total + mean, count + 1)
+    unknown = sorted({found[c][0] for c in captions} - set(families))
+    if unknown:
+        raise ValueError(f"--latents {latents}: families {unknown} are not among the model's attribute families")
+    index = torch.tensor([families.index(found[c][0]) for c in captions])
+    colors = torch.stack([found[c][1] / found[c][2] for c in captions])
+    return index, colors
+
+
 def add_caption_anchors(model: Path, latents: Path, count: int, weight: float, neighbours: int,
                         image_weight: float | None = None, seed: int = 0) -> int:  # fmt: skip
     """Encode, choose and write the anchors into `model`; returns how many it holds."""
@@ -71,8 +97,11 @@ def add_caption_anchors(model: Path, latents: Path, count: int, weight: float, n
     device = torch.device("cpu")
     anchors = torch.cat([encode_text(pipe.text_encoder, pipe.tokenizer, texts[i : i + ENCODE_BATCH], device)
                          for i in range(0, len(texts), ENCODE_BATCH)])  # fmt: skip
-    pipe.set_caption_anchors(anchors)  # checks the width against the UNet's
-    save_anchors(anchors, model)
+    attributes = ()
+    if pipe.config.get("attribute_families"):
+        attributes = caption_attributes(latents, texts, list(pipe.config.attribute_families))
+    pipe.set_caption_anchors(anchors, *attributes)  # checks the width against the UNet's
+    save_anchors(anchors, model, *attributes)
     index_path = model / "model_index.json"
     index = json.loads(index_path.read_text())
     index.update(anchor_weight=float(weight), anchor_neighbours=int(neighbours),

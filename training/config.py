@@ -420,12 +420,25 @@ class DiffusionConfig:
     # (0.058 in the VAE channels), and its basecolors carry pastel speckle (benchmarks/material_eval/speckle.py).
     color_weight: float = 1.0
     cond_dropout: float = 0.1  # share of empty prompts, for classifier-free guidance (Ho & Salimans 2022)
+    # With `attributes`: a further share of prompts keep their caption but lose their attributes, so the model also
+    # works without them (an image prompt far from every anchor, a model folder without an attribute bank).
+    attribute_dropout: float = 0.1
+    # With `attributes`: a share of prompts lose their caption but keep their attributes. The captions name the
+    # family and colour too, so without this the attributes are redundant in training and the UNet learns to follow
+    # them only weakly (v4a, 2500 steps: a forced "black" moved black marble from 0.93 to 0.71; session 15).
+    caption_dropout: float = 0.0
     ema_decay: float = 0.999  # EMA of the weights, saved as the final UNet; ~1000-step horizon suits short runs
     ema_warmup: bool = True  # ramp the EMA decay up so the first steps' weights fade quickly
 
     def check(self) -> None:
         if not 0.0 <= self.cond_dropout < 1.0:
             raise ValueError(f"diffusion.cond_dropout must be in [0, 1), got {self.cond_dropout}")
+        for name in ("attribute_dropout", "caption_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"diffusion.{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.attribute_dropout + self.caption_dropout > 1:
+            raise ValueError(f"diffusion.attribute_dropout + caption_dropout must be at most 1, got "
+                             f"{self.attribute_dropout} + {self.caption_dropout}")  # fmt: skip
         if isinstance(self.color_weight, bool) or not (math.isfinite(self.color_weight) and self.color_weight > 0):
             raise ValueError(f"diffusion.color_weight must be a number > 0, got {self.color_weight!r}")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -533,6 +546,10 @@ class LDMConfig:
     # A teacher pipeline folder to continue from: its VAE, text encoder, UNet and noise schedule are used, and the
     # keys above that they replace (vae, text_encoder, model.*, the diffusion schedule) must stay at their defaults.
     init_from: str | None = None
+    # Also condition on each material's family and mean colour (stablematerials/attributes.py): a projection class
+    # embedding over the procedural families, added to the UNet (zero-initialised when continuing from init_from, so
+    # the continued model starts as its base). The sampler takes them from the prompt's nearest caption anchors.
+    attributes: bool = False
     # Prompt embeddings are multiplied by this before the UNet (saved with the pipeline). 0: sqrt(embedding dim),
     # which gives unit-norm sentence embeddings unit variance per entry: at norm 1 the cross-attention's output
     # moves ~sqrt(D) times less per Adam step, so the caption is learned that much more slowly.
@@ -603,9 +620,13 @@ class LCMSettings:
     # The teacher's colour latents guided at most at this scale (stablematerials.guidance.guide_latents), saved with
     # the model, so its teacher samples as its student learned; None: the teacher pipeline's own setting.
     color_guidance_max: float | None = None
+    # A teacher that takes attributes (stablematerials/attributes.py): the share of items distilled without them.
+    attribute_dropout: float = 0.1
 
     def check(self) -> None:
         # the teacher's colour latents are checked when it loads; here only the number
+        if not 0.0 <= self.attribute_dropout < 1.0:
+            raise ValueError(f"lcm.attribute_dropout must be in [0, 1), got {self.attribute_dropout}")
         check_color_guidance(self.color_guidance_max, color_latents=True, name="lcm.color_guidance_max")
         if not (isinstance(self.color_weight, (int, float)) and not isinstance(self.color_weight, bool) and self.color_weight > 0):
             raise ValueError(f"lcm.color_weight must be a number > 0, got {self.color_weight!r}")

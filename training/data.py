@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from stablematerials.attributes import attribute_vectors, drop_attributes
+from stablematerials.color_latents import COLOR_SCALE
 from stablematerials.io import MaterialFolderError, find_material_files, load_material
 
 from .augment import random_crop
@@ -304,6 +306,21 @@ def batch_latents(vae, batch: dict, device: torch.device, color_latents: bool = 
         raise ValueError("the model uses colour latents, but the latent cache holds none: re-run training.encode_latents")
     color = batch["color"] if "color" in batch else encode_color(batch["x"][:, 0:3], vae_scale_factor(vae.config))
     return model_latents(vae.config, z, color.to(device))
+
+
+def batch_attributes(batch: dict, families: list[str], device: torch.device) -> torch.Tensor:
+    """(B, F + 3) attributes (`stablematerials.attributes`) of a material batch: its families (indices into
+    `families`) and its crops' mean basecolor (model space), from the materials or from their colour latents.
+    A material of no listed family (a user's own, in a fine-tune) gets none: zeros, as the dropped ones."""
+    known = torch.tensor([f in families for f in batch["family"]], device=device)
+    index = torch.tensor([families.index(f) if f in families else 0 for f in batch["family"]], device=device)
+    if "x" in batch:
+        color = batch["x"][:, 0:3].float().mean(dim=(2, 3))
+    elif "color" in batch:
+        color = batch["color"].float().mean(dim=(2, 3)) / COLOR_SCALE
+    else:
+        raise ValueError("attributes need each material's colour: a latent cache with colour latents, or materials")
+    return drop_attributes(attribute_vectors(index, color.to(device), len(families)), ~known)
 
 
 def default_sample_prompts(data, dataset: Dataset, count: int) -> list[str]:

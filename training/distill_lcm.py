@@ -24,12 +24,13 @@ import torch
 from accelerate import Accelerator
 from diffusers import DDPMScheduler, LCMScheduler, UNet2DConditionModel
 
+from stablematerials.attributes import attribute_input_width, drop_attributes
 from stablematerials.guidance import check_color_guidance, guidance_scale_embedding, guide_latents
 from stablematerials.io import AtomicFolder
 from stablematerials.pipeline import StableMaterialsPipeline
 
 from .config import LCMConfig, parse_config
-from .data import batch_latents, default_sample_prompts, training_set
+from .data import batch_attributes, batch_latents, default_sample_prompts, training_set
 from .losses import (
     color_channel_weights,
     consistency_loss,
@@ -39,7 +40,7 @@ from .losses import (
     predicted_x0,
 )
 from .loop import Bookkeeping, optimizer_step
-from .models import build_student, frozen_copy, load_teacher_pipeline, vae_scale_factor
+from .models import add_attribute_embedding, build_student, frozen_copy, load_teacher_pipeline, vae_scale_factor
 from .runtime import (
     embed_captions,
     end_process_group,
@@ -65,6 +66,10 @@ def load_student(folder: str | Path, teacher: UNet2DConditionModel, time_cond_pr
     if not (path / "config.json").is_file():
         raise ValueError(f"init_student: {str(folder)!r} has no unet_lcm/ folder")
     student = UNet2DConditionModel.from_pretrained(path, torch_dtype=torch.float32)
+    width = attribute_input_width(teacher)
+    if width is not None and attribute_input_width(student) is None:  # a teacher given attributes after its student
+        student = add_attribute_embedding(student, width)
+        student.class_embedding.load_state_dict(teacher.class_embedding.state_dict())  # as the teacher uses them
     if student.config.time_cond_proj_dim != time_cond_proj_dim:
         raise ValueError(
             f"init_student: {path} embeds the guidance in {student.config.time_cond_proj_dim} dims, "
@@ -124,6 +129,11 @@ class LCMRun:
     optimizer: torch.optim.Optimizer
     lr_scheduler: object
     channel_weight: torch.Tensor | None = None  # (C,) consistency-loss weights (lcm.color_weight); None: plain mean
+
+    @property
+    def attribute_families(self) -> list[str] | None:
+        """The families of the teacher's attributes (`stablematerials.attributes`), or None if it takes none."""
+        return self.teacher_pipe.config.get("attribute_families")
 
 
 def set_up(cfg: LCMConfig, accelerator: Accelerator, out: Path) -> LCMRun:
@@ -187,10 +197,15 @@ def distill_micro_step(run: LCMRun, batch: dict) -> torch.Tensor:
     w = cfg.lcm.w_min + (cfg.lcm.w_max - cfg.lcm.w_min) * torch.rand(b, device=device)
     w_emb = guidance_scale_embedding(w, cfg.lcm.time_cond_proj_dim).to(latents.dtype)
     cond = lookup(run.embeds, batch["caption"]).to(device)
-    target_value = consistency_target(run, noisy, t_start, t_end, w, w_emb, cond)
+    attributes = None
+    if run.attribute_families is not None:
+        drop = torch.rand(b, device=device) < cfg.lcm.attribute_dropout
+        attributes = drop_attributes(batch_attributes(batch, run.attribute_families, device), drop).to(latents.dtype)
+    target_value = consistency_target(run, noisy, t_start, t_end, w, w_emb, cond, attributes)
 
     with accelerator.accumulate(run.student):
-        pred = run.student(noisy, t_start, timestep_cond=w_emb, encoder_hidden_states=cond).sample.float()
+        pred = run.student(noisy, t_start, timestep_cond=w_emb, encoder_hidden_states=cond,
+                           class_labels=attributes).sample.float()  # fmt: skip
         skip_start, out_start = (s.view(-1, 1, 1, 1) for s in consistency_scalings(t_start, cfg.lcm.timestep_scaling))
         model_value = skip_start * noisy + out_start * predicted_x0(sched, pred, noisy, t_start, ptype)
         loss = consistency_loss(model_value, target_value, cfg.lcm.loss_type, cfg.lcm.huber_c, run.channel_weight)
@@ -201,14 +216,16 @@ def distill_micro_step(run: LCMRun, batch: dict) -> torch.Tensor:
 @torch.no_grad()
 def consistency_target(
     run: LCMRun, noisy: torch.Tensor, t_start: torch.Tensor, t_end: torch.Tensor, w: torch.Tensor, w_emb: torch.Tensor,
-    cond: torch.Tensor,
+    cond: torch.Tensor, attributes: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """One guided DDIM step of the teacher from t_{n+k} to t_n, then the target network's consistency function at t_n."""
+    """One guided DDIM step of the teacher from t_{n+k} to t_n, then the target network's consistency function at t_n.
+    With `attributes` (B, A), the teacher's conditional branch has them and its unconditional one none (zeros)."""
     sched, ptype = run.noise_scheduler, run.noise_scheduler.config.prediction_type
     empty = run.embeds[""].to(noisy.device)
+    both_attributes = None if attributes is None else torch.cat([attributes, torch.zeros_like(attributes)])
     both = run.teacher(
         torch.cat([noisy, noisy]), torch.cat([t_start, t_start]),
-        encoder_hidden_states=torch.cat([cond, empty.view(1, 1, -1).expand_as(cond)]),
+        encoder_hidden_states=torch.cat([cond, empty.view(1, 1, -1).expand_as(cond)]), class_labels=both_attributes,
     ).sample.float()  # fmt: skip
     x0_c, x0_u = predicted_x0(sched, both, torch.cat([noisy, noisy]), torch.cat([t_start, t_start]), ptype).chunk(2)
     eps_c, eps_u = predicted_noise(sched, both, torch.cat([noisy, noisy]), torch.cat([t_start, t_start]), ptype).chunk(2)
@@ -216,7 +233,7 @@ def consistency_target(
     cap = run.teacher_pipe.config.color_guidance_max
     x0_guided, eps_guided = guide_latents(x0_c, x0_u, scale, cap), guide_latents(eps_c, eps_u, scale, cap)
     x_prev = ddim_step(sched, x0_guided, eps_guided, t_end)
-    tgt = run.target(x_prev, t_end, timestep_cond=w_emb, encoder_hidden_states=cond).sample.float()
+    tgt = run.target(x_prev, t_end, timestep_cond=w_emb, encoder_hidden_states=cond, class_labels=attributes).sample.float()
     skip_end, out_end = (s.view(-1, 1, 1, 1) for s in consistency_scalings(t_end, run.cfg.lcm.timestep_scaling))
     return skip_end * x_prev + out_end * predicted_x0(sched, tgt, x_prev, t_end, ptype)
 
@@ -229,6 +246,7 @@ def student_pipeline(run: LCMRun) -> StableMaterialsPipeline:
         scheduler=LCMScheduler.from_config(teacher_pipe.scheduler.config),
         text_encoder=teacher_pipe.text_encoder, tokenizer=teacher_pipe.tokenizer,
         embedding_scale=teacher_pipe.config.embedding_scale, color_latents=teacher_pipe.config.color_latents,
+        attribute_families=run.attribute_families,
     )  # fmt: skip
 
 

@@ -76,6 +76,25 @@ def build_unet(cfg: UNetModelConfig, latent_channels: int, cross_attention_dim: 
     )
 
 
+def add_attribute_embedding(unet: UNet2DConditionModel, width: int) -> UNet2DConditionModel:
+    """`unet` with a projection class embedding of `width` attribute entries (`stablematerials.attributes`), its
+    output layer at zero: the new UNet starts as exactly the old one, which it returns as is if it has one already."""
+    if unet.config.get("class_embed_type") == "projection":
+        if unet.config.projection_class_embeddings_input_dim != width:
+            raise ValueError(f"the UNet takes {unet.config.projection_class_embeddings_input_dim} attribute entries, not {width}")
+        return unet
+    if unet.config.get("class_embed_type") is not None or unet.config.get("num_class_embeds") is not None:
+        raise ValueError(f"the UNet already has a class embedding ({unet.config.class_embed_type}); attributes need their own")
+    # as keyword arguments: a config dict's `_use_default_values` would reset the keys it lists
+    out = UNet2DConditionModel.from_config(unet.config, class_embed_type="projection", projection_class_embeddings_input_dim=width)
+    missing, unexpected = out.load_state_dict(unet.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("class_embedding.") for k in missing):
+        raise ValueError(f"UNet weights do not carry over: missing {missing}, unexpected {unexpected}")
+    nn.init.zeros_(out.class_embedding.linear_2.weight)
+    nn.init.zeros_(out.class_embedding.linear_2.bias)
+    return out
+
+
 def load_teacher_pipeline(path: str | Path):
     """A pipeline folder whose `unet/` is a teacher (not a distilled student), to continue training from."""
     from stablematerials.pipeline import StableMaterialsPipeline

@@ -26,19 +26,22 @@ from accelerate import Accelerator
 from diffusers import DDPMScheduler, UNet2DConditionModel
 from diffusers.training_utils import EMAModel
 
+from stablematerials.attributes import attribute_width, drop_attributes
 from stablematerials.conditioning import embedding_dim, is_sentence_encoder
 from stablematerials.image_encoder import load_image_encoder
 from stablematerials.guidance import guide_latents
 from stablematerials.io import AtomicFolder
 from stablematerials.latents import decode_model_latents
 from stablematerials.pipeline import StableMaterialsPipeline
+from stablematerials.procedural import FAMILIES
 
 from .config import LDMConfig, SemiConfig, parse_config
-from .data import ImageDataset, batch_latents, default_sample_prompts, image_key, open_image_source, training_set
+from .data import ImageDataset, batch_attributes, batch_latents, default_sample_prompts, image_key, open_image_source, training_set
 from .losses import channel_mean, color_channel_weights, diffusion_target, min_snr_weights, predicted_x0
 from .loop import Bookkeeping, discriminator_step, generator_loss, optimizer_step, sharded_batches
 from .models import (
     ProjectionDiscriminator,
+    add_attribute_embedding,
     add_lora,
     build_train_scheduler,
     build_unet,
@@ -152,6 +155,7 @@ class LDMRun:
     channel_weight: torch.Tensor | None = None  # (C,) denoising-loss weights (diffusion.color_weight); None: plain mean
     # kept from init_from's teacher: which UNet samples by default and its steps (prefer_teacher, teacher_steps)
     default_sampling: dict = dataclasses.field(default_factory=dict)
+    attribute_families: list[str] | None = None  # the UNet also takes attributes over these (`attributes`)
 
     @property
     def prediction_type(self) -> str:
@@ -190,7 +194,11 @@ def set_up(cfg: LDMConfig, accelerator: Accelerator, out: Path) -> LDMRun:
     )  # fmt: skip
 
     # 3. Models (UNet, its EMA, the stream's discriminator), optimisers and schedule, prepared.
-    unet, noise_scheduler = make_unet(cfg, base, vae, embed_dim, cfg.data.crop_size // factor)
+    families = attribute_families(cfg, base)
+    if families is not None and images is not None:
+        raise ValueError("the semi-supervised stream (semi.images) does not yet give its fakes attributes; train "
+                         "with attributes false, or without semi.images")  # fmt: skip
+    unet, noise_scheduler = make_unet(cfg, base, vae, embed_dim, cfg.data.crop_size // factor, families)
     trained, ema, optimizer, lr_scheduler = make_trainer(cfg, unet, accelerator.num_processes)
     color = base.config.color_latents if base is not None else cfg.model.color_latents
     if cfg.diffusion.color_weight != 1 and not color:
@@ -201,10 +209,18 @@ def set_up(cfg: LDMConfig, accelerator: Accelerator, out: Path) -> LDMRun:
     sampling = {k: base_config[k] for k in ("prefer_teacher", "teacher_steps") if base_config.get(k)}
     run = LDMRun(cfg, accelerator, out, vae, text_encoder, tokenizer, embedding_scale, embeds, list(prompts), dataset,
                  unet, noise_scheduler, trained, ema, optimizer, lr_scheduler, color_latents=color,
-                 color_guidance_max=color_guidance, default_sampling=sampling,
+                 color_guidance_max=color_guidance, default_sampling=sampling, attribute_families=families,
                  channel_weight=None if weights is None else weights.to(accelerator.device))  # fmt: skip
     prepare_training(run, images, embed_dim)
     return run
+
+
+def attribute_families(cfg: LDMConfig, base) -> list[str] | None:
+    """The families the UNet's attributes range over: the base model's if it takes attributes, else the procedural
+    families with `attributes`, else None (no attributes)."""
+    if base is not None and base.config.get("attribute_families"):
+        return list(base.config.attribute_families)
+    return list(FAMILIES) if cfg.attributes else None
 
 
 def open_images(cfg: LDMConfig) -> ImageDataset | None:
@@ -237,14 +253,18 @@ def image_embeddings(cfg: LDMConfig, base, images: ImageDataset, text_encoder, d
     return embed_pictures(encoder, processor, pictures(), device, scale, normalize=is_sentence_encoder(text_encoder))
 
 
-def make_unet(cfg: LDMConfig, base, vae, embed_dim: int, latent_size: int) -> tuple[UNet2DConditionModel, DDPMScheduler]:
-    """A new UNet and noise schedule, or the base pipeline's (optionally with LoRA adapters)."""
+def make_unet(cfg: LDMConfig, base, vae, embed_dim: int, latent_size: int,
+              families: list[str] | None) -> tuple[UNet2DConditionModel, DDPMScheduler]:  # fmt: skip
+    """A new UNet and noise schedule, or the base pipeline's (optionally with LoRA adapters), taking attributes over
+    `families` unless None."""
     if base is not None:
         unet, noise_scheduler = base.unet, DDPMScheduler.from_config(base.scheduler.config)
         if unet.config.cross_attention_dim != embed_dim:
             raise ValueError(f"{cfg.init_from}: UNet expects {unet.config.cross_attention_dim}-d embeddings, text encoder gives {embed_dim}")
     else:
         unet, noise_scheduler = build_unet(cfg.model, vae.config.latent_channels, embed_dim, latent_size), build_train_scheduler(cfg.diffusion)
+    if families is not None:
+        unet = add_attribute_embedding(unet, attribute_width(families))
     if cfg.lora.rank:
         add_lora(unet, cfg.lora)
     logger.info("UNet: %.2fM parameters (%.2fM trained), latents %dx%dx%d", sum(p.numel() for p in unet.parameters()) / 1e6,
@@ -306,12 +326,12 @@ def train_micro_step(run: LDMRun, batch: dict, with_images: bool) -> dict[str, t
     anchor) losses on fakes for the image captions, which ride along in the same UNet call (one DDP forward).
     Returns the loss terms."""
     cfg, accelerator, semi = run.cfg, run.accelerator, run.semi
-    noisy, t, cond, target = denoising_inputs(run, batch)
+    noisy, t, cond, target, attributes = denoising_inputs(run, batch)
     b = noisy.shape[0]
     fakes = image_fakes(run, noisy.shape[1:]) if with_images else None
     model_in, t_in, cond_in = (noisy, t, cond) if fakes is None else fakes.with_materials(noisy, t, cond)
     with accelerator.accumulate(*([run.unet, semi.disc] if semi is not None else [run.unet])):
-        pred = run.unet(model_in, t_in, encoder_hidden_states=cond_in).sample.float()
+        pred = run.unet(model_in, t_in, encoder_hidden_states=cond_in, class_labels=attributes).sample.float()
         per_sample = channel_mean((pred[:b] - target.float()) ** 2, run.channel_weight, dim=(1, 2, 3))
         if cfg.diffusion.snr_gamma > 0:
             d = cfg.diffusion
@@ -328,9 +348,11 @@ def train_micro_step(run: LDMRun, batch: dict, with_images: bool) -> dict[str, t
     return parts
 
 
-def denoising_inputs(run: LDMRun, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def denoising_inputs(run: LDMRun, batch: dict) -> tuple[torch.Tensor, ...]:
     """A material batch -> noisy latents at random t, their conditioning (a share of it dropped to the empty caption
-    for classifier-free guidance) and the target the UNet should predict."""
+    for classifier-free guidance), the target the UNet should predict, and the attributes (None for a UNet without;
+    dropped with the caption, and of the rest a share `attribute_dropout` loses the attributes alone and a share
+    `caption_dropout` the caption alone)."""
     device, diffusion = run.accelerator.device, run.cfg.diffusion
     latents = batch_latents(run.vae, batch, device, run.color_latents)
     b = latents.shape[0]
@@ -338,10 +360,17 @@ def denoising_inputs(run: LDMRun, batch: dict) -> tuple[torch.Tensor, torch.Tens
     t = torch.randint(0, run.noise_scheduler.config.num_train_timesteps, (b,), device=device)
     noisy = run.noise_scheduler.add_noise(latents, noise, t)
     cond = lookup(run.embeds, batch["caption"]).to(device)
-    drop = torch.rand(b, device=device) < diffusion.cond_dropout
+    drop = torch.rand(b, device=device) < diffusion.cond_dropout  # caption and attributes: guidance's "none"
+    attributes = None
+    if run.attribute_families is not None:
+        share = torch.rand(b, device=device)  # then one of: attributes alone dropped, caption alone dropped
+        attributes = drop_attributes(batch_attributes(batch, run.attribute_families, device),
+                                     drop | (share < diffusion.attribute_dropout))  # fmt: skip
+        drop = drop | ((share >= diffusion.attribute_dropout) & (share < diffusion.attribute_dropout + diffusion.caption_dropout))
     cond = torch.where(drop[:, None, None], run.embeds[""].to(device).view(1, 1, -1), cond)
     target = diffusion_target(run.noise_scheduler, latents, noise, t, run.prediction_type)
-    return noisy, t, cond, target
+    return noisy, t, cond, target, attributes
+
 
 
 @dataclasses.dataclass
@@ -428,7 +457,8 @@ def ema_pipeline(run: LDMRun) -> StableMaterialsPipeline:
     return StableMaterialsPipeline(
         vae=copy.deepcopy(run.vae), unet=ema_unet(run), scheduler=inference_scheduler(run.noise_scheduler),
         text_encoder=run.text_encoder, tokenizer=run.tokenizer, embedding_scale=run.embedding_scale,
-        color_latents=run.color_latents, color_guidance_max=run.color_guidance_max, **run.default_sampling,
+        color_latents=run.color_latents, color_guidance_max=run.color_guidance_max,
+        attribute_families=run.attribute_families, **run.default_sampling,
     )  # fmt: skip
 
 
