@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from training_helpers import LOOP, UNET_MODEL, make_latent_cache
 
 from stablematerials.attributes import (
     attribute_input_width,
@@ -100,24 +101,11 @@ def test_a_model_with_attributes_takes_them_from_its_anchors_and_round_trips(tmp
 
 @pytest.fixture(scope="module")
 def tiny_cache(tmp_path_factory) -> dict[str, Path]:
-    """A tiny VAE, a latent cache of 3 procedural materials (3 families) encoded by it, and a tiny text encoder."""
-    from test_latent_cache import tiny_vae
-    from training_helpers import save_tiny_text_encoder
-
-    from training import encode_latents
-
-    root = tmp_path_factory.mktemp("attributes")
-    vae = tiny_vae()
-    vae.register_to_config(latents_mean=[0.0] * 4, latents_std=[1.0] * 4)
-    vae.save_pretrained(root / "vae")
-    assert encode_latents.main(["--vae", str(root / "vae"), "--output_dir", str(root / "latents"), "--n=3", "--size=32",
-                                "--shard_size=2", "--captions=2", "--wrap_margin=8", "--workers=0"]) == 0  # fmt: skip
-    return {"vae": root / "vae", "latents": root / "latents", "text": save_tiny_text_encoder(root / "text")}
+    """A latent cache of 3 procedural materials (3 families) by a tiny VAE, and a tiny text encoder."""
+    return make_latent_cache(tmp_path_factory.mktemp("attributes"), 3)
 
 
 def _ldm_args(cache: dict[str, Path], out: Path) -> list[str]:
-    from test_latent_cache import LOOP, UNET_MODEL
-
     return ["--output_dir", str(out), "--vae", str(cache["vae"]), "--text_encoder", str(cache["text"]), "--data.latents",
             str(cache["latents"]), "--attributes=true", "--model.color_latents=true", *UNET_MODEL, *LOOP]  # fmt: skip
 
@@ -143,8 +131,6 @@ def test_caption_and_attribute_dropout_take_away_one_or_the_other(tiny_cache: di
 
 def test_attributes_train_read_from_the_cache_and_continue(tiny_cache: dict[str, Path], tmp_path: Path) -> None:
     """train_ldm with attributes over the procedural families, its bank from add_caption_anchors, and a continued run."""
-    from test_latent_cache import LOOP
-
     from stablematerials.pipeline import StableMaterialsPipeline
     from stablematerials.procedural import FAMILIES as PROCEDURAL
     from training import add_caption_anchors, distill_lcm, train_ldm

@@ -9,7 +9,7 @@ import pytest
 import torch
 from diffusers import AutoencoderKL
 from safetensors import safe_open
-from training_helpers import save_tiny_text_encoder
+from training_helpers import LOOP, UNET_MODEL, make_latent_cache, tiny_vae
 
 from stablematerials.pipeline import StableMaterialsPipeline
 from stablematerials.procedural.dataset import split_of
@@ -17,31 +17,9 @@ from training import distill_lcm, encode_latents, train_ldm
 from training.config import DiffusionConfig
 from training.data import LatentDataset, vae_digest
 
-UNET_MODEL = [
-    "--model.block_out_channels=16,32", "--model.attention_levels=false,true", "--model.attention_head_dim=8",
-    "--model.norm_num_groups=8",
-]  # fmt: skip
-LOOP = ["--train.batch_size=2", "--train.log_every=1", "--sample.count=1", "--data.crop_size=16"]
-
-
-def tiny_vae() -> AutoencoderKL:
-    torch.manual_seed(0)
-    return AutoencoderKL(
-        in_channels=9, out_channels=9, down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-        block_out_channels=(8, 16), layers_per_block=1, latent_channels=4, norm_num_groups=4, mid_block_add_attention=False,
-    )  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("latents")
-    vae = tiny_vae()
-    vae.register_to_config(latents_mean=[0.0] * 4, latents_std=[1.0] * 4)
-    vae.save_pretrained(root / "vae")
-    args = ["--vae", str(root / "vae"), "--output_dir", str(root / "latents"), "--n=5", "--size=32", "--shard_size=2",
-            "--captions=2", "--wrap_margin=8", "--workers=0", "--seed_start=0"]  # fmt: skip
-    assert encode_latents.main(args) == 0
-    return {"root": root, "vae": root / "vae", "latents": root / "latents", "text": save_tiny_text_encoder(root / "text")}
+    return make_latent_cache(tmp_path_factory.mktemp("latents"), 5)
 
 
 def test_shards_hold_training_seeds_captions_and_the_vae_digest(cache: dict[str, Path]) -> None:

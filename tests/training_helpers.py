@@ -91,6 +91,39 @@ def save_tiny_text_encoder(path: Path) -> Path:
     return path
 
 
+# A tiny UNet and training loop for train_ldm / distill_lcm tests on the latent cache below.
+UNET_MODEL = [
+    "--model.block_out_channels=16,32", "--model.attention_levels=false,true", "--model.attention_head_dim=8",
+    "--model.norm_num_groups=8",
+]  # fmt: skip
+LOOP = ["--train.batch_size=2", "--train.log_every=1", "--sample.count=1", "--data.crop_size=16"]
+
+
+def tiny_vae():
+    """A seeded 9-channel AutoencoderKL with 4 latent channels at factor 2."""
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    return AutoencoderKL(
+        in_channels=9, out_channels=9, down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(8, 16), layers_per_block=1, latent_channels=4, norm_num_groups=4, mid_block_add_attention=False,
+    )  # fmt: skip
+
+
+def make_latent_cache(root: Path, n: int) -> dict[str, Path]:
+    """`tiny_vae` saved, a latent cache of `n` procedural materials at 32 px encoded by it (training/encode_latents.py,
+    families in turn, 2 captions each, shards of 2), and a tiny text encoder: their paths."""
+    from training import encode_latents
+
+    vae = tiny_vae()
+    vae.register_to_config(latents_mean=[0.0] * 4, latents_std=[1.0] * 4)
+    vae.save_pretrained(root / "vae")
+    args = ["--vae", str(root / "vae"), "--output_dir", str(root / "latents"), f"--n={n}", "--size=32", "--shard_size=2",
+            "--captions=2", "--wrap_margin=8", "--workers=0", "--seed_start=0"]  # fmt: skip
+    assert encode_latents.main(args) == 0
+    return {"root": root, "vae": root / "vae", "latents": root / "latents", "text": save_tiny_text_encoder(root / "text")}
+
+
 def free_port() -> int:
     """A free TCP port on the loopback interface (for a process group's rendezvous)."""
     import socket
