@@ -40,14 +40,20 @@ def check_anchor_settings(weight: object, neighbours: object, name: str = "ancho
         raise ValueError(f"anchor_neighbours must be a positive integer, got {neighbours!r}")
 
 
+def nearest_anchors(embeds: torch.Tensor, anchors: torch.Tensor, neighbours: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, D) embeddings -> the bank as unit rows (N, D) and the indices (B, k) of each embedding's `neighbours`
+    nearest rows of `anchors` (N, D) by cosine (k capped at N)."""
+    bank = F.normalize(anchors.to(device=embeds.device, dtype=torch.float32), dim=-1)  # (N, D)
+    unit = F.normalize(embeds.float(), dim=-1)  # (B, D)
+    return bank, (unit @ bank.T).topk(min(neighbours, bank.shape[0]), dim=-1).indices  # (B, k)
+
+
 def snap_to_anchors(embeds: torch.Tensor, anchors: torch.Tensor, neighbours: int, weight: float) -> torch.Tensor:
     """(B, D) embeddings -> (B, D): each moved `weight` of the way (along the great circle, `mix_embeddings`) toward
     the unit mean of its `neighbours` nearest rows of `anchors` (N, D) by cosine; its length is kept."""
     if weight == 0:
         return embeds
-    bank = F.normalize(anchors.to(device=embeds.device, dtype=torch.float32), dim=-1)  # (N, D)
-    unit = F.normalize(embeds.float(), dim=-1)  # (B, D)
-    nearest = (unit @ bank.T).topk(min(neighbours, bank.shape[0]), dim=-1).indices  # (B, k)
+    bank, nearest = nearest_anchors(embeds, anchors, neighbours)
     target = F.normalize(bank[nearest].mean(dim=1), dim=-1) * embeds.float().norm(dim=-1, keepdim=True)  # (B, D)
     return mix_embeddings(embeds.float(), target, weight).to(embeds.dtype)
 
@@ -58,7 +64,8 @@ def anchors_path(model_folder: str | os.PathLike) -> Path:
 
 def load_anchors(model_folder: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None] | None:
     """The model folder's anchor bank: (anchors float32 (N, D), their families (N,) int64 or None, their materials'
-    model-space mean colours float32 (N, 3) or None), or None when it has no bank."""
+    model-space mean colours float32 (N, 3) or None), or None when it has no bank. The families' and colours' shapes
+    are checked where every bank goes in, `StableMaterialsPipeline.set_caption_anchors`."""
     path = anchors_path(model_folder)
     if not path.is_file():
         return None
@@ -69,11 +76,6 @@ def load_anchors(model_folder: str | os.PathLike) -> tuple[torch.Tensor, torch.T
     if anchors is None or anchors.ndim != 2 or anchors.shape[0] == 0:
         raise ValueError(f"{path} must hold one non-empty (N, D) tensor named 'anchors'")
     families, colors = tensors.get("families"), tensors.get("colors")
-    if (families is None) != (colors is None):
-        raise ValueError(f"{path} holds one of 'families' and 'colors' without the other")
-    if families is not None and (families.shape != (anchors.shape[0],) or colors.shape != (anchors.shape[0], 3)):
-        raise ValueError(f"{path}: 'families' must be ({anchors.shape[0]},) and 'colors' ({anchors.shape[0]}, 3), got "
-                         f"{tuple(families.shape)} and {tuple(colors.shape)}")  # fmt: skip
     return anchors.float(), None if families is None else families.long(), None if colors is None else colors.float()
 
 

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from .anchors import nearest_anchors
+
 COLOR_ENTRIES = 3
 _PICK_SALT = 0xA77  # seeds the anchor choice from an item's generator without drawing from it
 
@@ -73,8 +75,7 @@ def pick_attributes(
 ) -> torch.Tensor:
     """(B, D) prompt embeddings -> (B, F + 3) attributes: those of one of each prompt's `neighbours` nearest anchors
     (cosine; anchors (N, D), their families (N,) and model-space mean colours (N, 3)), chosen by `seeds[b]`."""
-    bank = F.normalize(anchors.to(embeds.device, torch.float32), dim=-1)
-    nearest = (F.normalize(embeds.float(), dim=-1) @ bank.T).topk(min(neighbours, bank.shape[0]), dim=-1).indices
+    _, nearest = nearest_anchors(embeds, anchors, neighbours)  # (B, k)
     chosen = torch.stack([
         nearest[b, int(torch.randint(nearest.shape[1], (1,), generator=torch.Generator().manual_seed(s ^ _PICK_SALT)))]
         for b, s in enumerate(seeds)

@@ -254,10 +254,13 @@ class StableMaterialsPipeline(DiffusionPipeline):
             if anchors.ndim != 2 or anchors.shape[0] == 0 or anchors.shape[1] != width:
                 raise ValueError(f"caption anchors must be (N, {width}) for this UNet, got {tuple(anchors.shape)}")
             anchors = anchors.detach().float().cpu()
+            if (families is None) != (colors is None):
+                raise ValueError("caption anchors need both their families and their colours, or neither")
             if families is not None:
                 n = len(self.config.get("attribute_families") or ())
-                if families.shape != (anchors.shape[0],) or colors is None or colors.shape != (anchors.shape[0], 3):
-                    raise ValueError(f"anchor families and colours must be ({anchors.shape[0]},) and ({anchors.shape[0]}, 3)")
+                if families.shape != (anchors.shape[0],) or colors.shape != (anchors.shape[0], 3):
+                    raise ValueError(f"anchor families and colours must be ({anchors.shape[0]},) and ({anchors.shape[0]}, 3), "
+                                     f"got {tuple(families.shape)} and {tuple(colors.shape)}")  # fmt: skip
                 if n == 0 or int(families.min()) < 0 or int(families.max()) >= n:
                     raise ValueError(f"anchor families must index the model's {n} attribute_families")
                 self.anchor_attributes = (families.detach().long().cpu(), colors.detach().float().cpu())

@@ -97,6 +97,10 @@ def test_a_model_with_attributes_takes_them_from_its_anchors_and_round_trips(tmp
     assert torch.allclose(_basecolor(loaded, "red bricks", 0), with_attributes, atol=1e-3)  # anchors stored as float16
     with pytest.raises(ValueError, match="attribute_families"):
         loaded.set_caption_anchors(anchors, torch.full((8,), 3), colors)  # family index 3 of 3 families
+    with pytest.raises(ValueError, match="both"):
+        loaded.set_caption_anchors(anchors, None, colors)
+    with pytest.raises(ValueError, match=r"\(8, 3\), got \(8,\) and \(8, 2\)"):
+        loaded.set_caption_anchors(anchors, families, colors[:, :2])
 
 
 @pytest.fixture(scope="module")
