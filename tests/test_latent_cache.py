@@ -86,6 +86,24 @@ def test_zero_snr_needs_a_prediction_that_exists_at_t_max() -> None:
         DiffusionConfig(prediction_type="epsilon", rescale_betas_zero_snr=True).check()
 
 
+def test_min_snr_plus_one_keeps_the_pure_noise_step_and_caps_the_clean_ones() -> None:
+    from diffusers import DDPMScheduler
+
+    from training.losses import min_snr_weights
+
+    sched = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                          rescale_betas_zero_snr=True, prediction_type="v_prediction")  # fmt: skip
+    t = torch.tensor([999, 500, 0])
+    ab = sched.alphas_cumprod[t]
+    snr = ab / (1 - ab)
+    plain = min_snr_weights(sched, t, 5.0, "v_prediction")
+    plus = min_snr_weights(sched, t, 5.0, "v_prediction", plus_one=True)
+    assert plain[0] < 1e-6 and plus[0] == pytest.approx(1.0)  # t = T: zero SNR
+    # v-MSE weighs the x0 error by snr + 1; with the weight, the x0 error's weight is min(snr + 1, 5)
+    assert torch.allclose(plus * (snr + 1), (snr + 1).clamp(max=5.0))
+    assert plus[2] * (snr[2] + 1) == pytest.approx(5.0)  # t = 0: capped
+
+
 def test_teacher_and_student_train_on_the_cache_with_zero_terminal_snr(cache: dict[str, Path]) -> None:
     root = cache["root"]
     args = ["--output_dir", str(root / "ldm"), "--vae", str(cache["vae"]), "--text_encoder", str(cache["text"]),
@@ -123,6 +141,29 @@ def test_teacher_and_student_train_on_the_cache_with_zero_terminal_snr(cache: di
     continued = StableMaterialsPipeline.from_pretrained(root / "more" / "model").config
     assert continued.color_guidance_max == 2.5 and continued.prefer_teacher and continued.teacher_steps == 3
     m = student("red bricks", num_inference_steps=4, height=16, width=16, generator=torch.Generator().manual_seed(0),
+                output_type="material").images[0]
+    assert m.size == (16, 16) and torch.isfinite(torch.from_numpy(m.basecolor)).all()
+
+
+def test_a_scale_shift_teacher_trains_with_min_snr_plus_one_and_distils(cache: dict[str, Path]) -> None:
+    root = cache["root"] / "scale_shift"
+    args = ["--output_dir", str(root / "ldm"), "--vae", str(cache["vae"]), "--text_encoder", str(cache["text"]),
+            "--data.latents", str(cache["latents"]), "--diffusion.prediction_type=v_prediction",
+            "--diffusion.rescale_betas_zero_snr=true", "--diffusion.snr_gamma=5", "--diffusion.snr_plus_one=true",
+            "--train.max_steps=2", "--sample.steps=2", "--model.scale_shift=true", *UNET_MODEL, *LOOP]  # fmt: skip
+    assert train_ldm.main(args) == 0
+    pipe = StableMaterialsPipeline.from_pretrained(root / "ldm" / "model")
+    assert pipe.unet.config.resnet_time_scale_shift == "scale_shift"
+    block = pipe.unet.down_blocks[0].resnets[0]
+    assert block.time_emb_proj.out_features == 2 * block.conv1.out_channels  # a scale and a shift per channel
+    losses = [json.loads(line)["diffusion"] for line in (root / "ldm" / "losses.jsonl").read_text().splitlines()]
+    assert len(losses) == 2 and all(0 < x < 10 for x in losses)
+    lcm = ["--output_dir", str(root / "lcm"), "--teacher", str(root / "ldm" / "model"), "--data.latents",
+           str(cache["latents"]), "--train.max_steps=1", "--lcm.time_cond_proj_dim=16", *LOOP]  # fmt: skip
+    assert distill_lcm.main(lcm) == 0
+    student = StableMaterialsPipeline.from_pretrained(root / "lcm" / "model", student=True)
+    assert student.unet.config.resnet_time_scale_shift == "scale_shift"
+    m = student("red bricks", num_inference_steps=2, height=16, width=16, generator=torch.Generator().manual_seed(0),
                 output_type="material").images[0]
     assert m.size == (16, 16) and torch.isfinite(torch.from_numpy(m.basecolor)).all()
 

@@ -381,6 +381,10 @@ class UNetModelConfig:
     # ResNet block is conditioned, not only the attention levels. With one caption token, cross-attention can only
     # add a caption-dependent bias at the levels that have attention (the softmax over one key is 1).
     text_time_embedding: bool = False
+    # Condition every ResNet by scale and shift after its GroupNorm, h * (1 + scale) + shift (AdaGN, Dhariwal & Nichol
+    # 2021, arXiv 2105.05233; diffusers' resnet_time_scale_shift "scale_shift"), instead of adding the time (+ caption,
+    # + attribute) embedding before it. With one caption token everything else the caption does is additive.
+    scale_shift: bool = False
     # Three more latent channels: the basecolor's mean over each latent cell (stablematerials.color_latents), which
     # the decoded basecolor's low frequencies are taken from. For a VAE that keeps detail but loses colour (v3's).
     color_latents: bool = False
@@ -415,6 +419,11 @@ class DiffusionConfig:
     # "trailing" timesteps, which start at t = T.
     rescale_betas_zero_snr: bool = False
     snr_gamma: float = 5.0  # Min-SNR loss weighting (Hang et al. 2023, arXiv 2303.09556); 0 turns it off
+    # Min-SNR on snr + 1 instead of snr: the x0 error's weight is min(snr + 1, gamma), so the nearly clean steps
+    # (texture detail, whose v-MSE weights the x0 error by snr + 1, in the thousands) are capped while the noisiest
+    # ones keep weight 1 down to t = T. Plain Min-SNR gives t = T (zero terminal SNR), where colour and layout are
+    # decided, weight 0.
+    snr_plus_one: bool = False
     # The colour latents' weight in the denoising loss (models with colour latents; 1: the plain mean over channels,
     # as lcm.color_weight). At 1 the v3 teacher left noise in them: its x0 estimate at t = 10 was 0.076 off in colour
     # (0.058 in the VAE channels), and its basecolors carry pastel speckle (benchmarks/material_eval/speckle.py).

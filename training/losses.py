@@ -98,11 +98,14 @@ def ddim_step(scheduler, x0: torch.Tensor, noise: torch.Tensor, t_next: torch.Te
     return a * x0 + s * noise
 
 
-def min_snr_weights(scheduler, timesteps: torch.Tensor, gamma: float, prediction_type: str) -> torch.Tensor:
-    """Per-sample loss weights of Min-SNR-gamma (Hang et al. 2023, arXiv 2303.09556) for the given objective."""
+def min_snr_weights(
+    scheduler, timesteps: torch.Tensor, gamma: float, prediction_type: str, plus_one: bool = False
+) -> torch.Tensor:
+    """Per-sample loss weights of Min-SNR-gamma (Hang et al. 2023, arXiv 2303.09556) for the given objective: the
+    x0 error weighted by min(snr, gamma). `plus_one`: by min(snr + 1, gamma), which stays 1 at zero SNR."""
     ab = scheduler.alphas_cumprod.to(timesteps.device, torch.float32)[timesteps.long()]
     snr = ab / (1.0 - ab)
-    clipped = snr.clamp(max=gamma)
+    clipped = (snr + 1.0 if plus_one else snr).clamp(max=gamma)
     if prediction_type == "epsilon":
         return clipped / snr
     if prediction_type == "v_prediction":

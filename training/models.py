@@ -73,6 +73,7 @@ def build_unet(cfg: UNetModelConfig, latent_channels: int, cross_attention_dim: 
         cross_attention_dim=cross_attention_dim,
         addition_embed_type="text" if cfg.text_time_embedding else None,
         addition_embed_type_num_heads=1,  # its attention pooling sees one caption token: heads have nothing to split
+        resnet_time_scale_shift="scale_shift" if cfg.scale_shift else "default",
     )
 
 

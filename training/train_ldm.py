@@ -335,7 +335,7 @@ def train_micro_step(run: LDMRun, batch: dict, with_images: bool) -> dict[str, t
         per_sample = channel_mean((pred[:b] - target.float()) ** 2, run.channel_weight, dim=(1, 2, 3))
         if cfg.diffusion.snr_gamma > 0:
             d = cfg.diffusion
-            per_sample = per_sample * min_snr_weights(run.noise_scheduler, t, d.snr_gamma, run.prediction_type)
+            per_sample = per_sample * min_snr_weights(run.noise_scheduler, t, d.snr_gamma, run.prediction_type, d.snr_plus_one)
         loss = per_sample.mean()
         parts = {"diffusion": loss}
         if fakes is not None:
