@@ -20,6 +20,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from .anchors import DEFAULT_NEIGHBOURS, check_anchor_settings, load_anchors, save_anchors, snap_to_anchors
 from .attributes import attribute_input_width, check_attribute_families, item_seeds, pick_attributes
+from .color_latents import COLOR_CHANNELS, check_color_smoothing
 from .components import load_component
 from .conditioning import (
     ImageLike,
@@ -32,8 +33,8 @@ from .conditioning import (
 )
 from .defaults import DEFAULT_GUIDANCE, DEFAULT_IMAGE_WEIGHT, check_teacher_steps, default_steps_for, native_size
 from .guidance import check_color_guidance, guidance_scale_embedding, guide_latents
-from .color_latents import COLOR_CHANNELS, check_color_smoothing
 from .latents import decode_model_latents, vae_scale_factor
+from .lora_student import is_lora_student, load_lora_student
 from .outputs import MAP_OUTPUT_TYPES, package_maps
 from .tiling import TilingState, enable_feature_rolling, tiling
 from .values import parse_float
@@ -223,6 +224,10 @@ class StableMaterialsPipeline(DiffusionPipeline):
                 entry = entry or ["diffusers", "UNet2DConditionModel"]
             if not entry or entry[0] is None or entry[1] is None:
                 loaded[name] = None
+                continue
+            if name == "unet" and student and is_lora_student(folder / subfolder):  # built on the teacher's unet/
+                teacher = load_component(entry[0], entry[1], folder / "unet", torch_dtype, allow_pickle)
+                loaded[name] = load_lora_student(folder / subfolder, teacher)
                 continue
             loaded[name] = load_component(entry[0], entry[1], folder / subfolder, torch_dtype, allow_pickle)
         if student:

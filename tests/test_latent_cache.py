@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from diffusers import AutoencoderKL
+from diffusers import AutoencoderKL, UNet2DConditionModel
 from safetensors import safe_open
 from training_helpers import LOOP, UNET_MODEL, make_latent_cache, tiny_vae
 
@@ -145,7 +146,9 @@ def test_teacher_and_student_train_on_the_cache_with_zero_terminal_snr(cache: di
     assert m.size == (16, 16) and torch.isfinite(torch.from_numpy(m.basecolor)).all()
 
 
-def test_a_scale_shift_teacher_trains_with_min_snr_plus_one_and_distils(cache: dict[str, Path]) -> None:
+def test_a_scale_shift_teacher_trains_with_min_snr_plus_one_and_distils_to_a_low_rank_student(cache: dict[str, Path]) -> None:
+    from stablematerials.lora_student import FILE, load_lora_student
+
     root = cache["root"] / "scale_shift"
     args = ["--output_dir", str(root / "ldm"), "--vae", str(cache["vae"]), "--text_encoder", str(cache["text"]),
             "--data.latents", str(cache["latents"]), "--diffusion.prediction_type=v_prediction",
@@ -159,13 +162,40 @@ def test_a_scale_shift_teacher_trains_with_min_snr_plus_one_and_distils(cache: d
     losses = [json.loads(line)["diffusion"] for line in (root / "ldm" / "losses.jsonl").read_text().splitlines()]
     assert len(losses) == 2 and all(0 < x < 10 for x in losses)
     lcm = ["--output_dir", str(root / "lcm"), "--teacher", str(root / "ldm" / "model"), "--data.latents",
-           str(cache["latents"]), "--train.max_steps=1", "--lcm.time_cond_proj_dim=16", *LOOP]  # fmt: skip
+           str(cache["latents"]), "--train.max_steps=2", "--train.lr=1e-2", "--lcm.ema_decay=0", "--lcm.lora_rank=2",
+           "--lcm.time_cond_proj_dim=16", *LOOP]  # fmt: skip
     assert distill_lcm.main(lcm) == 0
-    student = StableMaterialsPipeline.from_pretrained(root / "lcm" / "model", student=True)
-    assert student.unet.config.resnet_time_scale_shift == "scale_shift"
-    m = student("red bricks", num_inference_steps=2, height=16, width=16, generator=torch.Generator().manual_seed(0),
-                output_type="material").images[0]
-    assert m.size == (16, 16) and torch.isfinite(torch.from_numpy(m.basecolor)).all()
+    folder = root / "lcm" / "model"
+    assert sorted(p.name for p in (folder / "unet_lcm").iterdir()) == ["config.json", FILE]  # no whole UNet
+    assert (folder / "unet_lcm" / FILE).stat().st_size < (folder / "unet" / "diffusion_pytorch_model.safetensors").stat().st_size / 4
+    student = StableMaterialsPipeline.from_pretrained(folder, student=True)
+    teacher = StableMaterialsPipeline.from_pretrained(folder).unet
+    assert student.is_student and student.unet.config.resnet_time_scale_shift == "scale_shift"
+    assert student.unet.time_embedding.cond_proj.weight.abs().sum() > 0  # the guidance projection trained
+    conv = "down_blocks.0.resnets.0.conv1.weight"
+    delta = (student.unet.state_dict()[conv] - teacher.state_dict()[conv]).flatten(1)
+    s = torch.linalg.svdvals(delta)
+    assert s[0] > 0 and (s[2:] < 1e-3 * s[0]).all()  # a rank-2 change of the teacher's weight
+    norm = "down_blocks.0.resnets.0.norm1.weight"  # not adapted: the teacher's
+    assert torch.equal(student.unet.state_dict()[norm], teacher.state_dict()[norm])
+    m, again = (student("red bricks", num_inference_steps=2, height=16, width=16, generator=torch.Generator().manual_seed(0),
+                        output_type="material").images[0] for _ in range(2))  # fmt: skip
+    assert m.size == (16, 16) and np.array_equal(m.basecolor, again.basecolor)
+    from training.config import FinetuneConfig
+    from training.finetune import student_config
+    from training.package_model import package
+
+    packaged = package(folder, root / "packaged", "card", overwrite=False, native_size=32)
+    again = StableMaterialsPipeline.from_pretrained(packaged, student=True)
+    assert again.unet.config.sample_size == 32 // again.vae_scale_factor != teacher.config.sample_size and (packaged / "unet_lcm" / FILE).is_file()
+    assert torch.allclose(again.unet.state_dict()[conv], student.unet.state_dict()[conv], atol=2e-3)  # float16 teacher
+    redo = student_config(FinetuneConfig(output_dir=str(root / "ft")), folder, folder)
+    assert redo.init_student is None and redo.lcm.lora_rank == 2  # a fine-tune distils a new one of the same rank
+    other = UNet2DConditionModel.from_config({**dict(teacher.config), "block_out_channels": (32, 64)})
+    with pytest.raises(ValueError, match="does not fit the teacher"):
+        load_lora_student(folder / "unet_lcm", other)
+    with pytest.raises(ValueError, match="init_student continues a whole student"):
+        distill_lcm.main(["--output_dir", str(root / "lcm2"), *lcm[2:], "--init_student", str(folder)])
 
 
 def test_a_continued_model_trains_on_its_own_prediction_type(cache: dict[str, Path]) -> None:
@@ -211,8 +241,9 @@ def test_the_default_model_build_skips_finished_stages_and_names_a_failed_one(tm
 
 
 def test_decoder_only_training_keeps_the_encoder_its_latents_and_their_normalisation(cache: dict[str, Path]) -> None:
-    from training import train_vae
     from training_helpers import make_dataset
+
+    from training import train_vae
 
     root = cache["root"]
     data = make_dataset(root / "materials", per_family=1, size=32)
@@ -232,7 +263,13 @@ def test_decoder_only_training_keeps_the_encoder_its_latents_and_their_normalisa
 
 @pytest.mark.parametrize("name", ["vae_v3", "latents_v3", "ldm_v3", "lcm_v3"])
 def test_the_default_model_recipe_configs_are_valid(name: str) -> None:
-    from training.config import LatentCacheConfig, LCMConfig, LDMConfig, VAEConfig, parse_config
+    from training.config import (
+        LatentCacheConfig,
+        LCMConfig,
+        LDMConfig,
+        VAEConfig,
+        parse_config,
+    )
 
     cls = {"vae_v3": VAEConfig, "latents_v3": LatentCacheConfig, "ldm_v3": LDMConfig, "lcm_v3": LCMConfig}[name]
     cfg = parse_config(cls, ["--config", str(Path(__file__).resolve().parents[1] / "training" / "configs" / f"{name}.yaml")])

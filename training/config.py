@@ -631,8 +631,14 @@ class LCMSettings:
     color_guidance_max: float | None = None
     # A teacher that takes attributes (stablematerials/attributes.py): the share of items distilled without them.
     attribute_dropout: float = 0.1
+    # 0: the student is a whole copy of the teacher (as the published unet_lcm). > 0: low-rank adapters of this rank
+    # on the teacher's attention and ResNet convolutions, plus the guidance projection (LCM-LoRA, Luo et al. 2023,
+    # arXiv 2311.05556), saved as their factors (stablematerials/lora_student.py): a few MB beside a larger teacher.
+    lora_rank: int = 0
 
     def check(self) -> None:
+        if self.lora_rank < 0:
+            raise ValueError(f"lcm.lora_rank must be >= 0 (0: a whole student), got {self.lora_rank}")
         # the teacher's colour latents are checked when it loads; here only the number
         if not 0.0 <= self.attribute_dropout < 1.0:
             raise ValueError(f"lcm.attribute_dropout must be in [0, 1), got {self.attribute_dropout}")

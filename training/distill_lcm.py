@@ -8,7 +8,8 @@ function at t_{n+k} must match that of an EMA copy of itself ("target") at t_n. 
 (`time_cond_proj_dim`, as the published `unet_lcm`): the pipeline passes guidance_scale - 1 = w, and the teacher's
 guided prediction is x_cond + w (x_cond - x_uncond). The new embedding projection starts at zero, so the student
 starts as the teacher. Output: OUTPUT/model/ = the teacher pipeline plus `unet_lcm/` (the EMA target, the LCM
-default), loadable with StableMaterialsPipeline.from_pretrained(path, student=True).
+default), loadable with StableMaterialsPipeline.from_pretrained(path, student=True). With `lcm.lora_rank` the
+student is the teacher plus trained low-rank adapters and guidance projection, and `unet_lcm/` holds only those.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from stablematerials.guidance import check_color_guidance, guidance_scale_embedd
 from stablematerials.io import AtomicFolder
 from stablematerials.pipeline import StableMaterialsPipeline
 
-from .config import LCMConfig, parse_config
+from .config import LCMConfig, LoRAConfig, parse_config
 from .data import batch_attributes, batch_latents, default_sample_prompts, training_set
+from .loop import Bookkeeping, optimizer_step
 from .losses import (
     color_channel_weights,
     consistency_loss,
@@ -39,8 +41,15 @@ from .losses import (
     predicted_noise,
     predicted_x0,
 )
-from .loop import Bookkeeping, optimizer_step
-from .models import add_attribute_embedding, build_student, frozen_copy, load_teacher_pipeline, vae_scale_factor
+from .models import (
+    add_attribute_embedding,
+    add_lora,
+    build_student,
+    frozen_copy,
+    load_teacher_pipeline,
+    save_lora_student,
+    vae_scale_factor,
+)  # fmt: skip
 from .runtime import (
     embed_captions,
     end_process_group,
@@ -168,14 +177,20 @@ def set_up(cfg: LCMConfig, accelerator: Accelerator, out: Path) -> LCMRun:
     )  # fmt: skip
     logger.info("%d materials from %s, %d processes", len(dataset), source, accelerator.num_processes)
 
-    # 3. Student (teacher + zero guidance projection, or a given student) and its EMA target.
+    # 3. Student (teacher + zero guidance projection, or a given student; with low-rank adapters only those and the
+    # projection train) and its EMA target.
+    if cfg.init_student and cfg.lcm.lora_rank:
+        raise ValueError("init_student continues a whole student; a low-rank one (lcm.lora_rank) starts from the teacher")
     if cfg.init_student:
         student = load_student(cfg.init_student, teacher, cfg.lcm.time_cond_proj_dim).to(device)
     else:
         student = build_student(teacher, cfg.lcm.time_cond_proj_dim)
     student = student.train().requires_grad_(True)
+    if cfg.lcm.lora_rank:
+        add_lora(student, LoRAConfig(rank=cfg.lcm.lora_rank))  # freezes the rest
+        student.time_embedding.cond_proj.requires_grad_(True)
     target = frozen_copy(student).to(device)
-    optimizer = make_optimizer(student.parameters(), cfg.train)
+    optimizer = make_optimizer([p for p in student.parameters() if p.requires_grad], cfg.train)
     lr_scheduler = make_lr_scheduler(optimizer, cfg.train, accelerator.num_processes)
     student, optimizer, lr_scheduler = accelerator.prepare(student, optimizer, lr_scheduler)
     accelerator.register_for_checkpointing(target)
@@ -258,7 +273,10 @@ def save_model(run: LCMRun, step: int) -> None:
     """OUTPUT/model: the teacher pipeline with the student beside it (unet_lcm/); student samples at fixed seeds."""
     with AtomicFolder(run.out / "model", overwrite=True) as tmp:
         run.teacher_pipe.save_pretrained(tmp)
-        run.target.save_pretrained(tmp / "unet_lcm")
+        if run.cfg.lcm.lora_rank:
+            save_lora_student(run.target, tmp / "unet_lcm")
+        else:
+            run.target.save_pretrained(tmp / "unet_lcm")
     logger.info("saved %s (student in unet_lcm/)", run.out / "model")
     write_samples(run, step)
 

@@ -30,15 +30,9 @@ from pathlib import Path
 
 from accelerate import PartialState
 
-from .config import (
-    DiffusionConfig,
-    FinetuneConfig,
-    LCMConfig,
-    LDMConfig,
-    parse_config,
-    save_config,
-    validate,
-)
+from stablematerials.lora_student import is_lora_student, lora_student_rank
+
+from .config import DiffusionConfig, FinetuneConfig, LCMConfig, LDMConfig, parse_config, save_config, validate
 from .data import discover_materials
 from .runtime import end_process_group
 
@@ -68,10 +62,15 @@ def teacher_config(cfg: FinetuneConfig, base: Path) -> LDMConfig:
 
 
 def student_config(cfg: FinetuneConfig, base: Path, teacher: Path) -> LCMConfig:
-    """Stage 2: distill_lcm from the fine-tuned teacher, starting from the base student."""
+    """Stage 2: distill_lcm from the fine-tuned teacher, starting from the base student (a low-rank one is
+    distilled anew, of the same rank, from the fine-tuned teacher)."""
+    low_rank = is_lora_student(base / "unet_lcm")
+    settings = cfg.distill.lcm
+    if low_rank:
+        settings = dataclasses.replace(settings, lora_rank=lora_student_rank(base / "unet_lcm"))
     lcm = LCMConfig(
         output_dir=str(Path(cfg.output_dir) / "student"), seed=cfg.seed, resume=cfg.resume, teacher=str(teacher),
-        init_student=str(base), data=cfg.data, lcm=cfg.distill.lcm,
+        init_student=None if low_rank else str(base), data=cfg.data, lcm=settings,
         train=dataclasses.replace(cfg.train, max_steps=cfg.distill.max_steps, lr=cfg.distill.lr),
         sample=dataclasses.replace(cfg.sample, steps=4),
     )  # fmt: skip

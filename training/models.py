@@ -12,6 +12,7 @@ from torch import nn
 
 from stablematerials.color_latents import COLOR_CHANNELS
 from stablematerials.latents import vae_scale_factor as latent_cell_size
+from stablematerials.lora_student import write_lora_student
 from stablematerials.material import MODEL_CHANNELS
 
 from .config import DiffusionConfig, LoRAConfig, UNetModelConfig, VAEModelConfig
@@ -132,6 +133,22 @@ def merge_lora(unet: UNet2DConditionModel) -> UNet2DConditionModel:
         unet.fuse_lora()
         unet.unload_lora()
     return unet
+
+
+def save_lora_student(student: UNet2DConditionModel, folder: Path) -> None:
+    """Write a student with low-rank adapters (`add_lora`) as `stablematerials.lora_student` stores it: each
+    adapted layer's factors and the guidance projection; the rest is its teacher's."""
+    factors, scale = {}, None
+    for name, module in student.named_modules():
+        if isinstance(getattr(module, "lora_A", None), nn.ModuleDict) and "default" in module.lora_A:
+            factors[name] = (module.lora_A["default"].weight, module.lora_B["default"].weight)
+            if scale not in (None, module.scaling["default"]):
+                raise ValueError(f"adapter {name} is scaled {module.scaling['default']}, the others {scale}: one scale is stored")
+            scale = module.scaling["default"]
+    if not factors:
+        raise ValueError("the student has no low-rank adapters to save")
+    whole = {f"time_embedding.cond_proj.{k}": v for k, v in student.time_embedding.cond_proj.state_dict().items()}
+    write_lora_student(folder, dict(student.config), factors, whole, scale)
 
 
 def build_student(teacher: UNet2DConditionModel, time_cond_proj_dim: int) -> UNet2DConditionModel:

@@ -29,6 +29,7 @@ from stablematerials.components import LINK_FILE
 from stablematerials.defaults import check_teacher_steps
 from stablematerials.guidance import check_color_guidance
 from stablematerials.io import AtomicFolder
+from stablematerials.lora_student import is_lora_student, set_lora_student_sample_size
 from stablematerials.pipeline import StableMaterialsPipeline
 from stablematerials.tiny import minilm_dir
 
@@ -94,7 +95,11 @@ def package(
         pipe.register_to_config(prefer_teacher=True, teacher_steps=check_teacher_steps(teacher_default))
     with AtomicFolder(out, overwrite=overwrite) as tmp:
         pipe.to(torch.float16).save_pretrained(tmp)
-        if student:
+        if student and is_lora_student(model / "unet_lcm"):  # its factors are stored in float16 already
+            shutil.copytree(model / "unet_lcm", tmp / "unet_lcm")
+            if sample_size is not None:
+                set_lora_student_sample_size(tmp / "unet_lcm", sample_size)
+        elif student:
             unet_lcm = UNet2DConditionModel.from_pretrained(model / "unet_lcm")
             if sample_size is not None:
                 unet_lcm.register_to_config(sample_size=sample_size)
