@@ -52,9 +52,10 @@ def low_rank_delta(a: torch.Tensor, b: torch.Tensor, shape: torch.Size) -> torch
     return (b.flatten(1).float() @ a.flatten(1).float()).reshape(shape)
 
 
-def write_lora_student(folder: str | Path, config: dict, factors: dict[str, tuple[torch.Tensor, torch.Tensor]],
-                       whole: dict[str, torch.Tensor], scale: float) -> None:  # fmt: skip
-    """Write a low-rank student into `folder` (a new or empty `unet_lcm/`): its UNet config, and per adapted layer
+def write_lora_student(folder: str | Path, student: UNet2DConditionModel,
+                       factors: dict[str, tuple[torch.Tensor, torch.Tensor]], whole: dict[str, torch.Tensor],
+                       scale: float) -> None:  # fmt: skip
+    """Write a low-rank student into `folder` (a new or empty `unet_lcm/`): its UNet's config, and per adapted layer
     its factors (A, B), plus the `whole` tensors, in float16."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -65,8 +66,7 @@ def write_lora_student(folder: str | Path, config: dict, factors: dict[str, tupl
     for name, value in whole.items():
         tensors[name] = value.detach().to(torch.float16).contiguous()
     save_file(tensors, str(folder / FILE), metadata={"format": FORMAT, "scale": repr(float(scale))})
-    (folder / "config.json").write_text(json.dumps({k: v for k, v in config.items() if not k.startswith("_")} | {
-        "_class_name": "UNet2DConditionModel"}, indent=2))  # fmt: skip
+    student.save_config(folder)
 
 
 def load_lora_student(folder: str | Path, teacher: UNet2DConditionModel) -> UNet2DConditionModel:

@@ -103,12 +103,15 @@ def distill(cfg: LCMConfig) -> Path:
     if step:
         run.target.to(accelerator.device)
     batches = book.batches(run.dataset, cfg.seed, cfg.data.num_workers)
+    # the weights the target follows: the trained ones (a low-rank student's frozen teacher weights stay equal)
+    followed = [(p_t, p_s) for p_t, p_s in zip(run.target.parameters(), accelerator.unwrap_model(run.student).parameters())
+                if p_s.requires_grad]  # fmt: skip
 
     # 5. Distil.
     while book.running(step):
         totals = book.micro_batch_means(lambda _: {"loss": distill_micro_step(run, book.next_batch(batches, step))})
         with torch.no_grad():  # the target follows the student slowly (EMA), LCM's "target network"
-            for p_t, p_s in zip(run.target.parameters(), accelerator.unwrap_model(run.student).parameters()):
+            for p_t, p_s in followed:
                 p_t.mul_(cfg.lcm.ema_decay).add_(p_s.detach(), alpha=1 - cfg.lcm.ema_decay)
         step += 1
         book.end_step(step, totals, sample=lambda at: write_samples(run, at))

@@ -148,7 +148,7 @@ def save_lora_student(student: UNet2DConditionModel, folder: Path) -> None:
     if not factors:
         raise ValueError("the student has no low-rank adapters to save")
     whole = {f"time_embedding.cond_proj.{k}": v for k, v in student.time_embedding.cond_proj.state_dict().items()}
-    write_lora_student(folder, dict(student.config), factors, whole, scale)
+    write_lora_student(folder, student, factors, whole, scale)
 
 
 def build_student(teacher: UNet2DConditionModel, time_cond_proj_dim: int) -> UNet2DConditionModel:
