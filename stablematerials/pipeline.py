@@ -19,7 +19,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from .anchors import DEFAULT_NEIGHBOURS, check_anchor_settings, load_anchors, save_anchors, snap_to_anchors
-from .attributes import attribute_input_width, check_attribute_families, item_seeds, pick_attributes
+from .attributes import COLOR_ENTRIES, attribute_input_width, check_attribute_families, item_seeds, pick_attributes
 from .color_latents import COLOR_CHANNELS, check_color_smoothing
 from .components import load_component
 from .conditioning import (
@@ -36,6 +36,7 @@ from .guidance import check_color_guidance, guidance_scale_embedding, guide_late
 from .latents import decode_model_latents, vae_scale_factor
 from .lora_student import is_lora_student, load_lora_student
 from .outputs import MAP_OUTPUT_TYPES, package_maps
+from .picture_color import check_image_color_fit, picture_basecolors
 from .tiling import TilingState, enable_feature_rolling, tiling
 from .values import parse_float
 
@@ -102,6 +103,9 @@ class StableMaterialsPipeline(DiffusionPipeline):
     `attribute_families` (saved in model_index.json): for a UNet that also takes attributes (a projection class
     embedding over these families' one-hot and a mean colour, `stablematerials.attributes`), the families in order;
     each item takes the attributes of one of its prompt's nearest caption anchors (`prepare_attributes`).
+    `image_color_fit` (saved in model_index.json): a (10, 3) map from a picture's colour statistics to its
+    material's mean basecolor (`stablematerials.picture_color`); with it, an image prompt's colour attribute is
+    the picture's estimated colour instead of its nearest anchor's.
     `prompt_embeds` given to `__call__` are used as they are (already scaled).
     """
 
@@ -127,6 +131,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
         image_anchor_weight: float | None = None,
         color_smoothing: float | None = None,
         attribute_families: list[str] | None = None,
+        image_color_fit: list[list[float]] | None = None,
     ) -> None:
         super().__init__()
         if not (isinstance(embedding_scale, (int, float)) and math.isfinite(embedding_scale) and embedding_scale > 0):
@@ -144,6 +149,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
         check_anchor_settings(anchor_weight, anchor_neighbours)
         check_anchor_settings(image_anchor_weight, anchor_neighbours, name="image_anchor_weight")
         check_attribute_families(attribute_families, attribute_input_width(unet))
+        check_image_color_fit(image_color_fit)
         self.register_to_config(embedding_scale=float(embedding_scale), color_latents=bool(color_latents),
                                 color_guidance_max=None if color_guidance_max is None else float(color_guidance_max),
                                 prefer_teacher=bool(prefer_teacher), teacher_steps=teacher_steps,
@@ -151,7 +157,8 @@ class StableMaterialsPipeline(DiffusionPipeline):
                                 anchor_neighbours=int(anchor_neighbours),
                                 image_anchor_weight=None if image_anchor_weight is None else float(image_anchor_weight),
                                 color_smoothing=None if color_smoothing is None else float(color_smoothing),
-                                attribute_families=None if attribute_families is None else list(attribute_families))  # fmt: skip
+                                attribute_families=None if attribute_families is None else list(attribute_families),
+                                image_color_fit=None if image_color_fit is None else [list(map(float, r)) for r in image_color_fit])  # fmt: skip
         self.caption_anchors: torch.Tensor | None = None  # (N, D) training-caption embeddings: `set_caption_anchors`
         self.anchor_attributes: tuple[torch.Tensor, torch.Tensor] | None = None  # their families (N,), colours (N, 3)
         self.register_modules(
@@ -210,7 +217,8 @@ class StableMaterialsPipeline(DiffusionPipeline):
         # saved in model_index.json, not components
         settings = {"embedding_scale": 1.0, "color_latents": False, "color_guidance_max": None, "prefer_teacher": False,
                     "teacher_steps": None, "anchor_weight": None, "anchor_neighbours": DEFAULT_NEIGHBOURS,
-                    "image_anchor_weight": None, "color_smoothing": None, "attribute_families": None}  # fmt: skip
+                    "image_anchor_weight": None, "color_smoothing": None, "attribute_families": None,
+                    "image_color_fit": None}  # fmt: skip
         loaded: dict[str, Any] = {k: components.pop(k, index.get(k, default)) for k, default in settings.items()}
         for name in inspect.signature(cls.__init__).parameters:
             if name == "self" or name in settings:
@@ -523,17 +531,20 @@ class StableMaterialsPipeline(DiffusionPipeline):
         do_classifier_free_guidance: bool,
         device: torch.device,
         image_weight: float | None = None,
-    ) -> tuple[torch.Tensor, list[str]]:
+    ) -> tuple[torch.Tensor, list[str], list]:
         """The UNet's conditioning in its dtype: (B * n, 1, D), or (2 B n, 1, D) with the negatives first when
-        guiding; and each prompt's label for the metadata (its text, "<image>", "<image> + text" or "<embedding>")."""
+        guiding; each prompt's label for the metadata (its text, "<image>", "<image> + text" or "<embedding>"); and
+        each prompt's picture when it is an image prompt alone (PIL), else None."""
         n = num_images_per_prompt
         if prompt is not None and image is not None:
             mixed, labels = self.encode_mixed_prompt(prompt, image, image_weight, device)
             embeds, negative = self._with_negatives(mixed, device, n, do_classifier_free_guidance, negative_prompt)
+            pictures = [None] * len(labels)  # the words may name another colour than the picture's
         elif prompt_embeds is None:
             items = self._prompt_list(prompt, image)
             embeds, negative = self.encode_prompt(items, device, n, do_classifier_free_guidance, negative_prompt)
             labels = [x if isinstance(x, str) else "<image>" for x in items]
+            pictures = [None if isinstance(x, str) else x for x in items]
         else:  # given embeddings are used as they are (already scaled); the default negative is the empty text
             embeds = prompt_embeds.to(device).repeat_interleave(n, dim=0)
             negative = negative_prompt_embeds
@@ -542,11 +553,12 @@ class StableMaterialsPipeline(DiffusionPipeline):
             elif negative is not None:
                 negative = negative.to(device).repeat_interleave(n, dim=0)
             labels = ["<embedding>"] * (embeds.shape[0] // n)
+            pictures = [None] * len(labels)
         dtype = self.unet.dtype
         embeds = embeds.to(dtype)
         if do_classifier_free_guidance:
-            return torch.cat([negative.to(dtype), embeds]), labels
-        return embeds, labels
+            return torch.cat([negative.to(dtype), embeds]), labels, pictures
+        return embeds, labels, pictures
 
     def prepare_latents(
         self,
@@ -573,11 +585,14 @@ class StableMaterialsPipeline(DiffusionPipeline):
     def prepare_attributes(
         self, unet_embeds: torch.Tensor, labels: list[str], num_images_per_prompt: int,
         generator: torch.Generator | list[torch.Generator] | None, do_classifier_free_guidance: bool,
+        pictures: list | None = None,
     ) -> torch.Tensor | None:  # fmt: skip
         """The attributes (`stablematerials.attributes`) of a UNet that takes them, in the layout of `unet_embeds`:
         (B n, A), or (2 B n, A) with the negatives' (zeros) first when guiding; None for other UNets. Each item
         takes those of one of its prompt's nearest caption anchors, chosen by its seed; an empty text prompt, or a
-        model without attributes in its anchor bank, gives zeros (what the UNet was trained on as "none")."""
+        model without attributes in its anchor bank, gives zeros (what the UNet was trained on as "none"). With the
+        model's `image_color_fit`, an image prompt's item (`pictures[b]` not None) takes its picture's estimated
+        colour instead of the anchor's."""
         width = attribute_input_width(self.unet)
         if width is None:
             return None
@@ -589,6 +604,12 @@ class StableMaterialsPipeline(DiffusionPipeline):
                                      item_seeds(generator, count), len(self.config.attribute_families))  # fmt: skip
             named = torch.tensor([bool(labels[b // num_images_per_prompt].strip()) for b in range(count)], device=cond.device)
             attributes = torch.where(named[:, None], picked, attributes)
+            fit = self.config.get("image_color_fit")
+            item_pictures = [(pictures or [None] * len(labels))[b // num_images_per_prompt] for b in range(count)]
+            shown = [b for b, picture in enumerate(item_pictures) if picture is not None and fit is not None]
+            if shown:
+                colors = picture_basecolors([item_pictures[b] for b in shown], fit)  # (S, 3) sRGB
+                attributes[shown, -COLOR_ENTRIES:] = (colors * 2 - 1).to(attributes.device)  # model space
         if do_classifier_free_guidance:
             attributes = torch.cat([torch.zeros_like(attributes), attributes])
         return attributes.to(self.unet.dtype)
@@ -750,12 +771,12 @@ class StableMaterialsPipeline(DiffusionPipeline):
 
         # 2. Encode the prompts: (B, 1, D), negatives first when guiding (2B, 1, D); and the attributes of a UNet
         # that takes them, from the prompts' nearest caption anchors
-        unet_embeds, labels = self.prepare_prompt_embeds(
+        unet_embeds, labels, pictures = self.prepare_prompt_embeds(
             prompt, image, negative_prompt, prompt_embeds, negative_prompt_embeds, num_images_per_prompt, do_cfg, device,
             image_weight,
         )  # fmt: skip
         batch_size = len(labels) * num_images_per_prompt
-        attributes = self.prepare_attributes(unet_embeds, labels, num_images_per_prompt, generator, do_cfg)
+        attributes = self.prepare_attributes(unet_embeds, labels, num_images_per_prompt, generator, do_cfg, pictures)
 
         # 3. Timesteps: a private scheduler instance per call, so concurrent calls never share its state.
         scheduler = self._call_scheduler()

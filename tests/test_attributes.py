@@ -84,7 +84,7 @@ def test_a_model_with_attributes_takes_them_from_its_anchors_and_round_trips(tmp
     with_attributes = _basecolor(pipe, "red bricks", 0)
     assert not torch.allclose(plain, with_attributes, atol=1e-4)
     assert torch.equal(with_attributes, _basecolor(pipe, "red bricks", 0))  # deterministic by seed
-    embeds, labels = pipe.prepare_prompt_embeds(["red bricks", ""], None, None, None, None, 1, True, torch.device("cpu"))
+    embeds, labels, _ = pipe.prepare_prompt_embeds(["red bricks", ""], None, None, None, None, 1, True, torch.device("cpu"))
     attributes = pipe.prepare_attributes(embeds, labels, 1, [torch.Generator().manual_seed(s) for s in (0, 1)], True)
     assert attributes.shape == (4, 6) and not attributes[[0, 1, 3]].any()  # the negatives and the empty prompt: none
     assert attributes[2, :3].sum() == 1  # "red bricks": a one-hot family
