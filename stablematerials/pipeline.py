@@ -770,7 +770,7 @@ class StableMaterialsPipeline(DiffusionPipeline):
         do_cfg = (not self.is_student) and guidance_scale > 1.0
 
         # 2. Encode the prompts: (B, 1, D), negatives first when guiding (2B, 1, D); and the attributes of a UNet
-        # that takes them, from the prompts' nearest caption anchors
+        # that takes them, from the prompts' nearest caption anchors (an image prompt's colour from its picture)
         unet_embeds, labels, pictures = self.prepare_prompt_embeds(
             prompt, image, negative_prompt, prompt_embeds, negative_prompt_embeds, num_images_per_prompt, do_cfg, device,
             image_weight,
