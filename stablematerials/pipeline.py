@@ -590,7 +590,8 @@ class StableMaterialsPipeline(DiffusionPipeline):
         """The attributes (`stablematerials.attributes`) of a UNet that takes them, in the layout of `unet_embeds`:
         (B n, A), or (2 B n, A) with the negatives' (zeros) first when guiding; None for other UNets. Each item
         takes those of one of its prompt's nearest caption anchors, chosen by its seed; an empty text prompt, or a
-        model without attributes in its anchor bank, gives zeros (what the UNet was trained on as "none"). With the
+        model without attributes in its anchor bank, gives zeros (what the UNet was trained on as "none"); given
+        `prompt_embeds` (label "<embedding>") take their nearest anchors' like text, even the empty text's. With the
         model's `image_color_fit`, an image prompt's item (`pictures[b]` not None) takes its picture's estimated
         colour instead of the anchor's."""
         width = attribute_input_width(self.unet)
