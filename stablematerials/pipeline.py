@@ -158,7 +158,8 @@ class StableMaterialsPipeline(DiffusionPipeline):
                                 image_anchor_weight=None if image_anchor_weight is None else float(image_anchor_weight),
                                 color_smoothing=None if color_smoothing is None else float(color_smoothing),
                                 attribute_families=None if attribute_families is None else list(attribute_families),
-                                image_color_fit=None if image_color_fit is None else [list(map(float, r)) for r in image_color_fit])  # fmt: skip
+                                image_color_fit=None if image_color_fit is None
+                                else [list(map(float, row)) for row in image_color_fit])  # fmt: skip
         self.caption_anchors: torch.Tensor | None = None  # (N, D) training-caption embeddings: `set_caption_anchors`
         self.anchor_attributes: tuple[torch.Tensor, torch.Tensor] | None = None  # their families (N,), colours (N, 3)
         self.register_modules(
@@ -606,11 +607,11 @@ class StableMaterialsPipeline(DiffusionPipeline):
             named = torch.tensor([bool(labels[b // num_images_per_prompt].strip()) for b in range(count)], device=cond.device)
             attributes = torch.where(named[:, None], picked, attributes)
             fit = self.config.get("image_color_fit")
-            item_pictures = [(pictures or [None] * len(labels))[b // num_images_per_prompt] for b in range(count)]
-            shown = [b for b, picture in enumerate(item_pictures) if picture is not None and fit is not None]
-            if shown:
-                colors = picture_basecolors([item_pictures[b] for b in shown], fit)  # (S, 3) sRGB
-                attributes[shown, -COLOR_ENTRIES:] = (colors * 2 - 1).to(attributes.device)  # model space
+            shown = [i for i, picture in enumerate(pictures or []) if picture is not None]  # image prompts alone
+            if fit is not None and shown:
+                colors = picture_basecolors([pictures[i] for i in shown], fit) * 2 - 1  # (S, 3) model space
+                for row, i in enumerate(shown):  # each prompt's num_images_per_prompt items
+                    attributes[i * num_images_per_prompt:(i + 1) * num_images_per_prompt, -COLOR_ENTRIES:] = colors[row]
         if do_classifier_free_guidance:
             attributes = torch.cat([torch.zeros_like(attributes), attributes])
         return attributes.to(self.unet.dtype)

@@ -241,9 +241,8 @@ def test_the_default_model_build_skips_finished_stages_and_names_a_failed_one(tm
 
 
 def test_decoder_only_training_keeps_the_encoder_its_latents_and_their_normalisation(cache: dict[str, Path]) -> None:
-    from training_helpers import make_dataset
-
     from training import train_vae
+    from training_helpers import make_dataset
 
     root = cache["root"]
     data = make_dataset(root / "materials", per_family=1, size=32)
@@ -263,13 +262,7 @@ def test_decoder_only_training_keeps_the_encoder_its_latents_and_their_normalisa
 
 @pytest.mark.parametrize("name", ["vae_v3", "latents_v3", "ldm_v3", "lcm_v3"])
 def test_the_default_model_recipe_configs_are_valid(name: str) -> None:
-    from training.config import (
-        LatentCacheConfig,
-        LCMConfig,
-        LDMConfig,
-        VAEConfig,
-        parse_config,
-    )
+    from training.config import LatentCacheConfig, LCMConfig, LDMConfig, VAEConfig, parse_config
 
     cls = {"vae_v3": VAEConfig, "latents_v3": LatentCacheConfig, "ldm_v3": LDMConfig, "lcm_v3": LCMConfig}[name]
     cfg = parse_config(cls, ["--config", str(Path(__file__).resolve().parents[1] / "training" / "configs" / f"{name}.yaml")])

@@ -60,9 +60,9 @@ def _picture_attribute_pipeline(fit):
     return pipe
 
 
-def _attributes(pipe, prompt, image=None) -> torch.Tensor:
-    embeds, labels, pictures = pipe.prepare_prompt_embeds(prompt, image, None, None, None, 1, False, torch.device("cpu"), 0.5)
-    return pipe.prepare_attributes(embeds, labels, 1, torch.Generator().manual_seed(0), False, pictures)
+def _attributes(pipe, prompt, image=None, n: int = 1) -> torch.Tensor:
+    embeds, labels, pictures = pipe.prepare_prompt_embeds(prompt, image, None, None, None, n, False, torch.device("cpu"), 0.5)
+    return pipe.prepare_attributes(embeds, labels, n, torch.Generator().manual_seed(0), False, pictures)
 
 
 def test_an_image_prompt_takes_its_pictures_colour_and_words_keep_the_anchors(tmp_path: Path) -> None:
@@ -75,6 +75,9 @@ def test_an_image_prompt_takes_its_pictures_colour_and_words_keep_the_anchors(tm
     np.testing.assert_allclose(a[2, 3:], [-1.0, -0.6, 0.6], atol=1e-3)
     np.testing.assert_allclose(a[1, 3:], [-0.5] * 3)  # a text prompt: its anchor's colour
     assert all(a[i, :3].sum() == 1 for i in range(3))  # the family still comes from the anchors
+    two = _attributes(pipe, ["red bricks", red], n=2)  # two items per prompt: the picture's are the last two
+    np.testing.assert_allclose(two[2:, 3:], a[[0, 0], 3:])
+    np.testing.assert_allclose(two[:2, 3:], [[-0.5] * 3] * 2)
     mixed = _attributes(pipe, "blue", red)  # a text and a picture together: the words may name another colour
     np.testing.assert_allclose(mixed[0, 3:], [-0.5] * 3)
 
