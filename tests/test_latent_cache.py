@@ -16,6 +16,7 @@ from stablematerials.pipeline import StableMaterialsPipeline
 from stablematerials.procedural.dataset import split_of
 from training import distill_lcm, encode_latents, train_ldm
 from training.config import DiffusionConfig
+from training.models import build_train_scheduler
 from training.data import LatentDataset, vae_digest
 
 @pytest.fixture(scope="module")
@@ -146,17 +147,39 @@ def test_teacher_and_student_train_on_the_cache_with_zero_terminal_snr(cache: di
     assert m.size == (16, 16) and torch.isfinite(torch.from_numpy(m.basecolor)).all()
 
 
-def test_a_scale_shift_teacher_trains_with_min_snr_plus_one_and_distils_to_a_low_rank_student(cache: dict[str, Path]) -> None:
+def test_a_shifted_schedule_lowers_every_log_snr_and_keeps_zero_terminal_snr() -> None:
+    from diffusers import DDPMScheduler
+
+    cfg = DiffusionConfig(prediction_type="v_prediction", rescale_betas_zero_snr=True)
+    base = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, rescale_betas_zero_snr=True)
+    assert torch.equal(build_train_scheduler(cfg).alphas_cumprod, base.alphas_cumprod)  # 0: the schedule as is
+    cfg.logsnr_shift = 2.0
+    cfg.check()
+    ab, ab0 = build_train_scheduler(cfg).alphas_cumprod.double(), base.alphas_cumprod.double()
+    assert ab[-1] == 0 and (ab[1:] < ab[:-1]).all()  # still pure noise at t = T, still decreasing
+    shift = torch.log(ab0[:-1] / (1 - ab0[:-1])) - torch.log(ab[:-1] / (1 - ab[:-1]))
+    assert torch.allclose(shift, torch.full_like(shift, 2.0), atol=1e-3)
+    with pytest.raises(ValueError, match="logsnr_shift"):
+        DiffusionConfig(logsnr_shift=float("nan")).check()
+
+
+def test_a_scale_shift_teacher_on_a_shifted_schedule_trains_with_min_snr_plus_one_and_distils_to_a_low_rank_student(
+    cache: dict[str, Path],
+) -> None:
     from stablematerials.lora_student import FILE, load_lora_student
 
     root = cache["root"] / "scale_shift"
     args = ["--output_dir", str(root / "ldm"), "--vae", str(cache["vae"]), "--text_encoder", str(cache["text"]),
             "--data.latents", str(cache["latents"]), "--diffusion.prediction_type=v_prediction",
-            "--diffusion.rescale_betas_zero_snr=true", "--diffusion.snr_gamma=5", "--diffusion.snr_plus_one=true",
-            "--train.max_steps=2", "--sample.steps=2", "--model.scale_shift=true", *UNET_MODEL, *LOOP]  # fmt: skip
+            "--diffusion.rescale_betas_zero_snr=true", "--diffusion.logsnr_shift=1.5", "--diffusion.snr_gamma=5",
+            "--diffusion.snr_plus_one=true", "--train.max_steps=2", "--sample.steps=2", "--model.scale_shift=true",
+            *UNET_MODEL, *LOOP]  # fmt: skip
     assert train_ldm.main(args) == 0
     pipe = StableMaterialsPipeline.from_pretrained(root / "ldm" / "model")
     assert pipe.unet.config.resnet_time_scale_shift == "scale_shift"
+    shifted = build_train_scheduler(DiffusionConfig(prediction_type="v_prediction", rescale_betas_zero_snr=True, logsnr_shift=1.5))
+    assert torch.allclose(pipe.scheduler.alphas_cumprod, shifted.alphas_cumprod)  # the sampler loads the shifted schedule
+    assert pipe.scheduler.config.timestep_spacing == "trailing"
     block = pipe.unet.down_blocks[0].resnets[0]
     assert block.time_emb_proj.out_features == 2 * block.conv1.out_channels  # a scale and a shift per channel
     losses = [json.loads(line)["diffusion"] for line in (root / "ldm" / "losses.jsonl").read_text().splitlines()]
@@ -171,6 +194,7 @@ def test_a_scale_shift_teacher_trains_with_min_snr_plus_one_and_distils_to_a_low
     student = StableMaterialsPipeline.from_pretrained(folder, student=True)
     teacher = StableMaterialsPipeline.from_pretrained(folder).unet
     assert student.is_student and student.unet.config.resnet_time_scale_shift == "scale_shift"
+    assert torch.allclose(student.scheduler.alphas_cumprod, shifted.alphas_cumprod)  # distilled and sampled on it too
     assert student.unet.time_embedding.cond_proj.weight.abs().sum() > 0  # the guidance projection trained
     conv = "down_blocks.0.resnets.0.conv1.weight"
     delta = (student.unet.state_dict()[conv] - teacher.state_dict()[conv]).flatten(1)
@@ -260,13 +284,18 @@ def test_decoder_only_training_keeps_the_encoder_its_latents_and_their_normalisa
         train_vae.main(["--output_dir", str(root / "x"), "--decoder_only=true"])
 
 
-@pytest.mark.parametrize("name", ["vae_v3", "latents_v3", "ldm_v3", "lcm_v3"])
-def test_the_default_model_recipe_configs_are_valid(name: str) -> None:
+RECIPES = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "training" / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_the_training_recipe_configs_are_valid(name: str) -> None:
+    from training.capture_config import CaptureConfig
     from training.config import LatentCacheConfig, LCMConfig, LDMConfig, VAEConfig, parse_config
 
-    cls = {"vae_v3": VAEConfig, "latents_v3": LatentCacheConfig, "ldm_v3": LDMConfig, "lcm_v3": LCMConfig}[name]
+    kinds = {"vae": VAEConfig, "latents": LatentCacheConfig, "ldm": LDMConfig, "lcm": LCMConfig, "capture": CaptureConfig}
+    cls = kinds[name.split("_")[0]]
     cfg = parse_config(cls, ["--config", str(Path(__file__).resolve().parents[1] / "training" / "configs" / f"{name}.yaml")])
-    if name in ("ldm_v3", "lcm_v3"):  # whole-material crops of cached latents, at the 512 px scale
+    if name.startswith(("ldm_v", "lcm_v")):  # the default model's: whole-material crops of cached latents, at 512 px scale
         assert cfg.data.latents and cfg.data.crop_size == 256
 
 

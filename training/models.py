@@ -168,9 +168,22 @@ def build_student(teacher: UNet2DConditionModel, time_cond_proj_dim: int) -> UNe
     return student
 
 
+def shifted_betas(alphas_cumprod: torch.Tensor, shift: float) -> torch.Tensor:
+    """Betas of the schedule whose log-SNR is `alphas_cumprod`'s minus `shift` at every timestep (T,) -> (T,).
+
+    The shifted schedule of simple diffusion (Hoogeboom et al. 2023, arXiv 2301.11093, Sec. 3.1): log SNR'(t) =
+    log SNR(t) - shift, i.e. alpha_bar' = sigmoid(logit(alpha_bar) - shift). A zero terminal SNR stays zero (the
+    last beta is 1)."""
+    ab = alphas_cumprod.double().clamp(0.0, 1.0)
+    shifted = torch.sigmoid(torch.logit(ab) - shift)  # logit(0) = -inf -> 0
+    previous = torch.cat([torch.ones(1, dtype=shifted.dtype), shifted[:-1]])
+    return (1.0 - shifted / previous).clamp(0.0, 1.0)
+
+
 def build_train_scheduler(cfg: DiffusionConfig) -> DDPMScheduler:
-    """The forward-process schedule used for training."""
-    return DDPMScheduler(
+    """The forward-process schedule used for training (shifted by `cfg.logsnr_shift` into `trained_betas`, which the
+    saved scheduler configs carry, so samplers load the same schedule)."""
+    scheduler = DDPMScheduler(
         num_train_timesteps=cfg.num_train_timesteps,
         beta_schedule=cfg.beta_schedule,
         beta_start=cfg.beta_start,
@@ -179,6 +192,10 @@ def build_train_scheduler(cfg: DiffusionConfig) -> DDPMScheduler:
         clip_sample=False,
         rescale_betas_zero_snr=cfg.rescale_betas_zero_snr,
     )
+    if not cfg.logsnr_shift:
+        return scheduler
+    betas = shifted_betas(scheduler.alphas_cumprod, cfg.logsnr_shift).tolist()
+    return DDPMScheduler.from_config(scheduler.config, trained_betas=betas)
 
 
 def inference_scheduler(train_scheduler: DDPMScheduler) -> DDIMScheduler:
