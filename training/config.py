@@ -420,7 +420,7 @@ class DiffusionConfig:
     rescale_betas_zero_snr: bool = False
     # Shift the schedule's log-SNR down by this much at every step (simple diffusion, Hoogeboom et al. 2023), so more
     # of the steps fall where a layout is still undecided. Measured on the v3 latent cache (27 channels, 256 px
-    # crops): the channels move together (top principal component 15x a channel's power), so an 8x8-cell layout is
+    # crops): the channels move together (top principal component 14x a channel's power), so an 8x8-cell layout is
     # decided in the noisiest 17 % of the timesteps and the crop's mean colour in the noisiest 2.4 %; a shift of 2
     # makes that 33 % and 5.8 %. 0: the schedule as is.
     logsnr_shift: float = 0.0
