@@ -16,8 +16,9 @@ from stablematerials.pipeline import StableMaterialsPipeline
 from stablematerials.procedural.dataset import split_of
 from training import distill_lcm, encode_latents, train_ldm
 from training.config import DiffusionConfig
-from training.models import build_train_scheduler
 from training.data import LatentDataset, vae_digest
+from training.models import build_train_scheduler
+
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> dict[str, Path]:

@@ -421,8 +421,8 @@ class DiffusionConfig:
     # Shift the schedule's log-SNR down by this much at every step (simple diffusion, Hoogeboom et al. 2023), so more
     # of the steps fall where a layout is still undecided. Measured on the v3 latent cache (27 channels, 256 px
     # crops): the channels move together (top principal component 14x a channel's power), so an 8x8-cell layout is
-    # decided in the noisiest 17 % of the timesteps and the crop's mean colour in the noisiest 2.4 %; a shift of 2
-    # makes that 33 % and 5.8 %. 0: the schedule as is.
+    # still open (effective SNR < 1) only in the noisiest 17 % of the timesteps and the crop's mean colour only in the
+    # noisiest 2.4 %; a shift of 2 makes that 33 % and 5.8 % (default_model_v3_diagnosis.md, section 10). 0: as is.
     logsnr_shift: float = 0.0
     snr_gamma: float = 5.0  # Min-SNR loss weighting (Hang et al. 2023, arXiv 2303.09556); 0 turns it off
     # Min-SNR on snr + 1 instead of snr: the x0 error's weight is min(snr + 1, gamma), so the nearly clean steps
